@@ -1,0 +1,58 @@
+# labelcast — `make demo` and `make test` do the whole set-up from a fresh clone.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+FASHION := /usr/share/datasets/fashion-mnist
+# torch is pinned: the plain name pulls a multi-GB CUDA build; 2.13.0 is the CPU wheel here.
+TORCH := torch==2.13.0
+
+.PHONY: setup data demo demo-digits test lint format bench fuzz clean
+
+setup: $(STAMP) data
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e '.[sender,receiver,demo,dev]'
+	touch $(STAMP)
+
+data:
+	@if [ ! -d $(FASHION) ]; then \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	    echo "installing dataset-fashion-mnist (Debian package)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist) >/dev/null; \
+	  else \
+	    echo "Fashion-MNIST is missing: run 'sudo apt-get install dataset-fashion-mnist' (or set LABELCAST_FASHION_DIR)"; exit 1; \
+	  fi; \
+	fi
+
+demo: setup
+	$(BIN)/labelcast demo --scenario fashion
+
+demo-digits: setup
+	$(BIN)/labelcast demo --scenario digits
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest -q -x -p no:cacheprovider
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: setup
+	$(BIN)/python benchmarks/codec.py --json out/bench/codec.json
+	$(BIN)/python benchmarks/link.py --json out/bench/link.json
+
+fuzz: setup
+	$(BIN)/python benchmarks/fuzz.py --cases 1000000
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .ruff_cache

@@ -1,0 +1,38 @@
+"""The contract both ends agree on bit for bit: payload, coders, keys, frames, manifest."""
+
+from .errors import *  # noqa: F403
+from .errors import __all__ as _errors
+from .framing import Reassembler, make_frames
+from .indexset import decode_indices, encode_indices, log2_binomial, segments_from_groups
+from .keys import TrustSet, generate_keypair, key_id, load_private_key, load_public_key
+from .labels import decode_labels, encode_labels
+from .manifest import Manifest, ReferenceStore, merkle_root
+from .payload import Header, Payload, build_payload, open_payload, peek_header
+from .softlabels import SoftLabels, soft_from_probs
+
+__all__ = [
+    *_errors,
+    "Reassembler",
+    "make_frames",
+    "encode_indices",
+    "decode_indices",
+    "log2_binomial",
+    "segments_from_groups",
+    "encode_labels",
+    "decode_labels",
+    "TrustSet",
+    "generate_keypair",
+    "key_id",
+    "load_private_key",
+    "load_public_key",
+    "Manifest",
+    "ReferenceStore",
+    "merkle_root",
+    "Header",
+    "Payload",
+    "build_payload",
+    "open_payload",
+    "peek_header",
+    "SoftLabels",
+    "soft_from_probs",
+]

@@ -1,0 +1,320 @@
+"""Frames: cut a signed payload to the link's MTU, with a k-of-m erasure code.
+
+The payload is split into D data blocks of B bytes (the last zero-padded) and P
+parity blocks are added (by default ``ceil(D·overhead/100)``; the sender may
+spend spare budget on more). Blocks are dealt round-robin into
+S = ceil((D+P)/254) stripes (data block b goes to stripe b mod S; parity is
+shared out evenly) so a burst of losses hits every stripe a little. Each stripe
+is a zfec Reed–Solomon k-of-m code (m ≤ 256): *any* k of its m blocks rebuild
+it. Frames are sent stripe-interleaved.
+
+Frame layout (little-endian)::
+
+    1        magic/version 0xA1
+    4        payload id: first 4 bytes of SHA-256 of the payload
+    uvarint  payload length L (≤ 64 MiB)
+    uvarint  P, parity blocks in all (≤ 65,536)
+    2        frame number (in transmission order; at most 65,536 frames per payload)
+    B        block
+    4        CRC-32 of every byte above (a corrupted frame is dropped, never trusted)
+
+B is the frame size minus the header; all frames of a payload have one size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import zfec
+
+from ._wire import Reader, Writer
+from .errors import DecodeError, FrameError, IncompleteError, StorageError
+
+__all__ = ["FrameLayout", "make_frames", "parse_frame", "Reassembler", "write_frames", "read_frames_dir", "FrameInfo"]
+
+FRAME_MAGIC = 0xA1
+MAX_PAYLOAD = 64 << 20
+MAX_FRAME = 1 << 20
+MIN_BLOCK = 8
+
+
+MAX_FRAMES = 1 << 16
+
+
+def _header_len(length: int, parity: int) -> int:
+    w = Writer()
+    w.uvarint(length)
+    w.uvarint(parity)
+    return 1 + 4 + len(w.getvalue()) + 2
+
+
+@dataclass(frozen=True)
+class FrameLayout:
+    """Everything both ends derive from (L, B, P)."""
+
+    length: int
+    block: int
+    parity: int
+
+    @property
+    def data_blocks(self) -> int:
+        return max(1, math.ceil(self.length / self.block))
+
+    @property
+    def stripes(self) -> int:
+        return max(1, math.ceil((self.data_blocks + self.parity) / 254))
+
+    def stripe_k(self, s: int) -> int:
+        d, st = self.data_blocks, self.stripes
+        return d // st + (1 if s < d % st else 0)
+
+    def stripe_m(self, s: int) -> int:
+        p, st = self.parity, self.stripes
+        return self.stripe_k(s) + p // st + (1 if s < p % st else 0)
+
+    @property
+    def total_frames(self) -> int:
+        return self.data_blocks + self.parity
+
+    def order(self) -> list[tuple[int, int]]:
+        """(stripe, block number within stripe) for each frame number."""
+        ms = [self.stripe_m(s) for s in range(self.stripes)]
+        return [(s, j) for j in range(max(ms)) for s in range(self.stripes) if j < ms[s]]
+
+
+def layout_for(length: int, frame_size: int, overhead: int = 25, parity: int | None = None) -> FrameLayout:
+    """Layout of a payload in frames of ``frame_size``; ``parity`` overrides ``overhead``."""
+    if length <= 0 or length > MAX_PAYLOAD:
+        raise ValueError("payload length out of range")
+    if parity is None:
+        if not 0 <= overhead <= 1000:
+            raise ValueError("overhead must be 0..1000 parity frames per 100 data frames")
+        block = frame_size - 4 - _header_len(length, 0)
+        d = max(1, math.ceil(length / max(block, 1)))
+        parity = math.ceil(d * overhead / 100)
+    if parity < 0:
+        raise ValueError("parity must be non-negative")
+    block = frame_size - 4 - _header_len(length, parity)
+    if block < MIN_BLOCK:
+        raise ValueError(f"frame size {frame_size} leaves no room for data; use a link with larger frames")
+    lay = FrameLayout(length, block, parity)
+    if lay.total_frames > MAX_FRAMES:
+        raise ValueError(
+            f"a {length}-byte payload needs {lay.total_frames} frames of {frame_size} B; the limit is {MAX_FRAMES}"
+        )
+    return lay
+
+
+def make_frames(payload: bytes, frame_size: int, overhead: int = 25, parity: int | None = None) -> list[bytes]:
+    """Cut ``payload`` into frames of exactly ``frame_size`` bytes."""
+    lay = layout_for(len(payload), frame_size, overhead, parity)
+    pid = hashlib.sha256(payload).digest()[:4]
+    padded = payload + b"\0" * (lay.data_blocks * lay.block - len(payload))
+    blocks = [padded[i * lay.block : (i + 1) * lay.block] for i in range(lay.data_blocks)]
+    coded: dict[tuple[int, int], bytes] = {}
+    for s in range(lay.stripes):
+        mine = tuple(blocks[s :: lay.stripes])
+        k, m = len(mine), lay.stripe_m(s)
+        out = zfec.Encoder(k, m).encode(mine) if m > k else list(mine)
+        for j, b in enumerate(out):
+            coded[(s, j)] = bytes(b)
+    frames = []
+    for no, key in enumerate(lay.order()):
+        w = Writer()
+        w.u8(FRAME_MAGIC)
+        w.raw(pid)
+        w.uvarint(lay.length)
+        w.uvarint(lay.parity)
+        w.u16(no)
+        w.raw(coded[key])
+        body = w.getvalue()
+        frames.append(body + zlib.crc32(body).to_bytes(4, "little"))
+    return frames
+
+
+@dataclass(frozen=True)
+class FrameInfo:
+    payload_id: bytes
+    layout: FrameLayout
+    number: int
+    block: bytes
+
+
+def parse_frame(frame: bytes) -> FrameInfo:
+    """Check a frame's CRC and header; raises FrameError when it must be dropped."""
+    if len(frame) > MAX_FRAME or len(frame) < 12:
+        raise FrameError(f"frame of {len(frame)} bytes is not a labelcast frame")
+    body, crc = frame[:-4], frame[-4:]
+    if zlib.crc32(body).to_bytes(4, "little") != crc:
+        raise FrameError("frame checksum mismatch (corrupted on the link); dropped")
+    r = Reader(body, "frame")
+    try:
+        if r.u8() != FRAME_MAGIC:
+            raise FrameError("not a labelcast frame (bad magic)")
+        pid = r.raw(4)
+        length = r.uvarint(limit=MAX_PAYLOAD, name="payload length")
+        parity = r.uvarint(limit=MAX_FRAMES, name="parity")
+        no = r.u16()
+    except FrameError:
+        raise
+    except DecodeError as e:
+        raise FrameError(f"malformed frame header: {e}") from e
+    block = r.raw(r.remaining())
+    if length == 0 or len(block) < MIN_BLOCK:
+        raise FrameError("malformed frame header")
+    lay = FrameLayout(length, len(block), parity)
+    if lay.total_frames > MAX_FRAMES or no >= lay.total_frames:
+        raise FrameError(f"frame number {no} beyond the {lay.total_frames} frames of its payload")
+    return FrameInfo(pid, lay, no, block)
+
+
+@dataclass
+class _Pending:
+    layout: FrameLayout
+    blocks: dict[int, dict[int, bytes]] = field(default_factory=dict)  # stripe -> {blocknum: bytes}
+    seen: int = 0
+
+
+class Reassembler:
+    """Collects frames of any number of payloads, in any order, with duplicates and junk."""
+
+    def __init__(self) -> None:
+        self._p: dict[bytes, _Pending] = {}
+        self.dropped = 0
+        self.duplicates = 0
+
+    def add(self, frame: bytes) -> bytes | None:
+        """Add one frame; returns the payload id it belongs to, or None if dropped."""
+        try:
+            info = parse_frame(frame)
+        except FrameError:
+            self.dropped += 1
+            return None
+        p = self._p.get(info.payload_id)
+        if p is None:
+            p = self._p[info.payload_id] = _Pending(info.layout)
+        elif p.layout != info.layout:
+            self.dropped += 1  # same id, other layout: a collision or a forgery; ignore
+            return None
+        s, j = info.layout.order()[info.number]
+        st = p.blocks.setdefault(s, {})
+        if j in st:
+            self.duplicates += 1
+        st[j] = info.block
+        p.seen += 1
+        return info.payload_id
+
+    def payload_ids(self) -> list[bytes]:
+        return list(self._p)
+
+    def missing(self, pid: bytes) -> int:
+        p = self._p[pid]
+        lay = p.layout
+        return sum(max(0, lay.stripe_k(s) - len(p.blocks.get(s, {}))) for s in range(lay.stripes))
+
+    def status(self, pid: bytes) -> dict:
+        p = self._p[pid]
+        lay = p.layout
+        return {
+            "payload_id": pid.hex(),
+            "payload_bytes": lay.length,
+            "frames_total": lay.total_frames,
+            "frames_received": sum(len(b) for b in p.blocks.values()),
+            "frames_needed_more": self.missing(pid),
+        }
+
+    def complete(self, pid: bytes) -> bool:
+        return self.missing(pid) == 0
+
+    def payload(self, pid: bytes | None = None) -> bytes:
+        """Rebuild a payload; IncompleteError says how many more frames are needed."""
+        if pid is None:
+            if not self._p:
+                raise IncompleteError("no valid frame received yet", needed=0)
+            ready = [q for q in self._p if self.complete(q)]
+            if len(self._p) > 1 and not ready:
+                raise IncompleteError(
+                    f"frames of {len(self._p)} payloads received; none complete "
+                    f"(need {min(self.missing(q) for q in self._p)} more frames at least)",
+                    needed=min(self.missing(q) for q in self._p),
+                )
+            if len(ready) > 1:
+                raise FrameError(
+                    f"frames of {len(ready)} complete payloads are mixed; pass one payload id "
+                    f"({', '.join(q.hex() for q in ready)})"
+                )
+            pid = ready[0] if ready else next(iter(self._p))
+        p = self._p[pid]
+        lay = p.layout
+        need = self.missing(pid)
+        if need:
+            raise IncompleteError(
+                f"payload {pid.hex()} needs {need} more frame(s) "
+                f"({self.status(pid)['frames_received']} of {lay.total_frames} received)",
+                needed=need,
+            )
+        stripes = []
+        for s in range(lay.stripes):
+            k, m = lay.stripe_k(s), lay.stripe_m(s)
+            have = p.blocks[s]
+            nums = sorted(have)[:k]
+            if nums == list(range(k)):
+                stripes.append([have[i] for i in range(k)])
+            else:
+                dec = zfec.Decoder(k, m)
+                stripes.append([bytes(b) for b in dec.decode(tuple(have[i] for i in nums), tuple(nums))])
+        blocks = [b""] * lay.data_blocks
+        for s in range(lay.stripes):
+            for j, b in enumerate(stripes[s]):
+                blocks[j * lay.stripes + s] = b
+        data = b"".join(blocks)
+        tail = data[lay.length :]
+        data = data[: lay.length]
+        if tail.strip(b"\0") or hashlib.sha256(data).digest()[:4] != pid:
+            raise FrameError(f"payload {pid.hex()} rebuilt from frames does not match its id; frames were forged")
+        return data
+
+
+def write_frames(frames: Iterable[bytes], out_dir: str | os.PathLike) -> list[Path]:
+    """One file per frame, each written atomically (tmp + rename)."""
+    out = Path(out_dir)
+    paths = []
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for f in frames:
+            info = parse_frame(f)
+            p = out / f"{info.payload_id.hex()}-{info.number:06d}.lcf"
+            tmp = p.with_suffix(".tmp")
+            tmp.write_bytes(f)
+            os.replace(tmp, p)
+            paths.append(p)
+    except OSError as e:
+        raise StorageError(f"cannot write frames to {out}: {e.strerror}") from e
+    return paths
+
+
+def read_frames_dir(path: str | os.PathLike) -> list[bytes]:
+    p = Path(path)
+    try:
+        return [f.read_bytes() for f in sorted(p.iterdir()) if f.is_file() and f.suffix == ".lcf"]
+    except OSError as e:
+        raise StorageError(f"cannot read frames from {p}: {e.strerror}") from e
+
+
+def frames_to_stream(frames: Iterable[bytes]) -> bytes:
+    return b"".join(len(f).to_bytes(2, "little") + f for f in frames)
+
+
+def frames_from_stream(data: bytes) -> list[bytes]:
+    out, i = [], 0
+    while i + 2 <= len(data):
+        n = int.from_bytes(data[i : i + 2], "little")
+        out.append(data[i + 2 : i + 2 + n])
+        i += 2 + n
+    return out

@@ -1,0 +1,306 @@
+"""Reference store and manifest: the artifact both ends hold.
+
+A reference store is a folder::
+
+    store.json      shape, dtype, source and build options (informational)
+    items.u8        N × H × W × C uint8, row i = item i in canonical order (memory-mapped)
+    manifest.lcm    binary manifest (below)
+    provenance.lcp  per item: source path and SHA-256 of the source file (optional)
+
+``manifest.lcm`` (little-endian)::
+
+    4   magic b"LCMF"     1  version (1)     1  hash algorithm (1 = SHA-256)
+    8   N                 4  item bytes      1  ndim, then 4 × ndim item shape
+    4   G group count, then G × blob group name (uvarint length + UTF-8)
+    N × 32   item hashes (SHA-256 of the item's bytes in items.u8)
+    N × 4    group id per item
+    32       Merkle root over the item hashes
+    32       SHA-256 of every byte above (the manifest's own integrity)
+
+Merkle root: leaves are the item hashes; they are cut into chunks of 4,096
+(the last may be shorter) and each chunk is hashed as ``SHA-256(0x01 || leaves)``;
+chunk hashes are then combined pairwise with ``SHA-256(0x02 || left || right)``,
+an odd one promoted unchanged, until one remains. ``SHA-256(0x00 || N as u64)``
+is the root of an empty set. The fan-out keeps the root O(N) bytes of hashing at
+14M items while a chunk's inclusion proof stays short.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from ._wire import Reader, Writer
+from .errors import DecodeError, LimitError, ReferenceMismatchError, StorageError
+from .indexset import segments_from_groups
+
+__all__ = ["Manifest", "ReferenceStore", "merkle_root", "hash_items", "write_manifest", "ItemProblem"]
+
+MAGIC = b"LCMF"
+VERSION = 1
+HASH_SHA256 = 1
+CHUNK = 4096
+MAX_ITEMS = (1 << 32) - 1
+MAX_ITEM_BYTES = 1 << 26
+MAX_GROUPS = 1 << 24
+
+
+def hash_items(rows: np.ndarray) -> np.ndarray:
+    """SHA-256 of each row of a (n, ...) uint8 array → (n, 32) uint8."""
+    n = rows.shape[0]
+    flat = np.ascontiguousarray(rows).reshape(n, -1)
+    out = np.empty((n, 32), dtype=np.uint8)
+    sha = hashlib.sha256
+    for i in range(n):
+        out[i] = np.frombuffer(sha(flat[i].data).digest(), dtype=np.uint8)
+    return out
+
+
+def merkle_root(hashes: np.ndarray) -> bytes:
+    n = int(hashes.shape[0])
+    if n == 0:
+        return hashlib.sha256(b"\x00" + n.to_bytes(8, "little")).digest()
+    level = [
+        hashlib.sha256(b"\x01" + np.ascontiguousarray(hashes[i : i + CHUNK]).tobytes()).digest()
+        for i in range(0, n, CHUNK)
+    ]
+    while len(level) > 1:
+        nxt = [hashlib.sha256(b"\x02" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return level[0]
+
+
+def write_manifest(
+    path: str | os.PathLike,
+    hashes: np.ndarray,
+    groups: np.ndarray,
+    group_names: list[str],
+    item_shape: tuple[int, ...],
+) -> bytes:
+    """Write ``manifest.lcm`` atomically; returns the root."""
+    n = int(hashes.shape[0])
+    item_bytes = int(np.prod(item_shape))
+    w = Writer()
+    w.raw(MAGIC)
+    w.u8(VERSION)
+    w.u8(HASH_SHA256)
+    w.u64(n)
+    w.u32(item_bytes)
+    w.u8(len(item_shape))
+    for s in item_shape:
+        w.u32(s)
+    w.u32(len(group_names))
+    for g in group_names:
+        w.blob(g.encode())
+    root = merkle_root(hashes)
+    head = w.getvalue()
+    h = hashlib.sha256(head)
+    hb = np.ascontiguousarray(hashes, dtype=np.uint8).tobytes()
+    gb = np.ascontiguousarray(groups, dtype="<u4").tobytes()
+    for part in (hb, gb, root):
+        h.update(part)
+    tmp = Path(str(path) + ".tmp")
+    try:
+        with open(tmp, "wb") as f:
+            for part in (head, hb, gb, root, h.digest()):
+                f.write(part)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise StorageError(f"cannot write manifest {path}: {e.strerror}") from e
+    return root
+
+
+@dataclass
+class ItemProblem:
+    index: int
+    source: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"item {self.index} ({self.source}): {self.problem}"
+
+
+class Manifest:
+    """A parsed manifest; hashes and groups stay memory-mapped."""
+
+    def __init__(self, path: str | os.PathLike, *, check: bool = True) -> None:
+        self.path = Path(path)
+        try:
+            size = self.path.stat().st_size
+            with open(self.path, "rb") as f:
+                head = f.read(min(size, 1 << 20))
+        except OSError as e:
+            raise ReferenceMismatchError(f"cannot read manifest {self.path}: {e.strerror}") from e
+        r = Reader(head, f"manifest {self.path}")
+        try:
+            if r.raw(4) != MAGIC:
+                raise DecodeError(f"{self.path} is not a labelcast manifest")
+            if r.u8() != VERSION or r.u8() != HASH_SHA256:
+                raise DecodeError(f"{self.path}: unsupported manifest version or hash")
+            self.n = r.u64()
+            self.item_bytes = r.u32()
+            ndim = r.u8()
+            if self.n > MAX_ITEMS or self.item_bytes > MAX_ITEM_BYTES or not 1 <= ndim <= 4:
+                raise LimitError(f"{self.path}: declared sizes exceed the limits")
+            self.item_shape = tuple(r.u32() for _ in range(ndim))
+            g = r.u32()
+            if g > MAX_GROUPS:
+                raise LimitError(f"{self.path}: too many groups")
+            self.group_names = [r.blob(4096, "group name").decode("utf-8", "replace") for _ in range(g)]
+        except DecodeError as e:
+            raise ReferenceMismatchError(f"manifest {self.path} is damaged: {e}") from e
+        if int(np.prod(self.item_shape)) != self.item_bytes:
+            raise ReferenceMismatchError(f"manifest {self.path} is damaged: item shape and size disagree")
+        self._off = r.pos
+        expect = self._off + self.n * 36 + 64
+        if size != expect:
+            raise ReferenceMismatchError(
+                f"manifest {self.path} is {'truncated' if size < expect else 'too long'} "
+                f"({size} bytes, expected {expect}); copy it again from the ground station"
+            )
+        self.hashes = np.memmap(self.path, dtype=np.uint8, mode="r", offset=self._off, shape=(self.n, 32))
+        self.groups = np.memmap(self.path, dtype="<u4", mode="r", offset=self._off + self.n * 32, shape=(self.n,))
+        with open(self.path, "rb") as f:
+            f.seek(self._off + self.n * 36)
+            self.root = f.read(32)
+            self._self_hash = f.read(32)
+        if self.n and int(self.groups.max()) >= max(len(self.group_names), 1):
+            raise ReferenceMismatchError(f"manifest {self.path} is damaged: group id out of range")
+        if check:
+            self.check()
+
+    def check(self) -> None:
+        """Manifest self-hash and root; cost = one pass over the manifest file."""
+        h = hashlib.sha256()
+        with open(self.path, "rb") as f:
+            remaining = self._off + self.n * 36 + 32
+            while remaining:
+                b = f.read(min(remaining, 8 << 20))
+                if not b:
+                    break
+                h.update(b)
+                remaining -= len(b)
+        if h.digest() != self._self_hash:
+            raise ReferenceMismatchError(f"manifest {self.path} fails its own checksum; it was altered or damaged")
+        if merkle_root(self.hashes) != self.root:
+            raise ReferenceMismatchError(f"manifest {self.path}: item hashes do not match its root")
+
+    @cached_property
+    def segments(self) -> np.ndarray:
+        return segments_from_groups(self.groups)
+
+    @property
+    def sha256(self) -> str:
+        return self._self_hash.hex()
+
+
+class ReferenceStore:
+    """A reference store folder: memory-mapped items plus manifest."""
+
+    def __init__(self, path: str | os.PathLike, *, check: bool = True) -> None:
+        self.path = Path(path)
+        if not (self.path / "manifest.lcm").exists():
+            raise ReferenceMismatchError(f"{self.path} is not a reference store (no manifest.lcm)")
+        self.manifest = Manifest(self.path / "manifest.lcm", check=check)
+        try:
+            self.info = json.loads((self.path / "store.json").read_text())
+        except (OSError, ValueError):
+            self.info = {}
+        items = self.path / "items.u8"
+        m = self.manifest
+        try:
+            size = items.stat().st_size
+        except OSError as e:
+            raise ReferenceMismatchError(f"reference items {items} are missing: {e.strerror}") from e
+        if size != m.n * m.item_bytes:
+            raise ReferenceMismatchError(
+                f"reference items {items} are {size} bytes, the manifest expects {m.n * m.item_bytes} "
+                "(truncated or from another set)"
+            )
+        self.items = (
+            np.memmap(items, dtype=np.uint8, mode="r", shape=(m.n, *m.item_shape))
+            if m.n
+            else np.zeros((0, *m.item_shape), np.uint8)
+        )
+
+    @property
+    def n(self) -> int:
+        return self.manifest.n
+
+    @property
+    def root(self) -> bytes:
+        return self.manifest.root
+
+    def source_of(self, i: int) -> str:
+        prov = self.path / "provenance.lcp"
+        if prov.exists():
+            try:
+                return read_provenance(prov, [i])[0][0]
+            except (OSError, DecodeError, IndexError):
+                pass
+        return f"{self.info.get('source', '?')}#{i}"
+
+    def check_items(self, indices: np.ndarray | None = None, *, chunk: int = 4096, progress=None) -> list[ItemProblem]:
+        """Re-hash the given items (all when None); returns the ones that differ."""
+        idx = np.arange(self.n) if indices is None else np.unique(np.asarray(indices, dtype=np.int64))
+        if idx.size and (idx[0] < 0 or idx[-1] >= self.n):
+            raise ValueError("item index out of range")
+        bad: list[ItemProblem] = []
+        for s in range(0, idx.size, chunk):
+            part = idx[s : s + chunk]
+            try:
+                got = hash_items(self.items[part] if indices is not None else self.items[part[0] : part[-1] + 1])
+            except OSError as e:
+                raise ReferenceMismatchError(f"reference items unreadable near item {int(part[0])}: {e}") from e
+            diff = np.flatnonzero((got != self.manifest.hashes[part]).any(axis=1))
+            bad.extend(ItemProblem(int(part[d]), self.source_of(int(part[d])), "content hash differs") for d in diff)
+            if progress is not None:
+                progress(part.size)
+        return bad
+
+    def require_items(self, indices: np.ndarray) -> None:
+        bad = self.check_items(indices)
+        if bad:
+            shown = "; ".join(str(b) for b in bad[:5])
+            raise ReferenceMismatchError(
+                f"{len(bad)} selected reference item(s) differ from the manifest: {shown}. "
+                "Restore them from the ground copy; nothing was trained."
+            )
+
+
+def write_provenance(path: str | os.PathLike, paths: list[str], source_hashes: np.ndarray) -> None:
+    w = Writer()
+    w.raw(b"LCPV")
+    w.uvarint(len(paths))
+    for p in paths:
+        w.blob(p.encode())
+    w.raw(np.ascontiguousarray(source_hashes, dtype=np.uint8).tobytes())
+    tmp = Path(str(path) + ".tmp")
+    try:
+        tmp.write_bytes(w.getvalue())
+        os.replace(tmp, path)
+    except OSError as e:
+        raise StorageError(f"cannot write {path}: {e.strerror}") from e
+
+
+def read_provenance(path: str | os.PathLike, which: list[int] | None = None) -> list[tuple[str, bytes]]:
+    r = Reader(Path(path).read_bytes(), f"provenance {path}")
+    if r.raw(4) != b"LCPV":
+        raise DecodeError(f"{path} is not a provenance file")
+    n = r.uvarint(limit=MAX_ITEMS, name="item count")
+    names = [r.blob(1 << 16, "path").decode("utf-8", "replace") for _ in range(n)]
+    hashes = r.raw(32 * n)
+    r.end()
+    idx = range(n) if which is None else which
+    return [(names[i], hashes[32 * i : 32 * i + 32]) for i in idx]

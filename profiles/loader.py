@@ -1,0 +1,125 @@
+"""Load link and device profiles.
+
+A profile is a TOML file of known keys; unknown keys and wrong types are errors.
+A name resolves to ``profiles/links/NAME.toml`` or ``profiles/devices/NAME.toml``;
+a path to a ``.toml`` file works too, and may set ``base = "NAME"`` to override
+only what differs from a built-in profile.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10 (JetPack 6)
+    import tomli as tomllib  # type: ignore[no-redef]
+
+__all__ = ["LinkProfile", "DeviceProfile", "ProfileError", "load_link", "load_device", "list_profiles"]
+
+_HERE = Path(__file__).parent
+
+
+class ProfileError(ValueError):
+    """A profile name is unknown or a profile file is malformed."""
+
+
+@dataclass(frozen=True)
+class LinkProfile:
+    name: str
+    description: str = ""
+    frame_bytes: int = 270  # application bytes per frame/message (the frame we build must fit)
+    frame_overhead_bytes: int = 0  # link-layer bytes per frame on air, beyond frame_bytes
+    bit_rate_bps: float = 2400.0  # raw bit rate while transmitting
+    frame_latency_s: float = 0.0  # fixed per-message cost (session set-up, turn-around)
+    duty_cycle: float = 1.0  # fraction of time the transmitter may be on (regulatory)
+    pass_bytes: int = 0  # bytes per contact pass; 0 = continuous link
+    passes_per_day: float = 0.0  # contact passes per day (when pass_bytes > 0)
+    loss_rate: float = 0.05  # expected fraction of frames lost
+    fec_overhead_percent: int = 25  # default parity frames per 100 data frames
+    source: str = ""  # where the numbers come from
+
+    def seconds_for(self, frames: int) -> float:
+        """Time on the link for ``frames`` frames, duty cycle and passes included."""
+        on_air = frames * (
+            (self.frame_bytes + self.frame_overhead_bytes) * 8 / self.bit_rate_bps + self.frame_latency_s
+        )
+        t = on_air / self.duty_cycle
+        if self.pass_bytes > 0 and self.passes_per_day > 0:
+            passes = self.passes_for(frames)
+            t = max(t, (passes - 1) * 86400.0 / self.passes_per_day + on_air / max(passes, 1))
+        return t
+
+    def passes_for(self, frames: int) -> int:
+        if self.pass_bytes <= 0:
+            return 1
+        per_pass = max(1, self.pass_bytes // (self.frame_bytes + self.frame_overhead_bytes))
+        return max(1, math.ceil(frames / per_pass))
+
+
+@dataclass(frozen=True)
+class DeviceProfile:
+    name: str
+    description: str = ""
+    memory_mb: int = 4096  # total memory (shared CPU/GPU on Jetson)
+    usable_fraction: float = 0.5  # fraction of memory training may use
+    precision: str = "fp32"  # preferred training/inference precision: fp32 | fp16 | int8
+    backend: str = "onnxruntime"  # preferred inference backend: onnxruntime | tensorrt
+    cuda: bool = False  # has a CUDA GPU
+    cpu_cores: int = 2  # cores for data loading and CPU training
+    max_batch: int = 256  # upper bound on the training batch size
+    workspace_mb: int = 512  # TensorRT builder workspace limit
+    source: str = ""
+
+    @property
+    def budget_bytes(self) -> int:
+        return int(self.memory_mb * self.usable_fraction * (1 << 20))
+
+
+def _load(kind: str, cls, name_or_path: str):
+    p = Path(name_or_path)
+    if p.suffix != ".toml":
+        p = _HERE / kind / f"{name_or_path}.toml"
+    if not p.exists():
+        known = ", ".join(list_profiles(kind))
+        raise ProfileError(f"unknown {kind[:-1]} profile {name_or_path!r}; known: {known}")
+    try:
+        data = tomllib.loads(p.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ProfileError(f"{p}: {e}") from e
+    base = data.pop("base", None)
+    values = dataclasses.asdict(_load(kind, cls, base)) if base else {}
+    names = {f.name: f for f in fields(cls)}
+    for k, v in data.items():
+        if k not in names:
+            raise ProfileError(f"{p}: unknown key {k!r}; allowed: {', '.join(names)}")
+        typ = names[k].type
+        want = {"int": int, "float": (int, float), "str": str, "bool": bool}[typ]
+        if isinstance(v, bool) and typ != "bool" or not isinstance(v, want):
+            raise ProfileError(f"{p}: {k} must be {typ}, got {type(v).__name__}")
+        values[k] = float(v) if typ == "float" else v
+    values.setdefault("name", p.stem)
+    if base:
+        values["name"] = data.get("name", p.stem)
+    return cls(**values)
+
+
+def load_link(name: str) -> LinkProfile:
+    prof = _load("links", LinkProfile, name)
+    if prof.frame_bytes < 24 or prof.bit_rate_bps <= 0 or not 0 < prof.duty_cycle <= 1 or not 0 <= prof.loss_rate < 1:
+        raise ProfileError(f"link profile {prof.name}: values out of range")
+    return prof
+
+
+def load_device(name: str) -> DeviceProfile:
+    prof = _load("devices", DeviceProfile, name)
+    if prof.memory_mb <= 0 or not 0 < prof.usable_fraction <= 1 or prof.precision not in ("fp32", "fp16", "int8"):
+        raise ProfileError(f"device profile {prof.name}: values out of range")
+    return prof
+
+
+def list_profiles(kind: str) -> list[str]:
+    return sorted(p.stem for p in (_HERE / kind).glob("*.toml"))

@@ -1,0 +1,115 @@
+"""Export the student: one self-contained ONNX file (checked, matched against torch),
+and a TensorRT engine where TensorRT exists.
+
+The TensorRT path is written against the TensorRT 10 Python API (``OnnxParser``,
+``set_memory_pool_limit(WORKSPACE, …)``, FP16 when the profile asks for it) and
+is skipped with a note when ``import tensorrt`` fails — as on the CI machines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..codec.errors import StorageError
+from ..codec.preprocess import Preprocess
+from ..profiles import DeviceProfile
+
+__all__ = ["export_onnx", "build_tensorrt_engine", "tensorrt_available"]
+
+
+def export_onnx(
+    model: torch.nn.Module, path: str | os.PathLike, preprocess: Preprocess, classes: int, meta: dict | None = None
+) -> dict:
+    """Write ``path`` atomically; returns the check results (max |ONNX − torch|)."""
+    import onnx
+    import onnxruntime as ort
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp.onnx")
+    dummy = torch.zeros(2, preprocess.channels, preprocess.size, preprocess.size)
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                model.eval(),
+                (dummy,),
+                str(tmp),
+                input_names=["image"],
+                output_names=["logits"],
+                dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+                dynamo=True,
+                external_data=False,
+                verbose=False,
+            )
+        m = onnx.load(str(tmp))
+        props = {"labelcast.preprocess": preprocess.to_json(), "labelcast.num_classes": str(classes)}
+        props.update({f"labelcast.{k}": json.dumps(v) for k, v in (meta or {}).items()})
+        for k, v in props.items():
+            e = m.metadata_props.add()
+            e.key, e.value = k, v
+        onnx.checker.check_model(m)
+        onnx.save(m, str(tmp))
+        side = Path(str(tmp) + ".data")
+        if side.exists():  # must be one file: a student that travels cannot lose its weights
+            raise RuntimeError("ONNX export wrote external weights")
+        x = np.random.default_rng(0).random((4, preprocess.channels, preprocess.size, preprocess.size), np.float32)
+        sess = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+        got = sess.run(None, {"image": x})[0]
+        with torch.no_grad():
+            want = model(torch.from_numpy(x)).numpy()
+        diff = float(np.abs(got - want).max())
+        if diff > 1e-3:
+            raise RuntimeError(f"ONNX output differs from torch by {diff}")
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise StorageError(f"cannot write the model {path}: {e.strerror}") from e
+    return {"onnx": str(path), "onnx_bytes": path.stat().st_size, "max_abs_diff_vs_torch": diff}
+
+
+def tensorrt_available() -> bool:
+    try:
+        import tensorrt  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def build_tensorrt_engine(onnx_path: str | os.PathLike, out: str | os.PathLike, profile: DeviceProfile) -> dict:
+    """Build a serialized TensorRT engine from the ONNX student (TensorRT 10 API)."""
+    import tensorrt as trt
+
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(Path(onnx_path).read_bytes()):
+        errs = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise RuntimeError(f"TensorRT could not parse {onnx_path}: {errs}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, profile.workspace_mb << 20)
+    if profile.precision == "fp16" and builder.platform_has_fast_fp16:
+        config.set_flag(trt.BuilderFlag.FP16)
+    inp = network.get_input(0)
+    c, h, w = (int(d) for d in inp.shape[1:])
+    opt = builder.create_optimization_profile()
+    opt.set_shape(inp.name, (1, c, h, w), (32, c, h, w), (max(1, profile.max_batch), c, h, w))
+    config.add_optimization_profile(opt)
+    blob = builder.build_serialized_network(network, config)
+    if blob is None:
+        raise RuntimeError("TensorRT engine build failed")
+    out = Path(out)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_bytes(bytes(blob))
+    os.replace(tmp, out)
+    return {"engine": str(out), "engine_bytes": out.stat().st_size, "fp16": profile.precision == "fp16"}

@@ -1,0 +1,83 @@
+"""Fit a selection to a link budget by search over k with the real encoder.
+
+The cost of a selection is what actually goes on the link: the signed payload
+cut into frames with the profile's erasure-code overhead, ``frames × frame_bytes``.
+No formula: every candidate k is encoded, signed and framed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..codec.errors import BudgetError
+from ..codec.framing import layout_for
+
+__all__ = ["Fit", "fit_budget", "framed_bytes"]
+
+
+@dataclass
+class Fit:
+    k: int
+    payload: bytes
+    sections: dict
+    frames: int
+    framed_bytes: int
+    tries: int
+    parity: int = 0  # parity frames: the default overhead plus any spare budget
+
+
+def framed_bytes(payload_len: int, frame_size: int, overhead: int) -> tuple[int, int]:
+    lay = layout_for(payload_len, frame_size, overhead)
+    return lay.total_frames, lay.total_frames * frame_size
+
+
+def _fill_parity(fit: Fit, budget_bytes: int, frame_size: int, overhead: int) -> Fit:
+    """Spend whole frames left in the budget on extra parity (more loss tolerance, same data)."""
+    lay = layout_for(len(fit.payload), frame_size, overhead)
+    spare = budget_bytes // frame_size - lay.total_frames
+    parity = lay.parity + max(0, spare)
+    lay = layout_for(len(fit.payload), frame_size, parity=parity)
+    fit.parity, fit.frames, fit.framed_bytes = lay.parity, lay.total_frames, lay.total_frames * frame_size
+    return fit
+
+
+def fit_budget(
+    build: Callable[[int], tuple[bytes, dict]],
+    k_max: int,
+    budget_bytes: int,
+    frame_size: int,
+    overhead: int,
+) -> Fit:
+    """Largest k in [1, k_max] whose framed payload fits ``budget_bytes``.
+
+    ``build(k)`` returns (signed payload, section sizes) for the best k items.
+    """
+    cache: dict[int, Fit] = {}
+
+    def cost(k: int) -> Fit:
+        if k not in cache:
+            p, sec = build(k)
+            fr, fb = framed_bytes(len(p), frame_size, overhead)
+            cache[k] = Fit(k, p, sec, fr, fb, 0)
+        return cache[k]
+
+    if cost(1).framed_bytes > budget_bytes:
+        raise BudgetError(
+            f"even one item needs {cost(1).framed_bytes} framed bytes; the budget is {budget_bytes}. "
+            "Raise --budget or pick a link with larger frames."
+        )
+    lo, hi = 1, k_max
+    if cost(hi).framed_bytes <= budget_bytes:
+        lo = hi
+    else:
+        # exponential probe then bisection: cost grows with k (up to coder noise)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if cost(mid).framed_bytes <= budget_bytes:
+                lo = mid
+            else:
+                hi = mid
+    best = cost(lo)
+    best.tries = len(cache)
+    return _fill_parity(best, budget_bytes, frame_size, overhead)

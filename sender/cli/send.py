@@ -1,0 +1,113 @@
+"""``labelcast send``."""
+
+from __future__ import annotations
+
+import click
+
+from ..._progress import bar
+from ...cli import emit
+from ..selection import STRATEGIES
+
+
+@click.command()
+@click.option("--teacher", required=True, type=click.Path(exists=True, dir_okay=False), help="Teacher ONNX file.")
+@click.option("--reference", required=True, type=click.Path(exists=True, file_okay=False), help="Reference store.")
+@click.option("--key", required=True, type=click.Path(dir_okay=False), help="Private key (sender.key).")
+@click.option("--link", default="iridium-sbd-mt", show_default=True, help="Link profile name or .toml path.")
+@click.option(
+    "--budget",
+    type=click.IntRange(64, None),
+    default=None,
+    help="Bytes on the link (frames × frame size). Default 8192.",
+)
+@click.option(
+    "--seconds",
+    type=click.FloatRange(0, None, min_open=True),
+    default=None,
+    help="Time budget on the link instead of bytes.",
+)
+@click.option(
+    "--keep",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=None,
+    help="Fixed fraction of the reference set (overrides the budget).",
+)
+@click.option("--strategy", type=click.Choice(STRATEGIES), default="random", show_default=True)
+@click.option("--quota/--no-quota", default=True, show_default=True, help="Per-class quota over pseudo-labels.")
+@click.option("--alpha", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="Quota exponent.")
+@click.option("--soft", is_flag=True, help="Add soft labels (top classes with quantised probabilities).")
+@click.option("--names", is_flag=True, help="Send class names (costs bytes).")
+@click.option(
+    "--sequence", type=click.IntRange(1, None), default=None, help="Sequence number (default: counter beside the key)."
+)
+@click.option(
+    "--expires-in",
+    type=click.FloatRange(60, None),
+    default=30 * 86400.0,
+    show_default=True,
+    help="Seconds until expiry.",
+)
+@click.option(
+    "--overhead", type=click.IntRange(0, 255), default=None, help="Parity frames per 100 (default: the link's)."
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Outbox folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def send(
+    teacher,
+    reference,
+    key,
+    link,
+    budget,
+    seconds,
+    keep,
+    strategy,
+    quota,
+    alpha,
+    soft,
+    names,
+    sequence,
+    expires_in,
+    overhead,
+    seed,
+    out,
+    as_json,
+) -> None:
+    """Score the reference set, select, encode, sign and frame a payload into OUT."""
+    from ...codec.manifest import ReferenceStore
+    from ...profiles import ProfileError, load_link
+    from ..selection import SelectConfig
+    from ..send import SendConfig
+    from ..send import send as do_send
+    from ..teacher import Teacher
+
+    try:
+        load_link(link)
+    except ProfileError as e:
+        raise click.BadParameter(str(e), param_hint="--link") from None
+    cfg = SendConfig(
+        link=link,
+        budget=budget,
+        seconds=seconds,
+        keep=keep,
+        select=SelectConfig(strategy=strategy, quota=quota, alpha=alpha, seed=seed),
+        overhead=overhead,
+        expires_in=expires_in,
+        sequence=sequence,
+        soft=soft,
+        class_names=names,
+    )
+    store = ReferenceStore(reference)
+    t = Teacher(teacher)
+    with bar(store.n, "score", "item") as tick:
+        rep = do_send(t, store, key, out, cfg, progress=tick)
+    emit(
+        rep,
+        as_json,
+        [
+            f"selected {rep['selected_items']} of {rep['reference_items']} items ({rep['strategy']})",
+            f"payload {rep['payload_bytes']} B → {rep['frames']} frames of {rep['frame_bytes']} B on {rep['link']}, "
+            f"~{rep['link_seconds']} s on the link",
+            f"outbox {out}: payload.lcst, frames/, send-report.json",
+        ],
+    )

@@ -1,0 +1,201 @@
+"""``send``: score → select → fit the budget → encode → sign → frame → outbox.
+
+The outbox holds ``payload.lcst`` (the signed payload), ``frames/`` (one file per
+frame, ready for the modem) and ``send-report.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..codec.errors import StorageError
+from ..codec.framing import layout_for, make_frames, write_frames
+from ..codec.keys import key_id, load_private_key
+from ..codec.manifest import ReferenceStore
+from ..codec.payload import build_payload
+from ..codec.softlabels import soft_from_probs
+from ..profiles import LinkProfile, load_link
+from .budget import fit_budget
+from .scoring import score_store
+from .selection import SelectConfig, pseudo_labels, rank_items, select
+from .teacher import Teacher
+
+__all__ = ["SendConfig", "send", "next_sequence"]
+
+
+@dataclass
+class SendConfig:
+    link: str = "iridium-sbd-mt"  # link profile name or .toml path
+    budget: int | None = None  # bytes on the link (frames × frame size); None: 8 KiB
+    seconds: float | None = None  # or: time on the link, turned into a byte budget
+    keep: float | None = None  # fixed fraction of the reference set (overrides the budget)
+    select: SelectConfig = field(default_factory=SelectConfig)
+    overhead: int | None = None  # erasure-code parity per 100 frames; None: the profile's default
+    expires_in: float = 30 * 86400.0  # seconds until the payload expires
+    sequence: int | None = None  # None: the counter kept beside the key
+    soft: bool = False  # add the soft-label section
+    soft_extra: int = 2  # runner-up classes per item in soft labels
+    soft_levels: int = 16  # quantisation steps of soft probabilities
+    class_names: bool = False  # send class names (costs bytes)
+    hints: dict = field(default_factory=dict)  # training hints for the receiver (JSON)
+
+
+def next_sequence(key_path: Path, explicit: int | None = None) -> int:
+    """Next sequence number: one more than the last one recorded beside the key."""
+    counter = key_path.with_name(key_path.stem + ".seq")
+    last = int(counter.read_text().strip() or 0) if counter.exists() else 0
+    seq = explicit if explicit is not None else last + 1
+    return seq
+
+
+def _record_sequence(key_path: Path, seq: int) -> None:
+    counter = key_path.with_name(key_path.stem + ".seq")
+    last = int(counter.read_text().strip() or 0) if counter.exists() else 0
+    if seq > last:
+        tmp = counter.with_suffix(".seq.tmp")
+        tmp.write_text(str(seq))
+        os.replace(tmp, counter)
+
+
+def send(
+    teacher: str | os.PathLike | Teacher,
+    reference: str | os.PathLike | ReferenceStore,
+    key: str | os.PathLike,
+    out: str | os.PathLike,
+    cfg: SendConfig | None = None,
+    *,
+    now: float | None = None,
+    progress=None,
+    logits: np.ndarray | None = None,
+) -> dict:
+    """Run the sender pipeline; writes the outbox and returns the report."""
+    cfg = cfg or SendConfig()
+    t0 = time.time()
+    stages: dict[str, float] = {}
+    link: LinkProfile = load_link(cfg.link)
+    overhead = link.fec_overhead_percent if cfg.overhead is None else cfg.overhead
+    key_path = Path(key)
+    priv = load_private_key(key_path)
+    store = reference if isinstance(reference, ReferenceStore) else ReferenceStore(reference)
+    tea = teacher if isinstance(teacher, Teacher) else Teacher(teacher)
+    outp = Path(out)
+    t = time.time()
+    if logits is None:
+        logits = score_store(tea, store, progress=progress)
+    stages["score"] = time.time() - t
+    t = time.time()
+    classes = int(logits.shape[1])
+    pl = pseudo_labels(logits)
+    order = rank_items(logits, cfg.select)
+    seq = next_sequence(key_path, cfg.sequence)
+    now = time.time() if now is None else now
+    expires = int(now + cfg.expires_in)
+    names = tea.classes if (cfg.class_names and tea.classes) else None
+    probs = None
+    if cfg.soft:
+        z = np.asarray(logits, dtype=np.float64)
+        z = z - z.max(1, keepdims=True)
+        probs = np.exp(z)
+        probs /= probs.sum(1, keepdims=True)
+
+    chosen: dict[int, np.ndarray] = {}
+
+    def build(k: int):
+        idx = select(logits, k, cfg.select, order)
+        chosen[int(idx.size)] = idx
+        lab = pl[idx]
+        soft = soft_from_probs(probs[idx], lab, cfg.soft_extra, cfg.soft_levels) if probs is not None else None
+        return build_payload(
+            idx,
+            lab,
+            n_items=store.n,
+            classes=classes,
+            root=store.root,
+            key=priv,
+            sequence=seq,
+            expires_at=expires,
+            segments=store.manifest.segments,
+            soft=soft,
+            class_names=names,
+            hints=cfg.hints or None,
+        )
+
+    if cfg.keep is not None:
+        if not 0 < cfg.keep <= 1:
+            raise ValueError("keep must be a fraction in (0, 1]")
+        k = max(1, int(round(cfg.keep * store.n)))
+        payload, sections = build(k)
+        tries, parity = 1, None
+    else:
+        budget = cfg.budget
+        if cfg.seconds is not None:
+            frames_ok = 0
+            while link.seconds_for(frames_ok + 1) <= cfg.seconds and frames_ok < 1 << 20:
+                frames_ok += 1
+            budget = frames_ok * link.frame_bytes
+        budget = 8192 if budget is None else budget
+        fit = fit_budget(build, store.n, budget, link.frame_bytes, overhead)
+        payload, sections, tries, parity = fit.payload, fit.sections, fit.tries, fit.parity
+    stages["select_encode"] = time.time() - t
+    t = time.time()
+    frames = make_frames(payload, link.frame_bytes, overhead, parity)
+    try:
+        outp.mkdir(parents=True, exist_ok=True)
+        tmp = outp / "payload.lcst.tmp"
+        tmp.write_bytes(payload)
+        os.replace(tmp, outp / "payload.lcst")
+        frames_dir = outp / "frames"
+        if frames_dir.exists():
+            for f in frames_dir.glob("*.lcf"):
+                f.unlink()
+        write_frames(frames, frames_dir)
+    except OSError as e:
+        raise StorageError(f"cannot write the outbox {outp}: {e.strerror}") from e
+    _record_sequence(key_path, seq)
+    stages["frame_write"] = time.time() - t
+    sel_idx = chosen[max(chosen)] if cfg.keep is not None else chosen[_k_from(sections, chosen, payload)]
+    k = int(sel_idx.size)
+    sel_labels = pl[sel_idx]
+    report = {
+        "strategy": cfg.select.strategy,
+        "quota": cfg.select.quota,
+        "alpha": cfg.select.alpha,
+        "reference_items": store.n,
+        "reference_root": store.root.hex(),
+        "selected_items": int(k),
+        "classes": classes,
+        "class_counts": np.bincount(sel_labels, minlength=classes).tolist(),
+        "payload_bytes": len(payload),
+        "section_bytes": sections,
+        "frames": len(frames),
+        "frame_bytes": link.frame_bytes,
+        "framed_bytes": len(frames) * link.frame_bytes,
+        "fec_overhead_percent": overhead,
+        "parity_frames": layout_for(len(payload), link.frame_bytes, overhead, parity).parity,
+        "link": link.name,
+        "link_seconds": round(link.seconds_for(len(frames)), 2),
+        "link_passes": link.passes_for(len(frames)),
+        "budget_tries": tries,
+        "sequence": seq,
+        "key_id": key_id(priv.public_key()).hex(),
+        "expires_at": expires,
+        "soft_labels": cfg.soft,
+        "stage_seconds": {k_: round(v, 3) for k_, v in stages.items()},
+        "seconds": round(time.time() - t0, 3),
+        "config": {k_: v for k_, v in asdict(cfg).items() if k_ != "select"},
+    }
+    (outp / "send-report.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def _k_from(sections: dict, chosen: dict[int, np.ndarray], payload: bytes) -> int:
+    from ..codec._wire import Reader
+    from ..codec.payload import SIG_LEN, _read_header
+
+    return _read_header(Reader(payload[:-SIG_LEN])).k

@@ -1,0 +1,48 @@
+"""Shared fixtures: keys, small synthetic reference stores, an adversarial payload helper."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("LABELCAST_PROGRESS", "0")
+
+
+@pytest.fixture
+def keys(tmp_path: Path):
+    from labelcast.codec.keys import TrustSet, generate_keypair, load_private_key
+
+    priv, pub = generate_keypair(tmp_path / "keys")
+    return load_private_key(priv), TrustSet.from_files([pub]), priv, pub
+
+
+def make_store(path: Path, n: int = 600, groups: int = 3, seed: int = 0, shape=(8, 8, 1)) -> Path:
+    """A tiny reference store of random uint8 items in contiguous groups, written by the real writer."""
+    from labelcast.codec.manifest import hash_items, write_manifest
+
+    rng = np.random.default_rng(seed)
+    path.mkdir(parents=True, exist_ok=True)
+    items = rng.integers(0, 256, size=(n, *shape), dtype=np.uint8)
+    items.tofile(path / "items.u8")
+    g = np.sort(rng.integers(0, groups, size=n)).astype(np.uint32)
+    write_manifest(path / "manifest.lcm", hash_items(items), g, [f"g{i}" for i in range(groups)], shape)
+    return path
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    from labelcast.codec.manifest import ReferenceStore
+
+    return ReferenceStore(make_store(tmp_path / "ref"))
+
+
+def resign(payload: bytes, key, root: bytes, edit) -> bytes:
+    """Adversarial helper: edit the body of a payload and sign it again with ``key``."""
+    from labelcast.codec.payload import DOMAIN, SIG_LEN
+
+    body = bytearray(payload[:-SIG_LEN])
+    body = bytes(edit(body))
+    return body + key.sign(DOMAIN + root + body)

@@ -28,6 +28,10 @@ def show_cmd(name: str, as_json: bool) -> None:
     except ProfileError:
         try:
             prof = load_device(name)
-        except ProfileError as e:
-            raise click.BadParameter(str(e), param_hint="NAME") from None
+        except ProfileError:
+            raise click.BadParameter(
+                f"unknown profile {name!r}; links: {', '.join(list_profiles('links'))}; "
+                f"devices: {', '.join(list_profiles('devices'))}",
+                param_hint="NAME",
+            ) from None
     emit(dataclasses.asdict(prof), as_json)

@@ -1,0 +1,173 @@
+"""End to end through the real CLI on a small slice of Fashion-MNIST."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from labelcast.datasets.builtin import FASHION_DIR
+
+pytestmark = pytest.mark.skipif(not FASHION_DIR.exists(), reason="Fashion-MNIST not installed (make test installs it)")
+
+
+def lc(*args, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "LABELCAST_PROGRESS": "0"}
+    p = subprocess.run(
+        [sys.executable, "-m", "labelcast", *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True
+    )
+    if check and p.returncode:
+        raise AssertionError(f"labelcast {' '.join(map(str, args))} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
+    return p
+
+
+@pytest.fixture(scope="module")
+def slice_dir(tmp_path_factory):
+    from labelcast.datasets.builtin import fashion
+
+    d = tmp_path_factory.mktemp("slice")
+    x, _ = fashion("train")
+    np.save(d / "pool.npy", x[:4000, :, :, 0])
+    xt, yt = fashion("t10k")
+    np.save(d / "train.npy", xt[:3000, :, :, 0])
+    np.save(d / "train-labels.npy", yt[:3000])
+    np.save(d / "test.npy", xt[3000:4000, :, :, 0])
+    np.save(d / "test-labels.npy", yt[3000:4000])
+    return d
+
+
+def test_cli_end_to_end_and_tampered_payload_refused(slice_dir: Path):
+    d = slice_dir
+    lc("keygen", "--out", "keys", cwd=d)
+    assert oct(os.stat(d / "keys" / "sender.key").st_mode & 0o777) == "0o600"
+    ref = json.loads(lc("reference", "build", "npy:pool.npy", "--out", "ref", "--json", cwd=d).stdout.splitlines()[-1])
+    assert ref["items"] == 4000
+    v = json.loads(lc("reference", "verify", "ref", "--full", "--json", cwd=d).stdout.splitlines()[-1])
+    assert v["ok"] and v["root"] == ref["root"]
+    lc("teacher", "train", "--data", "npy:train.npy", "--out", "teacher.onnx", "--epochs", "3", "--width", "16", cwd=d)
+    sent = lc(
+        "send",
+        "--teacher",
+        "teacher.onnx",
+        "--reference",
+        "ref",
+        "--key",
+        "keys/sender.key",
+        "--budget",
+        "2700",
+        "--out",
+        "outbox",
+        "--json",
+        cwd=d,
+    )
+    rep = json.loads(sent.stdout.splitlines()[-1])
+    assert rep["frames"] * 270 <= 2700 and rep["payload_bytes"] < 2700
+    for key in (
+        "strategy",
+        "reference_items",
+        "selected_items",
+        "class_counts",
+        "payload_bytes",
+        "section_bytes",
+        "frames",
+        "link",
+        "link_seconds",
+    ):
+        assert key in rep
+    assert json.loads((d / "outbox" / "send-report.json").read_text())["selected_items"] == rep["selected_items"]
+    plan = json.loads(lc("link", "plan", "outbox/payload.lcst", "--link", "iridium-sbd-mt", "--json", cwd=d).stdout)
+    assert plan["success_probability"] > 0.99
+
+    # one flipped bit: refused before any training, nothing written
+    bad = bytearray((d / "outbox" / "payload.lcst").read_bytes())
+    bad[len(bad) // 2] ^= 0x04
+    (d / "bad.lcst").write_bytes(bytes(bad))
+    p = lc(
+        "receive",
+        "bad.lcst",
+        "--reference",
+        "ref",
+        "--trust",
+        "keys/sender.pub",
+        "--out",
+        "dev-bad",
+        "--state",
+        "state",
+        cwd=d,
+        check=False,
+    )
+    assert p.returncode == 4 and "signature check failed" in p.stderr and "Traceback" not in p.stderr
+    assert not (d / "dev-bad").exists()
+
+    # the real frames, through a lossy link
+    lc("link", "simulate", "outbox/frames", "--out", "inbox", "--loss", "0.15", "--seed", "1", cwd=d)
+    got = lc(
+        "receive",
+        "inbox",
+        "--reference",
+        "ref",
+        "--trust",
+        "keys/sender.pub",
+        "--out",
+        "dev",
+        "--state",
+        "state",
+        "--train-samples",
+        "6000",
+        "--json",
+        cwd=d,
+    )
+    r = json.loads(got.stdout.splitlines()[-1])
+    assert r["selected_items"] == rep["selected_items"] and (d / "dev" / "student.onnx").exists()
+    ev = json.loads(
+        lc("evaluate", "dev/student.onnx", "--data", "npy:test.npy", "--json", cwd=d).stdout.splitlines()[-1]
+    )
+    tev = json.loads(lc("evaluate", "teacher.onnx", "--data", "npy:test.npy", "--json", cwd=d).stdout.splitlines()[-1])
+    assert ev["items"] == 1000 and ev["accuracy"] > 0.5 and tev["accuracy"] > 0.6
+
+    # the same payload again is a replay (its own exit code)
+    again = lc(
+        "receive",
+        "inbox",
+        "--reference",
+        "ref",
+        "--trust",
+        "keys/sender.pub",
+        "--out",
+        "dev2",
+        "--state",
+        "state",
+        cwd=d,
+        check=False,
+    )
+    assert again.returncode == 5 and "already accepted" in again.stderr
+
+
+def test_help_works_for_every_command(tmp_path):
+    for args in (
+        ["--help"],
+        ["receive", "--help"],
+        ["send", "--help"],
+        ["reference", "build", "--help"],
+        ["reference", "verify", "--help"],
+        ["teacher", "train", "--help"],
+        ["link", "plan", "--help"],
+        ["reassemble", "--help"],
+        ["evaluate", "--help"],
+        ["demo", "--help"],
+        ["keygen", "--help"],
+        ["profiles", "list"],
+    ):
+        assert lc(*args, cwd=tmp_path).returncode == 0
+
+
+def test_bad_arguments_are_usage_errors(tmp_path):
+    p = lc("send", "--teacher", "nope.onnx", "--reference", ".", "--key", "k", "--out", "o", cwd=tmp_path, check=False)
+    assert p.returncode == 2 and "does not exist" in p.stderr
+    p = lc("profiles", "show", "no-such-link", cwd=tmp_path, check=False)
+    assert p.returncode == 2 and "iridium-sbd-mt" in p.stderr

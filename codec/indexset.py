@@ -142,57 +142,103 @@ def _coded_sets(idx: np.ndarray, sizes: np.ndarray):
     return counts, kprime, comp, ps[order], pl[order]
 
 
+_UNIFORM_MAX = 1 << 24
+
+
+def _level_ops(g: np.ndarray, lv: int) -> list[Op]:
+    m, qn, qmodel, rmodel = _gap_model(lv)
+    q = g // m
+    esc = q >= qn
+    ops = [Op(np.minimum(q, qn), qmodel)]
+    if esc.any():
+        ops.extend(elias_gamma_ops(q[esc] - qn))
+    if rmodel is not None:
+        ops.append(Op(g % m, rmodel))
+    return ops
+
+
+def _level_decode(dec: Decoder, cnt: int, lv: int) -> np.ndarray:
+    m, qn, qmodel, rmodel = _gap_model(lv)
+    q = dec.decode(qmodel, cnt)
+    esc = q == qn
+    if esc.any():
+        q[esc] = qn + elias_gamma_decode(dec, int(esc.sum()))
+    if (q > (1 << 40)).any():
+        raise DecodeError(f"{dec.what}: gap out of range")
+    r = dec.decode(rmodel, cnt) if rmodel is not None else np.zeros(cnt, dtype=np.int64)
+    return q * m + r
+
+
+def _levels(sizes: np.ndarray, kprime: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    coded = np.flatnonzero(kprime > 0)
+    levels = np.array([_level(int(sizes[s]), int(kprime[s])) for s in coded], dtype=np.int64)
+    out = np.zeros(sizes.size, dtype=np.int64)
+    out[coded] = levels
+    return coded, out
+
+
 def _gap_ops(sizes: np.ndarray, kprime: np.ndarray, pseg: np.ndarray, ploc: np.ndarray) -> list[Op]:
+    """Geometric gaps for all but each segment's last coded item; the last is uniform over what remains."""
     first = np.ones(pseg.size, dtype=bool)
     first[1:] = pseg[1:] != pseg[:-1]
+    last = np.ones(pseg.size, dtype=bool)
+    last[:-1] = pseg[1:] != pseg[:-1]
     prev = np.empty_like(ploc)
     prev[0:1] = -1
     prev[1:] = ploc[:-1]
     prev[first] = -1
     gaps = ploc - prev - 1
-    coded = np.flatnonzero(kprime > 0)
-    levels = np.array([_level(int(sizes[s]), int(kprime[s])) for s in coded], dtype=np.int64)
-    level_of_seg = np.zeros(sizes.size, dtype=np.int64)
-    level_of_seg[coded] = levels
+    coded, level_of_seg = _levels(sizes, kprime)
     item_level = level_of_seg[pseg]
     ops: list[Op] = []
-    for lv in np.unique(levels):
-        g = gaps[item_level == lv]
-        m, qn, qmodel, rmodel = _gap_model(int(lv))
-        q = g // m
-        esc = q >= qn
-        ops.append(Op(np.minimum(q, qn), qmodel))
-        if esc.any():
-            ops.extend(elias_gamma_ops(q[esc] - qn))
-        if rmodel is not None:
-            ops.append(Op(g % m, rmodel))
+    body = ~last
+    for lv in np.unique(level_of_seg[coded]):
+        ops.extend(_level_ops(gaps[body & (item_level == lv)], int(lv)))
+    # the last item of a segment lies anywhere in [prev+1, n): exactly log2(n-prev-1) bits
+    room = sizes[pseg[last]] - prev[last] - 1
+    g_last = gaps[last]
+    uni = (room >= 2) & (room < _UNIFORM_MAX)
+    if uni.any():
+        ops.append(Op(g_last[uni], UNIFORM_FAMILY, (room[uni].astype(np.int32),)))
+    big = room >= _UNIFORM_MAX
+    for lv in np.unique(item_level[last][big]):
+        ops.extend(_level_ops(g_last[big & (item_level[last] == lv)], int(lv)))
     return ops
 
 
 def _gap_decode(dec: Decoder, sizes: np.ndarray, kprime: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    coded = np.flatnonzero(kprime > 0)
-    levels = np.array([_level(int(sizes[s]), int(kprime[s])) for s in coded], dtype=np.int64)
+    coded, level_of_seg = _levels(sizes, kprime)
     seg_items = np.repeat(coded, kprime[coded])
-    item_level = np.repeat(levels, kprime[coded])
+    item_level = level_of_seg[seg_items]
+    last = np.ones(seg_items.size, dtype=bool)
+    last[:-1] = seg_items[1:] != seg_items[:-1]
     gaps = np.zeros(seg_items.size, dtype=np.int64)
-    for lv in np.unique(levels):
-        sel = item_level == lv
-        cnt = int(sel.sum())
-        m, qn, qmodel, rmodel = _gap_model(int(lv))
-        q = dec.decode(qmodel, cnt)
-        esc = q == qn
-        if esc.any():
-            q[esc] = qn + elias_gamma_decode(dec, int(esc.sum()))
-        r = dec.decode(rmodel, cnt) if rmodel is not None else np.zeros(cnt, dtype=np.int64)
-        if (q > (1 << 40)).any():
-            raise DecodeError(f"{dec.what}: gap out of range")
-        gaps[sel] = q * m + r
+    body = ~last
+    for lv in np.unique(level_of_seg[coded]):
+        sel = body & (item_level == lv)
+        gaps[sel] = _level_decode(dec, int(sel.sum()), int(lv))
+    # position before each segment's last item: the sum of (gap + 1) over its body items, minus 1
+    seg_ord = np.repeat(np.arange(coded.size), kprime[coded])
+    body_sum = np.bincount(seg_ord, weights=((gaps + 1) * body).astype(np.float64), minlength=coded.size)
+    prev_last = body_sum.astype(np.int64) - 1
+    room = sizes[seg_items[last]] - prev_last - 1
+    if (room < 1).any():
+        raise DecodeError(f"{dec.what}: a decoded position lies outside its segment; the payload was altered")
+    g_last = np.zeros(room.size, dtype=np.int64)
+    uni = (room >= 2) & (room < _UNIFORM_MAX)
+    if uni.any():
+        g_last[uni] = dec.decode(UNIFORM_FAMILY, int(uni.sum()), room[uni].astype(np.int32))
+    big = room >= _UNIFORM_MAX
+    lvl_last = item_level[last]
+    for lv in np.unique(lvl_last[big]):
+        sel = big & (lvl_last == lv)
+        g_last[sel] = _level_decode(dec, int(sel.sum()), int(lv))
+    gaps[last] = g_last
     # local position = cumulative sum of (gap + 1) within each segment, minus 1
     step = gaps + 1
     csum = np.cumsum(step)
-    first = np.ones(seg_items.size, dtype=bool)
-    first[1:] = seg_items[1:] != seg_items[:-1]
-    base = np.maximum.accumulate(np.where(first, csum - step, 0)) if seg_items.size else csum
+    head = np.concatenate([[0], np.cumsum(kprime[coded])[:-1]]).astype(np.int64)
+    base = (csum[head] - step[head])[seg_ord] if seg_items.size else csum
     local = csum - base - 1
     if local.size and (local >= sizes[seg_items]).any():
         raise DecodeError(f"{dec.what}: a decoded position lies outside its segment; the payload was altered")

@@ -7,14 +7,25 @@ of two models; the encoder estimates both and keeps the cheaper:
 * ``STATIC`` (0): i.i.d. with the empirical histogram — near ``k·H(labels)``.
 * ``GROUP_ADAPTIVE`` (1): each segment (run of one group, as in the index coder)
   learns its own distribution: the t-th label of a segment is coded with weights
-  ``β·H_c/k + count of c so far in that segment``. Labels are coded round-robin
-  over segments (step t codes the t-th label of every segment that has one), so
-  a step is one vectorised coder call. β is chosen by the encoder and sent.
+  ``n_s(c) + β_b·[(1−λ_b)·H_c/k + λ_b·Σ_δ K(δ)·n_s(c−δ mod C)/t]``, where ``n_s`` counts
+  the labels seen so far in the segment (t of them) and K is a small, normalised
+  *class-offset kernel* learned by the encoder and sent: label spaces often put
+  look-alike classes next to each other (ImageNet's WordNet order puts sibling
+  synsets side by side), so a segment that holds class c makes a *new* label
+  c+δ likelier. The escape mass β is shared between the global histogram and the
+  kernel (λ = 0 turns the kernel off; at t = 0 it is all prior). β and λ are
+  chosen per *bucket* b = bit length of the segment's item count (known to the
+  decoder from the index set): a segment holding one stray item wants a large
+  escape mass, one holding a thousand items of two classes a tiny one. Labels are
+  coded round-robin over segments (step t codes the t-th label of every segment
+  that has one), so each step is one vectorised coder call. The kernel is kept
+  in integers so both ends compute bit-identical weights.
 
 Section layout::
 
     u8      mode        0 = STATIC, 1 = GROUP_ADAPTIVE
-    [mode 1] uvarint β×4
+    [mode 1] u8 D (kernel size ≤ 16), D × (uvarint offset δ in 1…C−1, u8 weight 1…255),
+             per count bucket present (ascending): uvarint β×4 (≥ 1), u8 λ×16 (≤ 16)
     bytes   ANS stream  (histogram chain, then labels)
 """
 
@@ -32,7 +43,9 @@ STATIC = 0
 GROUP_ADAPTIVE = 1
 MAX_CLASSES = 1 << 16
 ADAPTIVE_CELL_LIMIT = 32_000_000  # segments-with-items × classes held in memory by mode 1
-_BETAS4 = (1, 2, 4, 8, 16, 32, 64)
+_BETAS4 = (1, 2, 3, 4, 6, 8, 12, 16, 32, 64, 256)
+_LAMBDAS16 = (0, 4, 8, 12, 15)
+MAX_KERNEL = 16
 
 
 def _hist_ops(hist: np.ndarray) -> list[Op]:
@@ -77,22 +90,65 @@ def _round_robin(seg: np.ndarray):
     return first_o, counts_o, active
 
 
-def _adaptive_cost(labels: np.ndarray, seg: np.ndarray, hist: np.ndarray, beta: float) -> float:
+def _within(seg: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per item: its position t in its segment and the count of earlier equal labels there."""
     k = labels.size
-    # t = position within segment; cnt = prior occurrences of the same label within the segment
-    order = np.lexsort((np.arange(k), labels, seg))
-    key_s = seg[order]
-    key_l = labels[order]
-    newgrp = np.ones(k, dtype=bool)
-    newgrp[1:] = (key_s[1:] != key_s[:-1]) | (key_l[1:] != key_l[:-1])
     idx = np.arange(k)
-    cnt = np.empty(k, dtype=np.int64)
-    cnt[order] = idx - np.maximum.accumulate(np.where(newgrp, idx, 0))
     segstart = np.ones(k, dtype=bool)
     segstart[1:] = seg[1:] != seg[:-1]
     t = idx - np.maximum.accumulate(np.where(segstart, idx, 0))
-    prior = hist[labels] / k
-    return float(np.sum(np.log2(beta + t) - np.log2(beta * prior + cnt)))
+    return t, _earlier_count(seg, labels, labels)
+
+
+def _earlier_count(seg: np.ndarray, labels: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """For each item i: how many earlier items of its segment have label ``query[i]``."""
+    k = labels.size
+    c = int(max(labels.max(initial=0), query.max(initial=0))) + 1
+    comp = np.sort((seg * c + labels) * k + np.arange(k))
+    base = (seg * c + query) * k
+    return np.searchsorted(comp, base + np.arange(k)) - np.searchsorted(comp, base)
+
+
+def _estimate_kernel(seg: np.ndarray, labels: np.ndarray, classes: int) -> list[tuple[int, int]]:
+    """Offsets δ from each segment's most common label that occur far above chance."""
+    uniq, inv, counts = np.unique(seg, return_inverse=True, return_counts=True)
+    multi = counts[inv] >= 2
+    if multi.sum() < 32 or classes < 3:
+        return []
+    pair = inv * classes + labels
+    pc = np.bincount(pair, minlength=uniq.size * classes).reshape(uniq.size, classes)
+    mode = pc.argmax(1)
+    off = (labels - mode[inv]) % classes
+    off = off[multi & (off != 0)]
+    if off.size == 0:
+        return []
+    h = np.bincount(off, minlength=classes)
+    expect = off.size / (classes - 1)
+    cand = [int(d) for d in np.argsort(-h, kind="stable")[:MAX_KERNEL] if h[d] >= 8 and h[d] > 3 * expect]
+    if not cand:
+        return []
+    top = max(h[d] for d in cand)
+    return [(d, max(1, int(round(255 * h[d] / top)))) for d in sorted(cand)]
+
+
+def _neighbours(seg: np.ndarray, labels: np.ndarray, classes: int, kernel) -> np.ndarray:
+    nb = np.zeros(labels.size)
+    for d, wt in kernel:
+        nb += wt * _earlier_count(seg, labels, (labels - d) % classes)
+    return nb
+
+
+def _item_costs(prior: np.ndarray, t: np.ndarray, cnt: np.ndarray, nbn: np.ndarray, beta: float, lam: float):
+    """Bits per item under (β, λ); ``nbn`` = neighbour weight / Σw (zeros when no kernel)."""
+    lam_t = np.where(t > 0, lam, 0.0)
+    w = cnt + beta * ((1 - lam_t) * prior + lam_t * nbn / np.maximum(t, 1))
+    return np.log2(t + beta) - np.log2(w)
+
+
+def _count_bucket(seg: np.ndarray) -> np.ndarray:
+    """Per item: the bit length of its segment's item count."""
+    _, inv, counts = np.unique(seg, return_inverse=True, return_counts=True)
+    return np.frexp(counts.astype(np.float64))[1].astype(np.int64)[inv]
 
 
 def _static_cost(hist: np.ndarray) -> float:
@@ -111,16 +167,34 @@ def encode_labels(
         raise ValueError("labels must lie in [0, classes)")
     hist = np.bincount(lab, minlength=classes).astype(np.int64)
     k = lab.size
-    mode, beta4 = STATIC, 0
+    mode, kernel, params = STATIC, [], {}
     seg = None
     if k and segments is not None and indices is not None and len(segments) > 1 and classes > 1:
         seg = _segment_of(np.asarray(indices, dtype=np.int64), np.asarray(segments, dtype=np.int64))
         if np.unique(seg).size * classes <= ADAPTIVE_CELL_LIMIT:
-            base = _static_cost(hist)
-            costs = {b: _adaptive_cost(lab, seg, hist, b / 4) for b in _BETAS4}
-            b_best = min(costs, key=costs.get)
-            if costs[b_best] < base - 16:
-                mode, beta4 = GROUP_ADAPTIVE, b_best
+            t, cnt = _within(seg, lab)
+            prior = hist[lab] / k
+            bucket = _count_bucket(seg)
+            best_total = None
+            for kern in [[], _estimate_kernel(seg, lab, classes)]:
+                if best_total is not None and not kern:
+                    continue
+                nbn = _neighbours(seg, lab, classes, kern) / max(1, sum(wt for _, wt in kern))
+                lams = _LAMBDAS16 if kern else (0,)
+                choice, total = {}, 8.0 * (1 + 3 * len(kern))
+                for bk in np.unique(bucket):
+                    m = bucket == bk
+                    cands = {
+                        (b4, l16): float(_item_costs(prior[m], t[m], cnt[m], nbn[m], b4 / 4, l16 / 16).sum())
+                        for b4 in _BETAS4
+                        for l16 in lams
+                    }
+                    choice[int(bk)] = min(cands, key=cands.get)
+                    total += cands[choice[int(bk)]] + 16
+                if best_total is None or total < best_total:
+                    best_total, params, kernel = total, choice, kern
+            if best_total < _static_cost(hist) - 16:
+                mode = GROUP_ADAPTIVE
     w = Writer()
     w.u8(mode)
     ops = _hist_ops(hist) if k and classes > 1 else []
@@ -129,28 +203,70 @@ def encode_labels(
             ops.append(Op(lab, categorical(hist.astype(np.float64))))
         w.raw(encode_ops(ops))
     else:
-        w.uvarint(beta4)
-        w.raw(_encode_adaptive(ops, lab, seg, hist, beta4 / 4))
+        w.u8(len(kernel))
+        for d, wt in kernel:
+            w.uvarint(d)
+            w.u8(wt)
+        for bk in sorted(params):
+            w.uvarint(params[bk][0])
+            w.u8(params[bk][1])
+        w.raw(_encode_adaptive(ops, lab, seg, hist, params, kernel))
     return w.getvalue()
 
 
-def _encode_adaptive(ops: list[Op], lab: np.ndarray, seg: np.ndarray, hist: np.ndarray, beta: float) -> bytes:
+class _Model:
+    """Round-robin label model state: per-segment counts and integer neighbour counts.
+
+    Rows are segments in round-robin order (count desc, then id); each row has its
+    bucket's β and λ. ``weights`` is one fixed sequence of float operations on exact
+    integers, run identically by encoder and decoder.
+    """
+
+    def __init__(self, counts_o: np.ndarray, classes: int, kernel, params: dict, prior: np.ndarray) -> None:
+        rows = counts_o.size
+        self.cnt = np.zeros((rows, classes), dtype=np.float64)
+        self.off = np.array([d for d, _ in kernel], dtype=np.int64)
+        self.wt = np.array([w for _, w in kernel], dtype=np.float64)
+        self.wsum = float(self.wt.sum()) if kernel else 1.0
+        self.nb = np.zeros((rows, classes), dtype=np.float64) if kernel else None
+        self.classes = classes
+        bk = np.frexp(counts_o.astype(np.float64))[1].astype(np.int64)
+        self.beta = np.array([params[int(b)][0] / 4 for b in bk])
+        self.lam = np.array([params[int(b)][1] / 16 for b in bk])
+        self.prior = prior
+
+    def add(self, a: int, sym: np.ndarray, sign: float) -> None:
+        r = np.arange(a)
+        self.cnt[r, sym] += sign
+        if self.nb is not None:
+            cols = (sym[:, None] + self.off[None, :]) % self.classes
+            np.add.at(self.nb, (np.repeat(r, self.off.size), cols.ravel()), sign * np.tile(self.wt, a))
+
+    def weights(self, a: int, t: int) -> np.ndarray:
+        beta = self.beta[:a, None]
+        if self.nb is None or t == 0:
+            return beta * self.prior[None, :] + self.cnt[:a]
+        lam = self.lam[:a, None]
+        return (beta * (1.0 - lam)) * self.prior[None, :] + self.cnt[:a] + (beta * lam / (t * self.wsum)) * self.nb[:a]
+
+
+def _encode_adaptive(ops, lab, seg, hist, params, kernel) -> bytes:
     import constriction
 
     from ._wire import words_to_bytes
 
     k, c = lab.size, hist.size
-    prior = beta * (hist / k)
     first_o, counts_o, active = _round_robin(seg)
-    cnt = np.zeros((counts_o.size, c), dtype=np.float64)
-    rows = np.repeat(np.arange(counts_o.size), counts_o)
-    np.add.at(cnt, (rows, lab[np.repeat(first_o, counts_o) + _ranks(counts_o)]), 1)
+    model = _Model(counts_o, c, kernel, params, hist / k)
+    for t in range(len(active)):  # fill with every label, then peel back step by step
+        a = int(active[t])
+        model.add(a, lab[first_o[:a] + t], 1.0)
     coder = constriction.stream.stack.AnsCoder()
     for t in range(len(active) - 1, -1, -1):
         a = int(active[t])
         sym = lab[first_o[:a] + t]
-        cnt[np.arange(a), sym] -= 1
-        coder.encode_reverse(sym.astype(np.int32), CATEGORICAL_FAMILY, prior[None, :] + cnt[:a])
+        model.add(a, sym, -1.0)
+        coder.encode_reverse(sym.astype(np.int32), CATEGORICAL_FAMILY, model.weights(a, t))
     for op in reversed(ops):
         coder.encode_reverse(np.ascontiguousarray(op.symbols, dtype=np.int32), op.model, *op.params)
     return words_to_bytes(coder.get_compressed())
@@ -165,8 +281,29 @@ def _decode(data, classes, indices, segments) -> np.ndarray:
     k = int(np.asarray(indices).size)
     r = Reader(data, "label section")
     mode = r.u8()
-    beta4 = r.uvarint(limit=1 << 16, name="beta") if mode == GROUP_ADAPTIVE else 0
-    if mode not in (STATIC, GROUP_ADAPTIVE):
+    kernel: list[tuple[int, int]] = []
+    params: dict[int, tuple[int, int]] = {}
+    seg = None
+    if mode == GROUP_ADAPTIVE:
+        if segments is None or k == 0:
+            raise DecodeError("label section: group-adaptive labels need the manifest's groups")
+        seg = _segment_of(np.asarray(indices, dtype=np.int64), np.asarray(segments, dtype=np.int64))
+        nk = r.u8()
+        if nk > MAX_KERNEL:
+            raise LimitError(f"label section: kernel of {nk} offsets exceeds {MAX_KERNEL}")
+        for _ in range(nk):
+            d = r.uvarint(limit=max(classes - 1, 1), name="kernel offset")
+            wt = r.u8()
+            if d == 0 or wt == 0:
+                raise DecodeError("label section: malformed kernel")
+            kernel.append((d, wt))
+        for bk in np.unique(_count_bucket(seg)).tolist():
+            b4 = r.uvarint(limit=1 << 16, name="beta")
+            l16 = r.u8()
+            if b4 == 0 or l16 > 16:
+                raise DecodeError("label section: model parameters out of range")
+            params[int(bk)] = (b4, l16)
+    elif mode != STATIC:
         raise DecodeError(f"label section: unknown coder mode {mode}")
     dec = Decoder(r.raw(r.remaining()), "label section")
     if k == 0 or classes == 1:
@@ -176,20 +313,18 @@ def _decode(data, classes, indices, segments) -> np.ndarray:
     if mode == STATIC:
         lab = dec.decode(categorical(hist.astype(np.float64)), k)
     else:
-        if segments is None or beta4 == 0:
-            raise DecodeError("label section: group-adaptive labels need the manifest's groups")
-        seg = _segment_of(np.asarray(indices, dtype=np.int64), np.asarray(segments, dtype=np.int64))
         first_o, counts_o, active = _round_robin(seg)
         if counts_o.size * classes > ADAPTIVE_CELL_LIMIT:
             raise LimitError("label section: group-adaptive model exceeds the decoder's memory limit")
-        prior = (beta4 / 4) * (hist / k)
-        cnt = np.zeros((counts_o.size, classes), dtype=np.float64)
+        model = _Model(counts_o, classes, kernel, params, hist / k)
         lab = np.zeros(k, dtype=np.int64)
         for t, a in enumerate(active):
             a = int(a)
-            sym = dec.decode(CATEGORICAL_FAMILY, a, prior[None, :] + cnt[:a])
+            sym = dec.decode(CATEGORICAL_FAMILY, a, model.weights(a, t))
+            if sym.size and sym.max() >= classes:
+                raise DecodeError("label section: label out of range")
             lab[first_o[:a] + t] = sym
-            cnt[np.arange(a), sym] += 1
+            model.add(a, sym, 1.0)
     dec.finish()
     if lab.size and lab.max() >= classes:
         raise DecodeError("label section: label out of range")

@@ -1,0 +1,40 @@
+"""Shared bits for benchmarks: table printing and JSON output."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+
+def table(rows: list[dict], cols: list[str], title: str = "") -> str:
+    if title:
+        print(f"\n## {title}\n")
+    w = {c: max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in cols}
+    out = ["| " + " | ".join(c.ljust(w[c]) for c in cols) + " |", "|" + "|".join("-" * (w[c] + 2) for c in cols) + "|"]
+    for r in rows:
+        out.append("| " + " | ".join(_fmt(r.get(c)).rjust(w[c]) for c in cols) + " |")
+    text = "\n".join(out)
+    print(text, flush=True)
+    return text
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.4g}" if abs(v) < 1e5 else f"{v:,.0f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def write_json(path: str | None, data) -> None:
+    if not path:
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2, default=float)
+    os.replace(tmp, path)
+    print(f"\nwrote {path}")

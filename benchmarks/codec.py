@@ -7,8 +7,8 @@
 
 Bytes are index set + labels. bound_B is the source's information (log2 C(N,k) + k·log2 C,
 the random cases' labels being uniform); emp_bound_B uses the labels' empirical entropy
-instead, which no code reaches without also paying for the histogram. "labelcast" is the two coded sections; "payload" adds the
-fixed header and the 64-byte signature. PLADA's scheme: the best of varint gaps,
+instead, which no code reaches without also paying for the histogram. "labelcast" is the
+two coded sections; "payload" adds the fixed header and the 64-byte signature. PLADA's scheme: the best of varint gaps,
 bitmap run-lengths and the raw bitmap, then zstd-19; labels as bytes + zstd-19.
 brotli-11 and lzma get the same best transform.
 """

@@ -251,6 +251,37 @@ class ReferenceStore:
                 pass
         return f"{self.info.get('source', '?')}#{i}"
 
+    def read(self, indices: np.ndarray) -> np.ndarray:
+        """The given items, read with pread (not the memory map): a store truncated or made
+        unreadable after opening gives ReferenceMismatchError naming the item, not SIGBUS."""
+        idx = np.asarray(indices, dtype=np.int64)
+        m = self.manifest
+        out = np.empty((idx.size, *m.item_shape), dtype=np.uint8)
+        flat = out.reshape(idx.size, -1)
+        path = self.path / "items.u8"
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError as e:
+            raise ReferenceMismatchError(f"reference items {path} unreadable: {e.strerror}") from e
+        try:
+            for j, i in enumerate(idx.tolist()):
+                if not 0 <= i < self.n:
+                    raise ValueError(f"item index {i} out of range")
+                try:
+                    b = os.pread(fd, m.item_bytes, i * m.item_bytes)
+                except OSError as e:
+                    raise ReferenceMismatchError(
+                        f"reference item {i} ({self.source_of(i)}) is unreadable: {e.strerror}"
+                    ) from e
+                if len(b) != m.item_bytes:
+                    raise ReferenceMismatchError(
+                        f"reference item {i} ({self.source_of(i)}) is missing: the store was truncated"
+                    )
+                flat[j] = np.frombuffer(b, dtype=np.uint8)
+        finally:
+            os.close(fd)
+        return out
+
     def check_items(self, indices: np.ndarray | None = None, *, chunk: int = 4096, progress=None) -> list[ItemProblem]:
         """Re-hash the given items (all when None); returns the ones that differ."""
         idx = np.arange(self.n) if indices is None else np.unique(np.asarray(indices, dtype=np.int64))
@@ -259,24 +290,41 @@ class ReferenceStore:
         bad: list[ItemProblem] = []
         for s in range(0, idx.size, chunk):
             part = idx[s : s + chunk]
-            try:
-                got = hash_items(self.items[part] if indices is not None else self.items[part[0] : part[-1] + 1])
-            except OSError as e:
-                raise ReferenceMismatchError(f"reference items unreadable near item {int(part[0])}: {e}") from e
+            if indices is not None:
+                got = hash_items(self.read(part))
+            else:
+                self._check_size()
+                got = hash_items(self.items[part[0] : part[-1] + 1])
             diff = np.flatnonzero((got != self.manifest.hashes[part]).any(axis=1))
             bad.extend(ItemProblem(int(part[d]), self.source_of(int(part[d])), "content hash differs") for d in diff)
             if progress is not None:
                 progress(part.size)
         return bad
 
-    def require_items(self, indices: np.ndarray) -> None:
-        bad = self.check_items(indices)
+    def _check_size(self) -> None:
+        try:
+            size = (self.path / "items.u8").stat().st_size
+        except OSError as e:
+            raise ReferenceMismatchError(f"reference items unreadable: {e.strerror}") from e
+        if size != self.n * self.manifest.item_bytes:
+            raise ReferenceMismatchError(
+                f"reference items changed size while in use ({size} bytes); the store is damaged"
+            )
+
+    def require_items(self, indices: np.ndarray) -> np.ndarray:
+        """Read the given items once, check their hashes, and return exactly those bytes
+        (so what is trained on is what was verified)."""
+        idx = np.asarray(indices, dtype=np.int64)
+        x = self.read(idx)
+        diff = np.flatnonzero((hash_items(x) != self.manifest.hashes[idx]).any(axis=1)) if idx.size else []
+        bad = [ItemProblem(int(idx[d]), self.source_of(int(idx[d])), "content hash differs") for d in diff]
         if bad:
             shown = "; ".join(str(b) for b in bad[:5])
             raise ReferenceMismatchError(
                 f"{len(bad)} selected reference item(s) differ from the manifest: {shown}. "
                 "Restore them from the ground copy; nothing was trained."
             )
+        return x
 
 
 def write_provenance(path: str | os.PathLike, paths: list[str], source_hashes: np.ndarray) -> None:

@@ -68,14 +68,13 @@ def read_input(path: str | os.PathLike) -> tuple[bytes, dict]:
 
 def verify_and_decode(
     data: bytes, store: ReferenceStore, trust: TrustSet, state: ReplayState | None, now: float | None = None
-) -> Payload:
-    """Steps 2-4 of the order of trust; returns the decoded, checked payload."""
+) -> tuple[Payload, np.ndarray]:
+    """Steps 2-4 of the order of trust; returns the decoded payload and the verified item bytes."""
     head = open_payload(data, trust, store.root, n_items=store.n, now=now, decode=False)
     if state is not None:
         state.check(head.header.key_id, head.header.sequence)
     p = open_payload(data, trust, store.root, n_items=store.n, segments=store.manifest.segments, now=now)
-    store.require_items(p.indices)
-    return p
+    return p, store.require_items(p.indices)
 
 
 def _student_config(cfg: ReceiveConfig, hints: dict):
@@ -112,7 +111,7 @@ def receive(
     t = time.time()
     store = reference if isinstance(reference, ReferenceStore) else ReferenceStore(reference)
     state = ReplayState(state_dir)
-    p = verify_and_decode(data, store, trust, state, now)
+    p, x = verify_and_decode(data, store, trust, state, now)
     h = p.header
     stages["verify_decode"] = time.time() - t
     counts = np.bincount(p.labels, minlength=h.classes).tolist()
@@ -145,7 +144,6 @@ def receive(
         raise StorageError(f"cannot create output folder {outp}: {e.strerror}") from e
     state.begin(h.key_id, h.sequence, report["payload_sha256"])
     t = time.time()
-    x = np.asarray(store.items[p.indices])
     targets = p.soft.dense(p.labels, h.classes) if (p.soft is not None and cfg.use_soft) else p.labels
     sc = _student_config(cfg, p.hints)
     ih, _, ic = store.manifest.item_shape

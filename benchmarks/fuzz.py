@@ -1,0 +1,156 @@
+"""Fuzz the decoders: random and mutated payloads, frames and manifests must raise only labelcast errors.
+
+    python benchmarks/fuzz.py --cases 1000000 [--seed 0] [--json out/bench/fuzz.json]
+
+Mutations of a valid payload are *re-signed* with the trusted key, so they get
+past the signature and exercise every parser behind it (a holder of the key who
+sends nonsense must not crash the device). Any exception that is not a
+``LabelcastError`` is a failure and is printed with the input (hex) to turn
+into a regression test. Decoding time per case is bounded by the format's
+limits; the slowest case is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import table, write_json  # noqa: E402
+
+from labelcast.codec.errors import LabelcastError  # noqa: E402
+from labelcast.codec.framing import Reassembler, make_frames, parse_frame  # noqa: E402
+from labelcast.codec.keys import TrustSet, key_id  # noqa: E402
+from labelcast.codec.payload import DOMAIN, SIG_LEN, build_payload, open_payload  # noqa: E402
+from labelcast.codec.softlabels import soft_from_probs  # noqa: E402
+
+KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33)))
+TRUST = TrustSet({key_id(KEY.public_key()): KEY.public_key()})
+ROOT = hashlib.sha256(b"fuzz").digest()
+SEGMENTS = np.array([300, 500, 200])
+
+
+def seeds() -> list[bytes]:
+    rng = np.random.default_rng(0)
+    out = []
+    for k, c, soft in ((5, 3, False), (60, 10, True), (200, 40, False), (0, 1, False)):
+        idx = np.sort(rng.choice(1000, k, replace=False))
+        lab = rng.integers(0, c, k)
+        s = soft_from_probs(rng.dirichlet(np.ones(c), k), lab, 2, 8) if soft and c > 2 else None
+        p, _ = build_payload(
+            idx,
+            lab,
+            n_items=1000,
+            classes=c,
+            root=ROOT,
+            key=KEY,
+            sequence=3,
+            expires_at=2**33,
+            segments=SEGMENTS,
+            soft=s,
+            class_names=[f"c{i}" for i in range(c)],
+            hints={"a": 1},
+        )
+        out.append(p)
+    return out
+
+
+def mutate(rng: np.random.Generator, body: bytes) -> bytes:
+    b = bytearray(body)
+    op = rng.integers(0, 6)
+    if op == 0 and b:  # bit flips
+        for _ in range(int(rng.integers(1, 4))):
+            i = int(rng.integers(0, len(b) * 8))
+            b[i // 8] ^= 1 << (i % 8)
+    elif op == 1:  # truncation
+        b = b[: int(rng.integers(0, len(b) + 1))]
+    elif op == 2:  # extension
+        b += rng.integers(0, 256, int(rng.integers(1, 32)), dtype=np.uint8).tobytes()
+    elif op == 3 and len(b) > 14:  # length/count field edits: large varints in the header region
+        i = int(rng.integers(14, min(len(b), 40)))
+        b[i : i + 1] = bytes([0xFF, 0xFF, 0xFF, 0xFF, int(rng.integers(0, 16))])
+    elif op == 4 and b:  # random byte overwrite anywhere
+        i = int(rng.integers(0, len(b)))
+        b[i] = int(rng.integers(0, 256))
+    else:  # splice from random bytes
+        i = int(rng.integers(0, len(b) + 1))
+        b[i:] = rng.integers(0, 256, int(rng.integers(0, 64)), dtype=np.uint8).tobytes()
+    return bytes(b)
+
+
+def run(cases: int, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    base = seeds()
+    frames = make_frames(base[2], 64, 34)
+    stats = {"payload_resigned": 0, "payload_raw": 0, "frame": 0, "typed_errors": 0, "accepted": 0}
+    failures, slowest = [], 0.0
+    t0 = time.time()
+    for n in range(cases):
+        kind = n % 4
+        try:
+            t = time.perf_counter()
+            if kind in (0, 1):
+                p = base[int(rng.integers(0, len(base)))]
+                body = mutate(rng, p[:-SIG_LEN])
+                data = body + KEY.sign(DOMAIN + ROOT + body)
+                stats["payload_resigned"] += 1
+                open_payload(data, TRUST, ROOT, n_items=1000, segments=SEGMENTS, now=0)
+            elif kind == 2:
+                data = mutate(rng, base[int(rng.integers(0, len(base)))])
+                stats["payload_raw"] += 1
+                open_payload(data, TRUST, ROOT, n_items=1000, segments=SEGMENTS, now=0)
+            else:
+                stats["frame"] += 1
+                f = mutate(rng, frames[int(rng.integers(0, len(frames)))])
+                f = (
+                    f[:-4] + __import__("zlib").crc32(f[:-4]).to_bytes(4, "little")
+                    if len(f) > 4 and rng.random() < 0.7
+                    else f
+                )
+                parse_frame(f)
+                r = Reassembler()
+                r.add(f)
+                for g in frames[: int(rng.integers(0, len(frames)))]:
+                    r.add(g)
+                for pid in r.payload_ids():
+                    r.payload(pid)
+            stats["accepted"] += 1
+        except LabelcastError:
+            stats["typed_errors"] += 1
+        except Exception as e:  # noqa: BLE001 - the point of a fuzzer
+            failures.append({"case": n, "kind": kind, "error": f"{type(e).__name__}: {e}"})
+            if len(failures) <= 5:
+                print("FAILURE", failures[-1], flush=True)
+        slowest = max(slowest, time.perf_counter() - t)
+        if n and n % 100_000 == 0:
+            print(f"{n:,} cases, {len(failures)} untyped, {time.time() - t0:.0f} s", flush=True)
+    return {
+        **stats,
+        "cases": cases,
+        "untyped_exceptions": len(failures),
+        "slowest_case_s": round(slowest, 4),
+        "seconds": round(time.time() - t0, 1),
+        "failures": failures[:20],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cases", type=int, default=100_000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args()
+    res = run(a.cases, a.seed)
+    table([{k: v for k, v in res.items() if k != "failures"}], [k for k in res if k != "failures"], "fuzz")
+    write_json(a.json, res)
+    sys.exit(1 if res["untyped_exceptions"] else 0)
+
+
+if __name__ == "__main__":
+    main()

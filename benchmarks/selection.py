@@ -1,0 +1,209 @@
+"""Selection benchmark: student accuracy vs. framed payload bytes, every strategy, both scenarios.
+
+    python benchmarks/selection.py [--quick] [--scenarios fashion digits] [--json out/bench/selection.json]
+
+Per scenario the teacher (and a second-seed detector for refinement) is trained
+once and the pool scored once with ONNX Runtime; every (strategy, budget, seed)
+then fits k to the budget with the real encoder and framer (Iridium SBD MT
+frames, the profile's parity), trains the same student recipe and evaluates it
+on the held-out test split. Prints a table, writes JSON and a PNG per scenario.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import table, write_json  # noqa: E402
+
+from labelcast.codec.payload import build_payload  # noqa: E402
+from labelcast.codec.preprocess import Preprocess  # noqa: E402
+from labelcast.codec.softlabels import soft_from_probs  # noqa: E402
+from labelcast.datasets import builtin  # noqa: E402
+from labelcast.profiles import load_device, load_link  # noqa: E402
+from labelcast.receiver.train import StudentConfig, train_student  # noqa: E402
+from labelcast.sender.budget import fit_budget  # noqa: E402
+from labelcast.sender.refine import refine  # noqa: E402
+from labelcast.sender.selection import SelectConfig, pseudo_labels, rank_items, select  # noqa: E402
+from labelcast.sender.teacher import Teacher, TeacherConfig, train_and_export  # noqa: E402
+
+KEYBYTES = bytes(range(32))
+
+CONFIGS = {
+    "random": dict(strategy="random", quota=False),
+    "random+quota": dict(strategy="random", quota=True),
+    "energy": dict(strategy="energy", quota=False),
+    "energy+quota": dict(strategy="energy", quota=True),
+    "energy-high+quota": dict(strategy="energy-high", quota=True),
+    "msp+quota": dict(strategy="msp", quota=True),
+    "entropy+quota": dict(strategy="entropy", quota=True),
+    "margin+quota": dict(strategy="margin", quota=True),
+    "el2n-easy+quota": dict(strategy="el2n-easy", quota=True),
+    "random+quota+refine": dict(strategy="random", quota=True, refine=True),
+    "el2n-easy+quota+refine": dict(strategy="el2n-easy", quota=True, refine=True),
+    "random+quota+soft": dict(strategy="random", quota=True, soft=True),
+}
+
+
+def setup(scenario: str, work: Path):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    work.mkdir(parents=True, exist_ok=True)
+    x, g, _ = builtin.pool(scenario)
+    xtr, ytr, names = builtin.target(scenario, "train")
+    xte, yte, _ = builtin.target(scenario, "test")
+    logits = {}
+    for name, seed, width in (("teacher", 0, 32), ("detector", 1, 24)):
+        path = work / f"{name}.onnx"
+        if not path.exists():
+            train_and_export(xtr, ytr, names, path, TeacherConfig(seed=seed, width=width))
+        t = Teacher(path)
+        logits[name] = np.concatenate([t.logits(x[s : s + 4096]) for s in range(0, len(x), 4096)])
+    tacc = float((np.concatenate([Teacher(work / "teacher.onnx").logits(xte)]).argmax(1) == yte).mean())
+    segs = np.diff(np.concatenate([[0], np.flatnonzero(np.diff(g)) + 1, [len(g)]]))
+    key = Ed25519PrivateKey.from_private_bytes(KEYBYTES)
+    return dict(x=x, segs=segs, logits=logits, xte=xte, yte=yte, teacher_acc=tacc, classes=len(names), key=key)
+
+
+def run_one(env, cfg_name, budget, seed, link, train_samples) -> dict:
+    spec = CONFIGS[cfg_name]
+    sc = SelectConfig(strategy=spec["strategy"], quota=spec["quota"], seed=seed)
+    z = env["logits"]["teacher"]
+    pl = pseudo_labels(z)
+    order = rank_items(z, sc)
+    probs = None
+    if spec.get("soft"):
+        e = np.exp(z - z.max(1, keepdims=True))
+        probs = e / e.sum(1, keepdims=True)
+    chosen = {}
+    root = hashlib.sha256(b"bench").digest()
+
+    def build(k):
+        idx = select(z, k, sc, order)
+        if spec.get("refine"):
+            idx, _ = refine(idx, pl, order, z, env["logits"]["detector"])
+        chosen[idx.size] = idx
+        soft = soft_from_probs(probs[idx], pl[idx], 2, 16) if probs is not None else None
+        return build_payload(
+            idx,
+            pl[idx],
+            n_items=len(pl),
+            classes=env["classes"],
+            root=root,
+            key=env["key"],
+            sequence=1,
+            expires_at=2**33,
+            segments=env["segs"],
+            soft=soft,
+        )
+
+    fit = fit_budget(build, len(pl), budget, link.frame_bytes, link.fec_overhead_percent)
+    idx = chosen[fit.k] if fit.k in chosen else select(z, fit.k, sc, order)
+    targets = pl[idx]
+    if probs is not None:
+        from labelcast.codec.payload import open_payload  # noqa: F401 (decode path exercised in tests)
+
+        targets = soft_from_probs(probs[idx], pl[idx], 2, 16).dense(pl[idx], env["classes"])
+    t = time.time()
+    model, info = train_student(
+        np.asarray(env["x"][idx]),
+        targets,
+        env["classes"],
+        Preprocess(),
+        load_device("cpu-small"),
+        StudentConfig(seed=seed, train_samples=train_samples),
+    )
+    import torch
+
+    with torch.no_grad():
+        pred = model(torch.from_numpy(Preprocess().apply(env["xte"]))).argmax(1).numpy()
+    acc = float((pred == env["yte"]).mean())
+    return {
+        "strategy": cfg_name,
+        "budget": budget,
+        "seed": seed,
+        "k": int(idx.size),
+        "payload_B": len(fit.payload),
+        "framed_B": fit.framed_bytes,
+        "accuracy": acc,
+        "x_teacher": acc / env["teacher_acc"],
+        "train_s": round(time.time() - t, 1),
+    }
+
+
+def plot(rows, scenario: str, teacher_acc: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for name in dict.fromkeys(r["strategy"] for r in rows):
+        rs = [r for r in rows if r["strategy"] == name]
+        bs = sorted({r["budget"] for r in rs})
+        m = [np.mean([r["accuracy"] for r in rs if r["budget"] == b]) for b in bs]
+        ax.plot(bs, m, marker="o", label=name)
+    ax.axhline(teacher_acc, color="k", ls="--", lw=1, label="teacher")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("framed bytes on the link (Iridium SBD MT, 270 B frames)")
+    ax.set_ylabel("student accuracy (held-out test)")
+    ax.set_title(f"{scenario}: student accuracy vs. bytes sent (mean of seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scenarios", nargs="+", default=["fashion", "digits"])
+    ap.add_argument("--budgets", nargs="+", type=int, default=[1024, 2048, 4096, 8192])
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--strategies", nargs="+", default=list(CONFIGS))
+    ap.add_argument("--train-samples", type=int, default=20_000)
+    ap.add_argument("--quick", action="store_true", help="one seed, two budgets, four strategies")
+    ap.add_argument("--work", default="out/bench/selection")
+    ap.add_argument("--plots", default="docs")
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args()
+    if a.quick:
+        a.seeds, a.budgets = 1, [1024, 4096]
+        a.strategies = ["random", "random+quota", "energy+quota", "el2n-easy+quota"]
+    link = load_link("iridium-sbd-mt")
+    out = {}
+    for scenario in a.scenarios:
+        env = setup(scenario, Path(a.work) / scenario)
+        rows = []
+        for name in a.strategies:
+            for b in a.budgets:
+                for seed in range(a.seeds):
+                    rows.append(run_one(env, name, b, seed, link, a.train_samples))
+                    print(rows[-1], flush=True)
+        summary = []
+        for name in a.strategies:
+            row = {"strategy": name}
+            for b in a.budgets:
+                accs = [r["accuracy"] for r in rows if r["strategy"] == name and r["budget"] == b]
+                ks = [r["k"] for r in rows if r["strategy"] == name and r["budget"] == b]
+                row[f"{b} B"] = f"{np.mean(accs):.3f}±{np.std(accs):.3f} (k={int(np.mean(ks))})"
+            summary.append(row)
+        table(
+            summary,
+            ["strategy", *[f"{b} B" for b in a.budgets]],
+            f"{scenario}: student accuracy (teacher {env['teacher_acc']:.3f}), mean±std over {a.seeds} seed(s)",
+        )
+        plot(rows, scenario, env["teacher_acc"], Path(a.plots) / f"selection_{scenario}.png")
+        out[scenario] = {"teacher_accuracy": env["teacher_acc"], "runs": rows}
+    write_json(a.json, out)
+
+
+if __name__ == "__main__":
+    main()

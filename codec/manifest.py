@@ -54,12 +54,14 @@ MAX_GROUPS = 1 << 24
 def hash_items(rows: np.ndarray) -> np.ndarray:
     """SHA-256 of each row of a (n, ...) uint8 array → (n, 32) uint8."""
     n = rows.shape[0]
+    if n == 0:
+        return np.zeros((0, 32), dtype=np.uint8)
     flat = np.ascontiguousarray(rows).reshape(n, -1)
-    out = np.empty((n, 32), dtype=np.uint8)
+    step = flat.shape[1]
+    mv = memoryview(flat.reshape(-1))
     sha = hashlib.sha256
-    for i in range(n):
-        out[i] = np.frombuffer(sha(flat[i].data).digest(), dtype=np.uint8)
-    return out
+    digests = b"".join([sha(mv[i : i + step]).digest() for i in range(0, n * step, step)])
+    return np.frombuffer(digests, dtype=np.uint8).reshape(n, 32).copy()
 
 
 def merkle_root(hashes: np.ndarray) -> bytes:

@@ -28,6 +28,12 @@ COMMANDS: dict[str, Any] = {
     "receive": "labelcast.receiver.cli.receive:receive",
     "evaluate": "labelcast.receiver.cli.evaluate:evaluate",
     "profiles": {"list": "labelcast.cli_profiles:list_cmd", "show": "labelcast.cli_profiles:show_cmd"},
+    "model": {
+        "status": "labelcast.receiver.cli.model:model_status",
+        "promote": "labelcast.receiver.cli.model:model_promote",
+        "rollback": "labelcast.receiver.cli.model:model_rollback",
+    },
+    "status": "labelcast.receiver.cli.model:status",
     "demo": "labelcast.demo:demo",
 }
 
@@ -36,6 +42,7 @@ HELP = {
     "teacher": "Train or inspect a teacher.",
     "link": "Plan and simulate transmission over a link profile.",
     "profiles": "List and show link and device profiles.",
+    "model": "A/B model slots on the device: status, promote, rollback.",
 }
 
 

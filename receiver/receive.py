@@ -42,6 +42,7 @@ class ReceiveConfig:
     use_soft: bool = True  # train on soft labels when the payload has them
     tensorrt: bool = True  # build a TensorRT engine when TensorRT and the profile allow
     preprocess: Preprocess | None = None  # None: the store's own size and channels, pixels / 255
+    compare_model: str | None = None  # ONNX model (the active slot) to score on the validation slice too
 
 
 def read_input(path: str | os.PathLike) -> tuple[bytes, dict]:
@@ -75,6 +76,15 @@ def verify_and_decode(
         state.check(head.header.key_id, head.header.sequence)
     p = open_payload(data, trust, store.root, n_items=store.n, segments=store.manifest.segments, now=now)
     return p, store.require_items(p.indices)
+
+
+def validation_mask(k: int, hints: dict) -> np.ndarray:
+    """Items the sender held back for validation (hint ``val_every`` = n: every n-th item by index)."""
+    n = hints.get("val_every")
+    mask = np.zeros(k, dtype=bool)
+    if isinstance(n, int) and 2 <= n <= k:
+        mask[n - 1 :: n] = True
+    return mask
 
 
 def _student_config(cfg: ReceiveConfig, hints: dict):
@@ -145,12 +155,14 @@ def receive(
     state.begin(h.key_id, h.sequence, report["payload_sha256"])
     t = time.time()
     targets = p.soft.dense(p.labels, h.classes) if (p.soft is not None and cfg.use_soft) else p.labels
+    val = validation_mask(h.k, p.hints)
+    train_sel = ~val
     sc = _student_config(cfg, p.hints)
     ih, _, ic = store.manifest.item_shape
     pp = cfg.preprocess or Preprocess(size=ih, channels=ic, mean=(0.0,) * ic, std=(1.0,) * ic)
     model, tinfo = train_student(
-        x,
-        targets,
+        x[train_sel],
+        targets[train_sel],
         h.classes,
         pp,
         profile,
@@ -169,6 +181,15 @@ def receive(
             exp.update(build_tensorrt_engine(outp / "student.onnx", outp / "student.engine", profile))
         else:
             exp["tensorrt"] = "skipped: TensorRT is not installed on this machine"
+    if val.any():
+        from .evaluate import evaluate
+
+        report["validation"] = {
+            "items": int(val.sum()),
+            "accuracy": evaluate(outp / "student.onnx", x[val], p.labels[val])["accuracy"],
+        }
+        if cfg.compare_model:
+            report["validation"]["compare_accuracy"] = evaluate(cfg.compare_model, x[val], p.labels[val])["accuracy"]
     stages["export"] = time.time() - t
     state.accept(h.key_id, h.sequence)
     report.update(

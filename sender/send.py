@@ -44,6 +44,7 @@ class SendConfig:
     soft_levels: int = 16  # quantisation steps of soft probabilities
     class_names: bool = False  # send class names (costs bytes)
     hints: dict = field(default_factory=dict)  # training hints for the receiver (JSON)
+    validation_every: int = 0  # hold back every n-th item for the device's A/B check (0: none)
 
 
 def next_sequence(key_path: Path, explicit: int | None = None) -> int:
@@ -123,7 +124,7 @@ def send(
             segments=store.manifest.segments,
             soft=soft,
             class_names=names,
-            hints=cfg.hints or None,
+            hints={**cfg.hints, **({"val_every": cfg.validation_every} if cfg.validation_every else {})} or None,
         )
 
     if cfg.keep is not None:

@@ -9,7 +9,22 @@ from ...cli import emit
 
 
 @click.command()
-@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True))
+@click.argument("input_path", metavar="INPUT", required=False, type=click.Path(exists=True))
+@click.option(
+    "--watch",
+    "watch_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Run unattended on an inbox of frame files.",
+)
+@click.option(
+    "--slots",
+    "slots_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="A/B model slots (default STATE/slots).",
+)
+@click.option("--once", is_flag=True, help="With --watch: one pass over the inbox, then exit.")
 @click.option("--reference", required=True, type=click.Path(file_okay=False), help="This device's reference store.")
 @click.option(
     "--trust",
@@ -21,7 +36,12 @@ from ...cli import emit
 )
 @click.option("--revoked", multiple=True, help="Revoked key id (hex, repeatable).")
 @click.option("--device", default="cpu-small", show_default=True, help="Device profile name or .toml path.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for student.onnx and the report.")
+@click.option(
+    "--out",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Folder for student.onnx and the report (not with --watch).",
+)
 @click.option(
     "--state", "state_dir", default=None, type=click.Path(file_okay=False), help="Replay-state folder (device-wide)."
 )
@@ -34,7 +54,22 @@ from ...cli import emit
 @click.option("--resume", is_flag=True, help="Continue an interrupted training from its checkpoint.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def receive(
-    input_path, reference, trust, revoked, device, out, state_dir, arch, train_samples, hard, dry_run, resume, as_json
+    input_path,
+    watch_dir,
+    slots_dir,
+    once,
+    reference,
+    trust,
+    revoked,
+    device,
+    out,
+    state_dir,
+    arch,
+    train_samples,
+    hard,
+    dry_run,
+    resume,
+    as_json,
 ) -> None:
     """Verify INPUT (frames folder or payload file), then train and export a student."""
 
@@ -60,6 +95,23 @@ def receive(
             raise click.BadParameter(f"choose one of {', '.join(ARCHS)}", param_hint="--arch")
         student = StudentConfig(arch=arch or "cnn-small", train_samples=train_samples or 60_000)
     cfg = ReceiveConfig(device=device, student=student, use_soft=not hard)
+    if watch_dir:
+        from ...codec.manifest import ReferenceStore
+        from ..watch import WatchConfig, watch
+
+        res = watch(
+            watch_dir,
+            ReferenceStore(reference),
+            ts,
+            cfg,
+            WatchConfig(once=once),
+            state_dir=state_dir,
+            slots_dir=slots_dir,
+        )
+        emit(res, as_json)
+        return
+    if not input_path or not out:
+        raise click.UsageError("give INPUT (a frames folder or payload file) and --out DIR, or --watch INBOX")
     with bar(None, "train", "step") as tick:
         rep = do_receive(
             input_path, reference, ts, out, cfg, state_dir=state_dir, dry_run=dry_run, resume=resume, progress=tick

@@ -50,6 +50,13 @@ from ..selection import STRATEGIES
 @click.option(
     "--overhead", type=click.IntRange(0, 255), default=None, help="Parity frames per 100 (default: the link's)."
 )
+@click.option(
+    "--validation-every",
+    type=click.IntRange(0, None),
+    default=0,
+    show_default=True,
+    help="Hold back every n-th item for the device's A/B check.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Outbox folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
@@ -69,6 +76,7 @@ def send(
     sequence,
     expires_in,
     overhead,
+    validation_every,
     seed,
     out,
     as_json,
@@ -96,6 +104,7 @@ def send(
         sequence=sequence,
         soft=soft,
         class_names=names,
+        validation_every=validation_every,
     )
     store = ReferenceStore(reference)
     t = Teacher(teacher)

@@ -253,6 +253,21 @@ class ReferenceStore:
                 pass
         return f"{self.info.get('source', '?')}#{i}"
 
+    def read_range(self, start: int, stop: int) -> np.ndarray:
+        """Items [start, stop) with one pread (sequential scans without growing the memory map's RSS)."""
+        m = self.manifest
+        if not 0 <= start <= stop <= self.n:
+            raise ValueError("item range out of bounds")
+        path = self.path / "items.u8"
+        try:
+            with open(path, "rb") as f:
+                b = os.pread(f.fileno(), (stop - start) * m.item_bytes, start * m.item_bytes)
+        except OSError as e:
+            raise ReferenceMismatchError(f"reference items near item {start} are unreadable: {e.strerror}") from e
+        if len(b) != (stop - start) * m.item_bytes:
+            raise ReferenceMismatchError(f"reference items near item {start} are missing: the store was truncated")
+        return np.frombuffer(b, dtype=np.uint8).reshape(stop - start, *m.item_shape)
+
     def read(self, indices: np.ndarray) -> np.ndarray:
         """The given items, read with pread (not the memory map): a store truncated or made
         unreadable after opening gives ReferenceMismatchError naming the item, not SIGBUS."""

@@ -22,6 +22,7 @@ COMMANDS: dict[str, Any] = {
         "verify": "labelcast.receiver.cli.reference_verify:verify",
     },
     "teacher": {"train": "labelcast.sender.cli.teacher:train", "inspect": "labelcast.sender.cli.teacher:inspect"},
+    "score": "labelcast.sender.cli.score:score",
     "send": "labelcast.sender.cli.send:send",
     "link": {"plan": "labelcast.sender.cli.link:plan", "simulate": "labelcast.sender.cli.link:simulate"},
     "reassemble": "labelcast.receiver.cli.reassemble:reassemble",

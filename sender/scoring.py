@@ -17,7 +17,40 @@ import numpy as np
 from ..codec.manifest import ReferenceStore
 from .teacher import Teacher
 
-__all__ = ["score_store", "load_scores"]
+__all__ = ["score_store", "load_scores", "ScoreFile"]
+
+
+class ScoreFile:
+    """A read-only N × C float32 score file read by slices (pread), so scanning it chunk by
+    chunk never maps the whole file into the process."""
+
+    def __init__(self, path: str | os.PathLike, n: int, classes: int) -> None:
+        self.path = Path(path)
+        self.shape = (n, classes)
+        self.dtype = np.dtype(np.float32)
+        self._row = classes * 4
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __array__(self, dtype=None, copy=None):
+        a = self[0 : self.shape[0]]
+        return a if dtype is None else a.astype(dtype)
+
+    def __getitem__(self, key):
+        n = self.shape[0]
+        with open(self.path, "rb") as f:
+            if isinstance(key, slice):
+                start, stop, step = key.indices(n)
+                if step != 1:
+                    raise IndexError("ScoreFile supports contiguous slices and index arrays")
+                b = os.pread(f.fileno(), max(0, stop - start) * self._row, start * self._row)
+                return np.frombuffer(b, dtype=np.float32).reshape(-1, self.shape[1]).copy()
+            idx = np.asarray(key, dtype=np.int64).reshape(-1)
+            out = np.empty((idx.size, self.shape[1]), dtype=np.float32)
+            for j, i in enumerate(idx.tolist()):
+                out[j] = np.frombuffer(os.pread(f.fileno(), self._row, i * self._row), dtype=np.float32)
+            return out
 
 
 def score_store(
@@ -45,11 +78,15 @@ def score_store(
             st = json.loads(prog.read_text())
             if st.get("key") == key:
                 done = int(st["done"])
-        logits = np.memmap(outp / "logits.f32", dtype=np.float32, mode="r+" if done else "w+", shape=(n, c))
+        path = outp / "logits.f32"
+        if not done:
+            with open(path, "wb") as f:
+                f.truncate(n * c * 4)
+        fh = open(path, "r+b")  # noqa: SIM115 - closed below; written with pwrite, not a memory map
     pp = teacher.preprocess
 
     def load(s: int) -> np.ndarray:
-        return pp.apply(np.asarray(store.items[s : min(n, s + batch)]))
+        return pp.apply(store.read_range(s, min(n, s + batch)))
 
     starts = list(range(done, n, batch))
     with ThreadPoolExecutor(1) as pool:
@@ -58,17 +95,24 @@ def score_store(
             x = fut.result()
             if i + 1 < len(starts):
                 fut = pool.submit(load, starts[i + 1])
-            logits[s : s + x.shape[0]] = teacher.session.run(None, {teacher.input_name: x})[0]
+            z = teacher.session.run(None, {teacher.input_name: x})[0]
+            if out is None:
+                logits[s : s + x.shape[0]] = z
+            else:
+                os.pwrite(fh.fileno(), np.ascontiguousarray(z, dtype=np.float32).tobytes(), s * c * 4)
             if progress:
                 progress(x.shape[0])
             end = s + x.shape[0]
             if prog is not None and (end % shard < batch or end == n):
-                logits.flush()
+                os.fsync(fh.fileno())
                 tmp = prog.with_suffix(".tmp")
                 tmp.write_text(json.dumps({"key": key, "done": end}))
                 os.replace(tmp, prog)
-    return logits
+    if out is None:
+        return logits
+    fh.close()
+    return ScoreFile(path, n, c)
 
 
-def load_scores(path: str | os.PathLike, n: int, classes: int) -> np.ndarray:
-    return np.memmap(Path(path) / "logits.f32", dtype=np.float32, mode="r", shape=(n, classes))
+def load_scores(path: str | os.PathLike, n: int, classes: int) -> ScoreFile:
+    return ScoreFile(Path(path) / "logits.f32", n, classes)

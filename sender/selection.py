@@ -33,8 +33,12 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def pseudo_labels(logits: np.ndarray) -> np.ndarray:
-    return np.asarray(logits).argmax(axis=1).astype(np.int64)
+def pseudo_labels(logits: np.ndarray, chunk: int = 1 << 18) -> np.ndarray:
+    """Argmax per item, in chunks (a memory-mapped N × C score file never sits in RAM at once)."""
+    out = np.empty(logits.shape[0], dtype=np.int64)
+    for s in range(0, logits.shape[0], chunk):
+        out[s : s + chunk] = np.asarray(logits[s : s + chunk]).argmax(axis=1)
+    return out
 
 
 def item_scores(logits: np.ndarray, cfg: SelectConfig, chunk: int = 1 << 18) -> np.ndarray:
@@ -118,7 +122,7 @@ def select(logits: np.ndarray, k: int, cfg: SelectConfig, order: np.ndarray | No
     order = rank_items(logits, cfg) if order is None else order
     if not cfg.quota:
         return np.sort(order[:k])
-    pl = pseudo_labels(logits) if not isinstance(logits, tuple) else logits[1]
+    pl = pseudo_labels(logits)
     counts = np.bincount(pl, minlength=logits.shape[1])
     q = quota_counts(counts, k, cfg.alpha)
     # walk the ranking once; each class takes its best-ranked items up to its quota

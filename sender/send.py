@@ -21,7 +21,8 @@ from ..codec.manifest import ReferenceStore
 from ..codec.payload import build_payload
 from ..codec.softlabels import soft_from_probs
 from ..profiles import LinkProfile, load_link
-from .budget import fit_budget
+from .budget import fit_budget, framed_bytes
+from .refine import refine
 from .scoring import score_store
 from .selection import SelectConfig, pseudo_labels, rank_items, select
 from .teacher import Teacher
@@ -43,6 +44,10 @@ class SendConfig:
     soft_extra: int = 2  # runner-up classes per item in soft labels
     soft_levels: int = 16  # quantisation steps of soft probabilities
     class_names: bool = False  # send class names (costs bytes)
+    detector: str | None = None  # second ONNX model for detector-guided refinement (None: no refinement)
+    engine: str = "local"  # scoring engine: local | ray
+    ray_address: str | None = None  # existing Ray cluster (None: start a local one)
+    workers: int = 2  # Ray workers (actors)
     hints: dict = field(default_factory=dict)  # training hints for the receiver (JSON)
     validation_every: int = 0  # hold back every n-th item for the device's A/B check (0: none)
 
@@ -87,7 +92,11 @@ def send(
     tea = teacher if isinstance(teacher, Teacher) else Teacher(teacher)
     outp = Path(out)
     t = time.time()
-    if logits is None:
+    if logits is None and cfg.engine != "local":
+        from .engines import score
+
+        logits, _ = score(cfg.engine, tea.path, store, outp / "scores", address=cfg.ray_address, workers=cfg.workers)
+    elif logits is None:
         logits = score_store(tea, store, progress=progress)
     stages["score"] = time.time() - t
     t = time.time()
@@ -107,8 +116,16 @@ def send(
 
     chosen: dict[int, np.ndarray] = {}
 
-    def build(k: int):
+    det_logits = None
+    if cfg.detector:
+        det_logits = score_store(Teacher(cfg.detector), store, progress=progress)
+    refine_report: dict = {}
+
+    def build(k: int, refined: bool = False):
         idx = select(logits, k, cfg.select, order)
+        if refined and det_logits is not None:
+            idx, rep = refine(idx, pl, order, logits, det_logits)
+            refine_report.update(rep)
         chosen[int(idx.size)] = idx
         lab = pl[idx]
         soft = soft_from_probs(probs[idx], lab, cfg.soft_extra, cfg.soft_levels) if probs is not None else None
@@ -131,7 +148,7 @@ def send(
         if not 0 < cfg.keep <= 1:
             raise ValueError("keep must be a fraction in (0, 1]")
         k = max(1, int(round(cfg.keep * store.n)))
-        payload, sections = build(k)
+        payload, sections = build(k, refined=True)
         tries, parity = 1, None
     else:
         budget = cfg.budget
@@ -143,6 +160,18 @@ def send(
         budget = 8192 if budget is None else budget
         fit = fit_budget(build, store.n, budget, link.frame_bytes, overhead)
         payload, sections, tries, parity = fit.payload, fit.sections, fit.tries, fit.parity
+        if det_logits is not None:
+            # refine at the fitted size (same k, other items); shrink if the refined set codes larger
+            k = fit.k
+            while True:
+                payload, sections = build(k, refined=True)
+                frames_n, fb = framed_bytes(len(payload), link.frame_bytes, overhead)
+                if fb <= budget or k <= 1:
+                    break
+                k = max(1, int(k * 0.99))
+            parity = layout_for(len(payload), link.frame_bytes, overhead).parity + max(
+                0, budget // link.frame_bytes - frames_n
+            )
     stages["select_encode"] = time.time() - t
     t = time.time()
     frames = make_frames(payload, link.frame_bytes, overhead, parity)
@@ -187,6 +216,7 @@ def send(
         "key_id": key_id(priv.public_key()).hex(),
         "expires_at": expires,
         "soft_labels": cfg.soft,
+        "refinement": refine_report or None,
         "stage_seconds": {k_: round(v, 3) for k_, v in stages.items()},
         "seconds": round(time.time() - t0, 3),
         "config": {k_: v for k_, v in asdict(cfg).items() if k_ != "select"},

@@ -35,6 +35,12 @@ from ..selection import STRATEGIES
 @click.option("--strategy", type=click.Choice(STRATEGIES), default="random", show_default=True)
 @click.option("--quota/--no-quota", default=True, show_default=True, help="Per-class quota over pseudo-labels.")
 @click.option("--alpha", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="Quota exponent.")
+@click.option(
+    "--detector",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Second ONNX model: refine the selection (flag and replace contradicted items).",
+)
 @click.option("--soft", is_flag=True, help="Add soft labels (top classes with quantised probabilities).")
 @click.option("--names", is_flag=True, help="Send class names (costs bytes).")
 @click.option(
@@ -57,6 +63,10 @@ from ..selection import STRATEGIES
     show_default=True,
     help="Hold back every n-th item for the device's A/B check.",
 )
+@click.option(
+    "--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="Scoring engine."
+)
+@click.option("--ray-address", default=None, help="Existing Ray cluster address (default: start a local one).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Outbox folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
@@ -71,12 +81,15 @@ def send(
     strategy,
     quota,
     alpha,
+    detector,
     soft,
     names,
     sequence,
     expires_in,
     overhead,
     validation_every,
+    engine,
+    ray_address,
     seed,
     out,
     as_json,
@@ -105,6 +118,9 @@ def send(
         soft=soft,
         class_names=names,
         validation_every=validation_every,
+        detector=detector,
+        engine=engine,
+        ray_address=ray_address,
     )
     store = ReferenceStore(reference)
     t = Teacher(teacher)

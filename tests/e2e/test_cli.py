@@ -80,6 +80,43 @@ def test_cli_end_to_end_and_tampered_payload_refused(slice_dir: Path):
     ):
         assert key in rep
     assert json.loads((d / "outbox" / "send-report.json").read_text())["selected_items"] == rep["selected_items"]
+    # detector-guided refinement: a second teacher (other seed and width) flags and replaces items
+    lc(
+        "teacher",
+        "train",
+        "--data",
+        "npy:train.npy",
+        "--out",
+        "detector.onnx",
+        "--epochs",
+        "2",
+        "--width",
+        "8",
+        "--seed",
+        "1",
+        cwd=d,
+    )
+    refined = json.loads(
+        lc(
+            "send",
+            "--teacher",
+            "teacher.onnx",
+            "--reference",
+            "ref",
+            "--key",
+            "keys/sender.key",
+            "--detector",
+            "detector.onnx",
+            "--budget",
+            "2700",
+            "--out",
+            "outbox-refined",
+            "--json",
+            cwd=d,
+        ).stdout.splitlines()[-1]
+    )
+    assert refined["framed_bytes"] <= 2700 and refined["refinement"]["flagged"] >= refined["refinement"]["replaced"]
+    assert refined["sequence"] == rep["sequence"] + 1  # the counter beside the key moved on
     plan = json.loads(lc("link", "plan", "outbox/payload.lcst", "--link", "iridium-sbd-mt", "--json", cwd=d).stdout)
     assert plan["success_probability"] > 0.99
 

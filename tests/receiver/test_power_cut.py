@@ -1,0 +1,86 @@
+"""SIGKILL during training, then `receive --resume`: the same model as an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from labelcast.codec.keys import generate_keypair, load_private_key
+from labelcast.codec.payload import build_payload
+from labelcast.receiver.evaluate import evaluate
+from tests.receiver.test_watch import learnable_store
+
+ENV = {**os.environ, "LABELCAST_PROGRESS": "0"}
+
+
+def _cmd(tmp: Path, out: str, state: str, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "labelcast",
+        "receive",
+        str(tmp / "p.lcst"),
+        "--reference",
+        str(tmp / "ref"),
+        "--trust",
+        str(tmp / "keys" / "sender.pub"),
+        "--out",
+        str(tmp / out),
+        "--state",
+        str(tmp / state),
+        "--train-samples",
+        "30000",
+        "--json",
+        *extra,
+    ]
+
+
+@pytest.mark.slow
+def test_sigkill_during_training_then_resume_matches_uninterrupted(tmp_path):
+    store, y = learnable_store(tmp_path / "ref")
+    priv, pub = generate_keypair(tmp_path / "keys")
+    idx = np.sort(np.random.default_rng(0).choice(store.n, 600, replace=False))
+    data, _ = build_payload(
+        idx,
+        y[idx],
+        n_items=store.n,
+        classes=4,
+        root=store.root,
+        key=load_private_key(priv),
+        sequence=1,
+        expires_at=int(time.time()) + 3600,
+    )
+    (tmp_path / "p.lcst").write_bytes(data)
+    t = time.time()
+    subprocess.run(_cmd(tmp_path, "whole", "s1"), env=ENV, check=True, capture_output=True)
+    full = time.time() - t
+
+    proc = subprocess.Popen(_cmd(tmp_path, "cut", "s2"), env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    ck = tmp_path / "cut" / ".work" / "checkpoint.pt"
+    end = time.time() + full * 3
+    while not ck.exists() and time.time() < end:  # kill once training has checkpointed at least once
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert ck.exists() and not (tmp_path / "cut" / "student.onnx").exists()
+    assert (
+        json.loads((tmp_path / "s2" / next(p.name for p in (tmp_path / "s2").glob("key-*.json"))).read_text())[
+            "accepted"
+        ]
+        == 0
+    )  # the replay state was not advanced by the unfinished run
+    r = subprocess.run(_cmd(tmp_path, "cut", "s2", "--resume"), env=ENV, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    x = np.asarray(store.items)
+    a = evaluate(tmp_path / "whole" / "student.onnx", x, y)["accuracy"]
+    b = evaluate(tmp_path / "cut" / "student.onnx", x, y)["accuracy"]
+    assert abs(a - b) <= 0.005, (a, b)

@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e '.[sender,receiver,demo,dev]'
+	$(BIN)/pip install -q -e '.[sender,receiver,demo,scale,dev]'
 	touch $(STAMP)
 
 data:
@@ -50,9 +50,15 @@ format: setup
 bench: setup
 	$(BIN)/python benchmarks/codec.py --json out/bench/codec.json
 	$(BIN)/python benchmarks/link.py --json out/bench/link.json
+	$(BIN)/python benchmarks/selection.py --json out/bench/selection.json
+	$(BIN)/python benchmarks/scoring.py --json out/bench/scoring.json
+	$(BIN)/python benchmarks/receiver.py --json out/bench/receiver.json
+	$(BIN)/python benchmarks/reference.py --json out/bench/reference.json
+	$(BIN)/python benchmarks/scale.py --json out/bench/scale.json
+	$(BIN)/python benchmarks/reliability.py --doc docs/reliability.md --json out/bench/reliability.json
 
 fuzz: setup
-	$(BIN)/python benchmarks/fuzz.py --cases 1000000
+	$(BIN)/python benchmarks/fuzz.py --cases 1000000 --json out/bench/fuzz.json
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache

@@ -21,9 +21,13 @@ of two models; the encoder estimates both and keeps the cheaper:
   that has one), so each step is one vectorised coder call. The kernel is kept
   in integers so both ends compute bit-identical weights.
 
+* ``UNIFORM`` (2): every label uniform over the C classes, no histogram — exactly
+  k·log2 C bits, the cheapest when labels are balanced and there are few items
+  per class (the encoder keeps whichever of STATIC and UNIFORM codes smaller).
+
 Section layout::
 
-    u8      mode        0 = STATIC, 1 = GROUP_ADAPTIVE
+    u8      mode        0 = STATIC, 1 = GROUP_ADAPTIVE, 2 = UNIFORM
     [mode 1] u8 D (kernel size ≤ 16), D × (uvarint offset δ in 1…C−1, u8 weight 1…255),
              per count bucket present (ascending): uvarint β×4 (≥ 1), u8 λ×16 (≤ 16)
     bytes   ANS stream  (histogram chain, then labels)
@@ -33,7 +37,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._ans import BINOMIAL_FAMILY, CATEGORICAL_FAMILY, Decoder, Op, categorical, encode_ops, guarded
+from ._ans import BINOMIAL_FAMILY, CATEGORICAL_FAMILY, UNIFORM_FAMILY, Decoder, Op, categorical, encode_ops, guarded
 from ._wire import Reader, Writer
 from .errors import DecodeError, LimitError
 
@@ -41,6 +45,7 @@ __all__ = ["STATIC", "GROUP_ADAPTIVE", "encode_labels", "decode_labels", "MAX_CL
 
 STATIC = 0
 GROUP_ADAPTIVE = 1
+UNIFORM = 2
 MAX_CLASSES = 1 << 16
 ADAPTIVE_CELL_LIMIT = 32_000_000  # segments-with-items × classes held in memory by mode 1
 _BETAS4 = (1, 2, 3, 4, 6, 8, 12, 16, 32, 64, 256)
@@ -211,7 +216,15 @@ def encode_labels(
             w.uvarint(params[bk][0])
             w.u8(params[bk][1])
         w.raw(_encode_adaptive(ops, lab, seg, hist, params, kernel))
-    return w.getvalue()
+    best = w.getvalue()
+    if mode == STATIC and k and 2 <= classes < (1 << 24):
+        # near-uniform labels with few items per class: no histogram beats one (k·log2 C exactly)
+        u = Writer()
+        u.u8(UNIFORM)
+        u.raw(encode_ops([Op(lab, UNIFORM_FAMILY, (np.full(k, classes, dtype=np.int32),))]))
+        if len(u.getvalue()) < len(best):
+            best = u.getvalue()
+    return best
 
 
 class _Model:
@@ -303,12 +316,18 @@ def _decode(data, classes, indices, segments) -> np.ndarray:
             if b4 == 0 or l16 > 16:
                 raise DecodeError("label section: model parameters out of range")
             params[int(bk)] = (b4, l16)
-    elif mode != STATIC:
+    elif mode not in (STATIC, UNIFORM):
         raise DecodeError(f"label section: unknown coder mode {mode}")
     dec = Decoder(r.raw(r.remaining()), "label section")
     if k == 0 or classes == 1:
         dec.finish()
         return np.zeros(k, dtype=np.int64)
+    if mode == UNIFORM:
+        if classes >= 1 << 24:
+            raise LimitError("label section: uniform labels need fewer than 2**24 classes")
+        lab = dec.decode(UNIFORM_FAMILY, k, np.full(k, classes, dtype=np.int32))
+        dec.finish()
+        return lab
     hist = _hist_decode(dec, k, classes)
     if mode == STATIC:
         lab = dec.decode(categorical(hist.astype(np.float64)), k)

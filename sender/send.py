@@ -189,7 +189,7 @@ def send(
         raise StorageError(f"cannot write the outbox {outp}: {e.strerror}") from e
     _record_sequence(key_path, seq)
     stages["frame_write"] = time.time() - t
-    sel_idx = chosen[max(chosen)] if cfg.keep is not None else chosen[_k_from(sections, chosen, payload)]
+    sel_idx = chosen[_selected_count(payload)]
     k = int(sel_idx.size)
     sel_labels = pl[sel_idx]
     report = {
@@ -225,7 +225,8 @@ def send(
     return report
 
 
-def _k_from(sections: dict, chosen: dict[int, np.ndarray], payload: bytes) -> int:
+def _selected_count(payload: bytes) -> int:
+    """k as written in the payload's header (the selection that was actually encoded)."""
     from ..codec._wire import Reader
     from ..codec.payload import SIG_LEN, _read_header
 

@@ -2,7 +2,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labelcast.codec.labels import GROUP_ADAPTIVE, STATIC, decode_labels, encode_labels
+from labelcast.codec.labels import GROUP_ADAPTIVE, STATIC, UNIFORM, decode_labels, encode_labels
 
 
 @given(st.integers(0, 400), st.integers(1, 300), st.integers(0, 2**31))
@@ -25,8 +25,16 @@ def test_uniform_labels_near_entropy():
     b = encode_labels(lab, 10, idx)
     h = np.bincount(lab) / k
     ent = -(h * np.log2(h)).sum() * k / 8
-    assert b[0] == STATIC
+    assert b[0] in (STATIC, UNIFORM)
     assert len(b) <= ent * 1.01 + 12
+
+
+def test_few_items_many_classes_cost_at_most_k_log2_c():
+    rng = np.random.default_rng(4)
+    lab = rng.integers(0, 1000, 350)
+    b = encode_labels(lab, 1000, np.arange(350))
+    assert b[0] == UNIFORM and len(b) <= 350 * np.log2(1000) / 8 + 6
+    assert np.array_equal(decode_labels(b, 1000, np.arange(350)), lab)
 
 
 def test_group_conditioned_labels_beat_entropy():

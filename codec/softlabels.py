@@ -19,9 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._ans import BINOMIAL_FAMILY, Decoder, Op, categorical, encode_ops, guarded
+from ._ans import Decoder, Op, categorical, encode_ops, guarded
 from ._wire import Reader, Writer
 from .errors import DecodeError
+from .labels import _hist_decode, _hist_ops
 
 __all__ = ["SoftLabels", "soft_from_probs", "encode_soft", "decode_soft"]
 
@@ -76,26 +77,11 @@ def soft_from_probs(probs: np.ndarray, hard: np.ndarray, extra: int = 2, levels:
 
 def _hist_chain(values: np.ndarray, size: int) -> list[Op]:
     hist = np.bincount(values, minlength=size).astype(np.int64)
-    rem = values.size - np.concatenate([[0], np.cumsum(hist)[:-1]])
-    live = np.flatnonzero(rem[:-1] > 0)
-    p = 1.0 / (size - live).astype(np.float64)
-    return [
-        Op(hist[live], BINOMIAL_FAMILY, (rem[live].astype(np.int32), p)),
-        Op(values, categorical(hist.astype(float))),
-    ]
+    return [*_hist_ops(hist), Op(values, categorical(hist.astype(float)))]
 
 
 def _hist_chain_decode(dec: Decoder, n: int, size: int) -> np.ndarray:
-    hist = np.zeros(size, dtype=np.int64)
-    rem = n
-    for c in range(size - 1):
-        if rem == 0:
-            break
-        v = int(dec.decode(BINOMIAL_FAMILY, 1, np.array([rem], dtype=np.int32), np.array([1.0 / (size - c)]))[0])
-        if v > rem:
-            raise DecodeError("soft-label section: histogram exceeds item count")
-        hist[c], rem = v, rem - v
-    hist[size - 1] = rem
+    hist = _hist_decode(dec, n, size)
     vals = dec.decode(categorical(hist.astype(float)), n) if n else np.zeros(0, dtype=np.int64)
     if not np.array_equal(np.bincount(vals, minlength=size), hist):
         raise DecodeError("soft-label section: values disagree with their histogram")

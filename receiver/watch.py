@@ -182,10 +182,7 @@ def _one_pass(inbox, reference, trust, cfg, wcfg, state, slots, log, done, done_
             store_root = reference.root
             head = open_payload(payload, trust, store_root, n_items=reference.n, decode=False)
         except LabelcastError as e:
-            log("refused", payload_id=pid.hex(), error=type(e).__name__, message=str(e))
-            done[pid.hex()] = {"outcome": "refused", "error": type(e).__name__}
-            _save_done(done_file, done)
-            _archive(inbox, pid, files_of.get(pid, []), "refused")
+            _refuse(log, done, done_file, inbox, pid, files_of, e)
             continue
         ready.append((head.header.key_id, head.header.sequence, pid, payload))
     incomplete = {
@@ -234,17 +231,11 @@ def _process(inbox, reference, trust, cfg, state, slots, log, done, done_file, p
     except ReplayError as e:
         report = work / "model" / "receive-report.json"
         if not report.exists():
-            log("refused", payload_id=pid.hex(), error=type(e).__name__, message=str(e))
-            done[pid.hex()] = {"outcome": "refused", "error": type(e).__name__}
-            _save_done(done_file, done)
-            _archive(inbox, pid, files_of.get(pid, []), "refused")
+            _refuse(log, done, done_file, inbox, pid, files_of, e)
             return
         rep = json.loads(report.read_text())  # trained before a power cut: finish the slot step
     except LabelcastError as e:
-        log("refused", payload_id=pid.hex(), error=type(e).__name__, message=str(e))
-        done[pid.hex()] = {"outcome": "refused", "error": type(e).__name__}
-        _save_done(done_file, done)
-        _archive(inbox, pid, files_of.get(pid, []), "refused")
+        _refuse(log, done, done_file, inbox, pid, files_of, e)
         return
     val = rep.get("validation") or {}
     meta = {
@@ -272,6 +263,14 @@ def _process(inbox, reference, trust, cfg, state, slots, log, done, done_file, p
     }
     _save_done(done_file, done)
     _archive(inbox, pid, files_of.get(pid, []), "done")
+
+
+def _refuse(log, done, done_file, inbox, pid, files_of, e: LabelcastError) -> None:
+    """Record a refused payload once (it is not tried again) and move its frames aside."""
+    log("refused", payload_id=pid.hex(), error=type(e).__name__, message=str(e))
+    done[pid.hex()] = {"outcome": "refused", "error": type(e).__name__}
+    _save_done(done_file, done)
+    _archive(inbox, pid, files_of.get(pid, []), "refused")
 
 
 def _archive(inbox: Path, pid: bytes, files: list[Path], kind: str) -> None:

@@ -58,7 +58,11 @@ bench: setup
 	$(BIN)/python benchmarks/reliability.py --doc docs/reliability.md --json out/bench/reliability.json
 
 fuzz: setup
+	$(BIN)/pip install -q -e '.[fuzz]'
 	$(BIN)/python benchmarks/fuzz.py --cases 1000000 --json out/bench/fuzz.json
+	$(BIN)/python benchmarks/atheris_fuzz.py payload -runs=200000
+	$(BIN)/python benchmarks/atheris_fuzz.py frames -runs=200000
+	$(BIN)/python benchmarks/atheris_fuzz.py manifest -runs=50000
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache

@@ -312,7 +312,9 @@ outcome. Regenerate this table with:
     python benchmarks/reliability.py --doc docs/reliability.md
 
 Also covered by the test suite (`tests/`): 100,000 fuzzed decoder inputs per CI
-run (`tests/codec/test_fuzz.py`; the large run is `make fuzz`), disk full while
+run (`tests/codec/test_fuzz.py`; the large run is `make fuzz`, which also runs the
+coverage-guided atheris targets for the payload decoder, the frame reassembler
+and the manifest reader, `benchmarks/atheris_fuzz.py`), disk full while
 writing a checkpoint (the previous checkpoint stays intact), an unwritable
 output folder, an altered reference item refused before training, resume after
 an interruption ending at the same weights as an uninterrupted run.

@@ -97,11 +97,10 @@ def plan_batch(model: torch.nn.Module, shape: tuple[int, ...], data_bytes: int, 
 
 def _augment(xb: torch.Tensor, cfg: StudentConfig, rng: np.random.Generator) -> torch.Tensor:
     if cfg.shift:
-        parts = []
+        # four shift groups per batch; rolled in place, slice by slice (no concatenation copy)
         for chunk in xb.chunk(4):
             dy, dx = (int(v) for v in rng.integers(-cfg.shift, cfg.shift + 1, size=2))
-            parts.append(torch.roll(chunk, shifts=(dy, dx), dims=(2, 3)))
-        xb = torch.cat(parts)
+            chunk.copy_(torch.roll(chunk, shifts=(dy, dx), dims=(2, 3)))
     if cfg.flip:
         m = torch.from_numpy(rng.random(xb.shape[0]) < 0.5)
         xb = torch.where(m[:, None, None, None], torch.flip(xb, dims=(3,)), xb)
@@ -187,11 +186,13 @@ def train_student(
             opt.load_state_dict(st["opt"])
             step = int(st["step"])
     model.train()
+    perm_epoch, perm = -1, None
     while step < total:
         epoch, b = divmod(step, steps_per)
-        perm = np.random.default_rng([cfg.seed, epoch]).permutation(k)
+        if epoch != perm_epoch:  # a pure function of (seed, epoch): a resumed run sees the same order
+            perm_epoch, perm = epoch, torch.from_numpy(np.random.default_rng([cfg.seed, epoch]).permutation(k))
         rng = np.random.default_rng([cfg.seed, 1, step])
-        idx = torch.from_numpy(perm[b * batch : (b + 1) * batch])
+        idx = perm[b * batch : (b + 1) * batch]
         xb, yb = xs[idx], ys[idx]
         xb = _mosaic(xb, yb, xs, by_class, cfg, rng) if cfg.mosaic else xb
         xb = _augment(xb, cfg, rng)

@@ -32,7 +32,7 @@ def test_lean_receiver_venv_receives_without_sender_packages(tmp_path):
 
     # nothing from the sender side is installed
     for mod in ("sklearn", "mlxtend", "matplotlib", "PIL"):
-        r = subprocess.run([str(py), "-c", f"import {mod}"], capture_output=True, env=env)
+        r = subprocess.run([str(py), "-c", f"import {mod}"], capture_output=True, env=env, cwd=tmp_path)
         assert r.returncode != 0, f"{mod} is installed in the lean receiver venv"
     lc = str(venv / "bin" / "labelcast")
     r = subprocess.run([lc, "receive", "--help"], capture_output=True, text=True, env=env)
@@ -41,7 +41,8 @@ def test_lean_receiver_venv_receives_without_sender_packages(tmp_path):
         "import sys; from labelcast.cli import main\ntry:\n    main(['receive', '--help'])\nexcept SystemExit: pass\n"
     )
     probe += "print(sorted(m for m in sys.modules if m.startswith(('labelcast.sender', 'torch', 'onnx'))))"
-    r = subprocess.run([str(py), "-c", probe], capture_output=True, text=True, env=env)
+    r = subprocess.run([str(py), "-c", probe], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
     assert r.stdout.strip().splitlines()[-1] == "[]"  # --help imports neither the sender nor heavy libraries
 
     # a full small receive in the lean venv

@@ -55,25 +55,31 @@ def throughput(arch: str, k: int, steps: int) -> dict:
     x, y = x[:k], y[:k]
     prof = load_device("cpu-small")
     cfg = StudentConfig(arch=arch, train_samples=steps * 128, min_epochs=1, batch=128, checkpoint_every=10**9)
-    t = time.time()
-    _, info = train_student(x, y, 10, Preprocess(), prof, cfg)
-    ours = info["steps"] * info["batch"] / (time.time() - t)
+    warm = StudentConfig(arch=arch, train_samples=10 * 128, min_epochs=1, batch=128)
+    train_student(x, y, 10, Preprocess(), prof, warm)  # first-use costs (thread pools, kernels) out of the timing
+    ours = 0.0
+    for _ in range(2):  # best of two: the machine is shared
+        t = time.time()
+        _, info = train_student(x, y, 10, Preprocess(), prof, cfg)
+        ours = max(ours, info["steps"] * info["batch"] / (time.time() - t))
     # bare loop: same model, data, batch and step count
     torch.manual_seed(0)
     model = build_student(arch, 1, 10)
     xs = torch.from_numpy(Preprocess().apply(x))
     ys = torch.from_numpy(y)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    t = time.time()
-    n = 0
-    for s in range(info["steps"]):
-        b = (s * 128) % (k - 128)
-        loss = F.cross_entropy(model(xs[b : b + 128]), ys[b : b + 128])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        n += 128
-    bare = n / (time.time() - t)
+    bare = 0.0
+    for _ in range(2):
+        t = time.time()
+        n = 0
+        for s in range(info["steps"]):
+            b = (s * 128) % (k - 128)
+            loss = F.cross_entropy(model(xs[b : b + 128]), ys[b : b + 128])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            n += 128
+        bare = max(bare, n / (time.time() - t))
     return {
         "arch": arch,
         "receive_img_s": round(ours),

@@ -54,3 +54,12 @@ def test_root_depends_on_every_hash():
     h2[9_999, 0] ^= 1
     assert merkle_root(h2) != r
     assert merkle_root(h[:-1]) != r
+
+
+def test_item_unreadable_mid_run_is_reported_by_index(tmp_path):
+    p = make_store(tmp_path / "r")
+    s = ReferenceStore(p)  # opened while intact
+    with open(p / "items.u8", "r+b") as f:
+        f.truncate(64 * 500)  # the disk loses the tail while the device runs
+    with pytest.raises(ReferenceMismatchError, match="item 550"):
+        s.require_items(np.array([10, 550]))

@@ -133,3 +133,14 @@ def test_oversized_declarations_refused_before_allocating():
 
     with pytest.raises(DecodeError):
         open_payload(resign(small(), KEY, ROOT, edit), TRUST, ROOT, now=NOW)
+
+
+def test_payload_at_the_declared_limits_decodes():
+    # the largest reference size and class count the format allows, with a real selection
+    rng = np.random.default_rng(9)
+    n, c = (1 << 32) - 1, 1 << 16
+    idx = np.unique(rng.integers(0, n, 2000, dtype=np.int64))
+    lab = rng.integers(0, c, idx.size)
+    data, _ = build_payload(idx, lab, n_items=n, classes=c, root=ROOT, key=KEY, sequence=1, expires_at=NOW + 10)
+    p = open_payload(data, TRUST, ROOT, n_items=n, now=NOW)
+    assert np.array_equal(p.indices, idx) and np.array_equal(p.labels, lab)

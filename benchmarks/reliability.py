@@ -317,7 +317,9 @@ coverage-guided atheris targets for the payload decoder, the frame reassembler
 and the manifest reader, `benchmarks/atheris_fuzz.py`), disk full while
 writing a checkpoint (the previous checkpoint stays intact), an unwritable
 output folder, an altered reference item refused before training, resume after
-an interruption ending at the same weights as an uninterrupted run.
+an interruption ending at the same weights as an uninterrupted run, a reference
+item lost while the device runs (named by index), and a payload at the format's
+declared limits (N = 2³² − 1, 65,536 classes) decoding normally.
 
 """
 

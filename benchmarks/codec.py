@@ -148,22 +148,8 @@ def main() -> None:
                 idx = np.sort(rng.choice(n, k, replace=False))
                 lab = rng.integers(0, c, k)
                 rows.append(run_case(f"random {frac:.1%}", idx, lab, n, c))
-    cols = [
-        "case",
-        "N",
-        "k",
-        "C",
-        "bound_B",
-        "labelcast_B",
-        "x_bound",
-        "payload_B",
-        "plada_zstd19",
-        "brotli11",
-        "lzma",
-        "x_plada",
-        "encode_s",
-        "decode_s",
-    ]
+    sizes_cols = ["labelcast_B", "payload_B", "plada_zstd19", "brotli11", "lzma", "x_plada", "encode_s", "decode_s"]
+    cols = ["case", "N", "k", "C", "bound_B", "emp_bound_B", "x_bound", "x_emp_bound", *sizes_cols]
     table(rows, cols, "(a) random selections")
     in21 = []
     for seed in (0,) if a.quick else (0, 1, 2):
@@ -177,24 +163,7 @@ def main() -> None:
                 run_case(f"in21k seed {seed}", z["indices"], z["labels"], int(z["n"]), 200, z["group_sizes"], reps=3)
             )
     table(
-        in21,
-        [
-            "case",
-            "N",
-            "k",
-            "C",
-            "group_bound_B",
-            "bound_B",
-            "labelcast_B",
-            "payload_B",
-            "plada_zstd19",
-            "brotli11",
-            "lzma",
-            "x_plada",
-            "encode_s",
-            "decode_s",
-        ],
-        "(b) ImageNet-21K-scale selection",
+        in21, ["case", "N", "k", "C", "group_bound_B", "emp_bound_B", *sizes_cols], "(b) ImageNet-21K-scale selection"
     )
     write_json(a.json, {"random": rows, "in21k": in21})
 

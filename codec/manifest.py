@@ -312,11 +312,17 @@ class ReferenceStore:
             else:
                 self._check_size()
                 got = hash_items(self.items[part[0] : part[-1] + 1])
-            diff = np.flatnonzero((got != self.manifest.hashes[part]).any(axis=1))
-            bad.extend(ItemProblem(int(part[d]), self.source_of(int(part[d])), "content hash differs") for d in diff)
+            bad.extend(self._mismatches(part, got))
             if progress is not None:
                 progress(part.size)
         return bad
+
+    def _mismatches(self, idx: np.ndarray, got: np.ndarray) -> list[ItemProblem]:
+        """Items whose freshly computed hashes ``got`` differ from the manifest's."""
+        if idx.size == 0:
+            return []
+        diff = np.flatnonzero((got != self.manifest.hashes[idx]).any(axis=1))
+        return [ItemProblem(int(idx[d]), self.source_of(int(idx[d])), "content hash differs") for d in diff]
 
     def _check_size(self) -> None:
         try:
@@ -333,8 +339,7 @@ class ReferenceStore:
         (so what is trained on is what was verified)."""
         idx = np.asarray(indices, dtype=np.int64)
         x = self.read(idx)
-        diff = np.flatnonzero((hash_items(x) != self.manifest.hashes[idx]).any(axis=1)) if idx.size else []
-        bad = [ItemProblem(int(idx[d]), self.source_of(int(idx[d])), "content hash differs") for d in diff]
+        bad = self._mismatches(idx, hash_items(x))
         if bad:
             shown = "; ".join(str(b) for b in bad[:5])
             raise ReferenceMismatchError(

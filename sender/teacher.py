@@ -36,7 +36,7 @@ class TeacherConfig:
     preprocess: Preprocess = field(default_factory=Preprocess)
 
 
-def _build(classes: int, channels: int, width: int, size: int):
+def _build(classes: int, channels: int, width: int):
     """Conv 5×5 → pool → conv → pool → conv → global pool → linear (~8M MACs at 28×28, width 32)."""
     import torch.nn as nn
 
@@ -75,7 +75,7 @@ def train_teacher(x: np.ndarray, y: np.ndarray, classes: int, cfg: TeacherConfig
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     pp = cfg.preprocess
-    model = _build(classes, pp.channels, cfg.width, pp.size)
+    model = _build(classes, pp.channels, cfg.width)
     xs = torch.from_numpy(pp.apply(x))
     ys = torch.from_numpy(np.asarray(y, dtype=np.int64))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -7,7 +7,7 @@ FASHION := /usr/share/datasets/fashion-mnist
 # torch is pinned: the plain name pulls a multi-GB CUDA build; 2.13.0 is the CPU wheel here.
 TORCH := torch==2.13.0
 
-.PHONY: setup data demo demo-digits test lint format bench fuzz clean
+.PHONY: setup data demo demo-digits test lint format bench bench-quick bench-all fuzz clean
 
 setup: $(STAMP) data
 
@@ -47,7 +47,15 @@ format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# the equitable benchmark (labels vs. images vs. models vs. distilled data): ≤ 30 min on 2 cores
 bench: setup
+	$(BIN)/labelcast bench
+
+bench-quick: setup
+	$(BIN)/labelcast bench --quick --json out/bench/equitable-quick.json --plots '' --results-md ''
+
+# every per-issue benchmark (hours on 2 cores)
+bench-all: setup
 	$(BIN)/python benchmarks/codec.py --json out/bench/codec.json
 	$(BIN)/python benchmarks/link.py --json out/bench/link.json
 	$(BIN)/python benchmarks/selection.py --json out/bench/selection.json

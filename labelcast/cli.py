@@ -36,6 +36,7 @@ COMMANDS: dict[str, Any] = {
     },
     "status": "labelcast.receiver.cli.model:status",
     "demo": "labelcast.demo:demo",
+    "bench": "labelcast.cli_bench:bench",
 }
 
 HELP = {

@@ -64,6 +64,8 @@ class ResNet(nn.Module):
 
 ARCHS = {
     "cnn-small": lambda ch, k: CnnSmall(ch, k),
+    "cnn-w8": lambda ch, k: CnnSmall(ch, k, width=8),  # ~7.6k parameters: for the smallest devices
+    "cnn-w4": lambda ch, k: CnnSmall(ch, k, width=4),  # ~2k parameters
     "resnet8": lambda ch, k: ResNet(ch, k, width=16, blocks=1, stages=3),
     "resnet18-narrow": lambda ch, k: ResNet(ch, k, width=16, blocks=2, stages=4),
 }

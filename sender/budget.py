@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ..codec.errors import BudgetError
 from ..codec.framing import layout_for
 
-__all__ = ["Fit", "fit_budget", "framed_bytes"]
+__all__ = ["Fit", "fit_budget", "fit_payload", "framed_bytes", "largest_fitting"]
 
 
 @dataclass
@@ -42,6 +42,22 @@ def _fill_parity(fit: Fit, budget_bytes: int, frame_size: int, overhead: int) ->
     return fit
 
 
+def largest_fitting(fits: Callable[[int], bool], k_max: int) -> int:
+    """Largest k in [1, k_max] with ``fits(k)`` (0 if not even k = 1): bisection, cost grows with k."""
+    if not fits(1):
+        return 0
+    lo, hi = 1, k_max
+    if fits(hi):
+        return hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
 def fit_budget(
     build: Callable[[int], tuple[bytes, dict]],
     k_max: int,
@@ -62,22 +78,28 @@ def fit_budget(
             cache[k] = Fit(k, p, sec, fr, fb, 0)
         return cache[k]
 
-    if cost(1).framed_bytes > budget_bytes:
+    lo = largest_fitting(lambda k: cost(k).framed_bytes <= budget_bytes, k_max)
+    if lo == 0:
         raise BudgetError(
             f"even one item needs {cost(1).framed_bytes} framed bytes; the budget is {budget_bytes}. "
             "Raise --budget or pick a link with larger frames."
         )
-    lo, hi = 1, k_max
-    if cost(hi).framed_bytes <= budget_bytes:
-        lo = hi
-    else:
-        # exponential probe then bisection: cost grows with k (up to coder noise)
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if cost(mid).framed_bytes <= budget_bytes:
-                lo = mid
-            else:
-                hi = mid
     best = cost(lo)
     best.tries = len(cache)
     return _fill_parity(best, budget_bytes, frame_size, overhead)
+
+
+def fit_payload(build: Callable[[int], tuple[bytes, dict]], k_max: int, max_bytes: int) -> Fit:
+    """Largest k whose signed payload itself (before framing) is at most ``max_bytes``."""
+    cache: dict[int, tuple[bytes, dict]] = {}
+
+    def get(k: int) -> tuple[bytes, dict]:
+        if k not in cache:
+            cache[k] = build(k)
+        return cache[k]
+
+    k = largest_fitting(lambda k: len(get(k)[0]) <= max_bytes, k_max)
+    if k == 0:
+        raise BudgetError(f"even one item needs a {len(get(1)[0])}-byte payload; the budget is {max_bytes}")
+    p, sec = get(k)
+    return Fit(k, p, sec, 0, len(p), len(cache))

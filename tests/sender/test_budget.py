@@ -6,7 +6,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from labelcast.codec.errors import BudgetError
 from labelcast.codec.payload import build_payload
-from labelcast.sender.budget import fit_budget
+from labelcast.sender.budget import fit_budget, fit_payload, largest_fitting
 
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(32))
 ROOT = hashlib.sha256(b"r").digest()
@@ -35,3 +35,17 @@ def test_fit_never_exceeds_budget_and_is_within_one_frame(budget, frame):
 def test_budget_too_small_is_a_typed_error():
     with pytest.raises(BudgetError, match="Raise --budget"):
         fit_budget(build, N, 100, 270, 25)
+
+
+@pytest.mark.parametrize("budget", [200, 1000, 9000])
+def test_fit_payload_is_the_largest_k_whose_signed_payload_fits(budget):
+    fit = fit_payload(build, N, budget)
+    assert len(fit.payload) == fit.framed_bytes <= budget
+    assert len(build(fit.k + 1)[0]) > budget
+    with pytest.raises(BudgetError):
+        fit_payload(build, N, 50)  # a signature alone is 64 bytes
+
+
+def test_largest_fitting_bisects_a_monotone_predicate():
+    for limit in (0, 1, 2, 37, 1000):
+        assert largest_fitting(lambda k, lim=limit: k <= lim, 1000) == limit

@@ -18,8 +18,10 @@ evaluated on the scenario's held-out test split:
 ``images``
     the largest class-balanced set of target training images that fits, tiled
     into one mosaic and compressed with the best of PNG / WebP / JPEG over a
-    grid of qualities; the codec and quality are chosen per budget by a fast
-    proxy (1-nearest-neighbour accuracy on the validation slice). Labels are
+    grid of qualities, at full or half resolution. Per budget a fast proxy
+    (1-nearest-neighbour accuracy on the validation slice) shortlists the best
+    of each codec × resolution, and a short student on the validation slice
+    picks among them (seed 0; other seeds reuse the choice). Labels are
     implicit in the round-robin class order; 4 bytes of count.
 ``model-fp16`` / ``model-int8``
     the student itself, trained by the sender on the full target training set

@@ -105,11 +105,11 @@ class BenchConfig:
 
     @classmethod
     def quick_config(cls, **kw: Any) -> BenchConfig:
-        """≤ 5 minutes on 2 cores: one seed, three budgets, fewer steps and candidates."""
+        """≤ 5 minutes on 2 cores: one seed, three budgets up to 4 KiB, fewer steps and candidates."""
         base = dict(
             seeds=1,
-            budgets=(256, 4096, 65536),
-            train_samples=6000,
+            budgets=(256, 1024, 4096),
+            train_samples=4000,
             strategies=("random+quota", "energy-high+quota"),
             dm_ipc=10,
             dm_iters=50,

@@ -406,19 +406,6 @@ def compressed_size(data: bytes) -> tuple[int, str]:
     return (z, "zstd-19") if z <= x else (x, "xz-9e")
 
 
-def _ort_accuracy(path: Path, x: np.ndarray, y: np.ndarray) -> float:
-    import onnxruntime as ort
-
-    from .codec.preprocess import Preprocess
-
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    s = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    name = s.get_inputs()[0].name
-    z = s.run(None, {name: Preprocess().apply(x)})[0]
-    return float((z.argmax(1) == y).mean())
-
-
 # ----------------------------------------------------------------------------- the bench
 
 
@@ -866,6 +853,7 @@ def _send_images(run: _Runner, env: _Env, cfg: BenchConfig, method: str, imgs, l
 def _models(run: _Runner, env: _Env, seed: int, add, cfg: BenchConfig) -> float:
     """Sending the model: train each width on the full target set, export, shrink, measure with ORT."""
     from .codec.preprocess import Preprocess
+    from .receiver.evaluate import evaluate
     from .receiver.export import export_onnx
 
     work = Path(cfg.work) / env.name / "models"
@@ -885,7 +873,7 @@ def _models(run: _Runner, env: _Env, seed: int, add, cfg: BenchConfig) -> float:
             size, how = compressed_size(out.read_bytes())
             method = f"model-{fmt}"
             if method in cfg.methods:
-                acc_q = _ort_accuracy(out, env.xte, env.yte)
+                acc_q = float(evaluate(out, env.xte, env.yte)["accuracy"])  # ONNX Runtime on that very file
                 add(method, None, acc_q, size, params, variant=arch, compression=how, float_accuracy=acc)
     return ref
 

@@ -26,6 +26,7 @@ from _common import table, write_json  # noqa: E402
 
 from labelcast.codec.errors import LabelcastError  # noqa: E402
 from labelcast.codec.framing import Reassembler, make_frames, parse_frame  # noqa: E402
+from labelcast.codec.indexset import prefix_select  # noqa: E402
 from labelcast.codec.keys import TrustSet, key_id  # noqa: E402
 from labelcast.codec.payload import DOMAIN, SIG_LEN, build_payload, open_payload  # noqa: E402
 from labelcast.codec.softlabels import soft_from_probs  # noqa: E402
@@ -58,6 +59,21 @@ def seeds() -> list[bytes]:
             hints={"a": 1},
         )
         out.append(p)
+    # a PREFIX-coded selection (positions implied by the keyed order)
+    idx = prefix_select(1000, np.array([40, 0, 25]), 77, SEGMENTS)
+    p, _ = build_payload(
+        idx,
+        rng.integers(0, 4, idx.size),
+        n_items=1000,
+        classes=4,
+        root=ROOT,
+        key=KEY,
+        sequence=3,
+        expires_at=2**33,
+        segments=SEGMENTS,
+        prefix_key=77,
+    )
+    out.append(p)
     return out
 
 

@@ -29,8 +29,9 @@ from labelcast.datasets import builtin  # noqa: E402
 from labelcast.profiles import load_device, load_link  # noqa: E402
 from labelcast.receiver.train import StudentConfig, train_student  # noqa: E402
 from labelcast.sender.budget import fit_budget  # noqa: E402
+from labelcast.sender.clusters import ClusterConfig, cluster_items, cluster_order  # noqa: E402
 from labelcast.sender.refine import refine  # noqa: E402
-from labelcast.sender.selection import SelectConfig, pseudo_labels, rank_items, select  # noqa: E402
+from labelcast.sender.selection import SelectConfig, prefix_key, pseudo_labels, rank_items, select  # noqa: E402
 from labelcast.sender.teacher import Teacher, TeacherConfig, train_and_export  # noqa: E402
 
 KEYBYTES = bytes(range(32))
@@ -48,14 +49,33 @@ CONFIGS = {
     "random+quota+refine": dict(strategy="random", quota=True, refine=True),
     "el2n-easy+quota+refine": dict(strategy="el2n-easy", quota=True, refine=True),
     "random+quota+soft": dict(strategy="random", quota=True, soft=True),
+    "random-keyed": dict(strategy="random-keyed", quota=False),
+    "random-keyed+quota": dict(strategy="random-keyed", quota=True),
+    "random-keyed+quota+soft": dict(strategy="random-keyed", quota=True, soft=True),
+    "energy-high+quota+keyed": dict(strategy="energy-high", quota=True, keyed=True),
+    "energy-high+quota+soft": dict(strategy="energy-high", quota=True, soft=True),
+    "energy-high+quota+soft4": dict(strategy="energy-high", quota=True, soft=True, soft_extra=4),
+    "energy-high+quota+soft8": dict(strategy="energy-high", quota=True, soft=True, soft_extra=8, soft_levels=8),
+    "energy-high+quota+soft4-T2": dict(strategy="energy-high", quota=True, soft=True, soft_extra=4, soft_t=2.0),
+    "energy-high+quota+soft4-T4": dict(strategy="energy-high", quota=True, soft=True, soft_extra=4, soft_t=4.0),
+    "energy-high+quota+soft4-T2-L8": dict(
+        strategy="energy-high", quota=True, soft=True, soft_extra=4, soft_t=2.0, soft_levels=8
+    ),
+    "energy-high+quota+soft3-T2": dict(strategy="energy-high", quota=True, soft=True, soft_extra=3, soft_t=2.0),
+    "energy-high+quota+soft4-T1.5": dict(strategy="energy-high", quota=True, soft=True, soft_extra=4, soft_t=1.5),
+    "el2n-easy+quota+keyed": dict(strategy="el2n-easy", quota=True, keyed=True),
 }
 
 
-def setup(scenario: str, work: Path):
+def setup(scenario: str, work: Path, clusters: int = 0):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     work.mkdir(parents=True, exist_ok=True)
     x, g, _ = builtin.pool(scenario)
+    if clusters:  # the store `reference build --clusters K` writes: grouped by content cluster
+        g = cluster_items(x, ClusterConfig(k=clusters))
+        order = cluster_order(g)
+        x, g = x[order], g[order]
     xtr, ytr, names = builtin.target(scenario, "train")
     xte, yte, _ = builtin.target(scenario, "test")
     logits = {}
@@ -68,28 +88,44 @@ def setup(scenario: str, work: Path):
     tacc = float((np.concatenate([Teacher(work / "teacher.onnx").logits(xte)]).argmax(1) == yte).mean())
     segs = np.diff(np.concatenate([[0], np.flatnonzero(np.diff(g)) + 1, [len(g)]]))
     key = Ed25519PrivateKey.from_private_bytes(KEYBYTES)
-    return dict(x=x, segs=segs, logits=logits, xte=xte, yte=yte, teacher_acc=tacc, classes=len(names), key=key)
+    return dict(
+        clusters=clusters,
+        x=x,
+        segs=segs,
+        logits=logits,
+        xte=xte,
+        yte=yte,
+        teacher_acc=tacc,
+        classes=len(names),
+        key=key,
+    )
+
+
+def _soft(spec: dict, probs: np.ndarray, hard: np.ndarray):
+    """The soft-label section a config sends (runner-ups, levels; T is applied to the logits)."""
+    return soft_from_probs(probs, hard, spec.get("soft_extra", 2), spec.get("soft_levels", 16))
 
 
 def run_one(env, cfg_name, budget, seed, link, train_samples) -> dict:
     spec = CONFIGS[cfg_name]
-    sc = SelectConfig(strategy=spec["strategy"], quota=spec["quota"], seed=seed)
+    sc = SelectConfig(strategy=spec["strategy"], quota=spec["quota"], seed=seed, keyed=spec.get("keyed", False))
     z = env["logits"]["teacher"]
     pl = pseudo_labels(z)
-    order = rank_items(z, sc)
+    order = rank_items(z, sc, env["segs"])
     probs = None
     if spec.get("soft"):
-        e = np.exp(z - z.max(1, keepdims=True))
+        zt = z / spec.get("soft_t", 1.0)
+        e = np.exp(zt - zt.max(1, keepdims=True))
         probs = e / e.sum(1, keepdims=True)
     chosen = {}
     root = hashlib.sha256(b"bench").digest()
 
     def build(k):
-        idx = select(z, k, sc, order)
+        idx = select(z, k, sc, order, env["segs"])
         if spec.get("refine"):
             idx, _ = refine(idx, pl, order, z, env["logits"]["detector"])
         chosen[idx.size] = idx
-        soft = soft_from_probs(probs[idx], pl[idx], 2, 16) if probs is not None else None
+        soft = _soft(spec, probs[idx], pl[idx]) if probs is not None else None
         return build_payload(
             idx,
             pl[idx],
@@ -101,15 +137,16 @@ def run_one(env, cfg_name, budget, seed, link, train_samples) -> dict:
             expires_at=2**33,
             segments=env["segs"],
             soft=soft,
+            prefix_key=prefix_key(sc),
         )
 
     fit = fit_budget(build, len(pl), budget, link.frame_bytes, link.fec_overhead_percent)
-    idx = chosen[fit.k] if fit.k in chosen else select(z, fit.k, sc, order)
+    idx = chosen[fit.k] if fit.k in chosen else select(z, fit.k, sc, order, env["segs"])
     targets = pl[idx]
     if probs is not None:
         from labelcast.codec.payload import open_payload  # noqa: F401 (decode path exercised in tests)
 
-        targets = soft_from_probs(probs[idx], pl[idx], 2, 16).dense(pl[idx], env["classes"])
+        targets = _soft(spec, probs[idx], pl[idx]).dense(pl[idx], env["classes"])
     t = time.time()
     model, info = train_student(
         np.asarray(env["x"][idx]),
@@ -131,6 +168,7 @@ def run_one(env, cfg_name, budget, seed, link, train_samples) -> dict:
         "k": int(idx.size),
         "payload_B": len(fit.payload),
         "framed_B": fit.framed_bytes,
+        "clusters": env["clusters"],
         "accuracy": acc,
         "x_teacher": acc / env["teacher_acc"],
         "train_s": round(time.time() - t, 1),
@@ -173,6 +211,9 @@ def main() -> None:
     ap.add_argument("--work", default="out/bench/selection")
     ap.add_argument("--plots", default="docs")
     ap.add_argument("--json", default=None)
+    ap.add_argument(
+        "--clusters", type=int, default=0, help="reorder the pool into K content clusters (reference build --clusters)"
+    )
     a = ap.parse_args()
     if a.quick:
         a.seeds, a.budgets = 1, [1024, 4096]
@@ -180,7 +221,7 @@ def main() -> None:
     link = load_link("iridium-sbd-mt")
     out = {}
     for scenario in a.scenarios:
-        env = setup(scenario, Path(a.work) / scenario)
+        env = setup(scenario, Path(a.work) / scenario, a.clusters)
         rows = []
         for name in a.strategies:
             for b in a.budgets:
@@ -200,7 +241,8 @@ def main() -> None:
             ["strategy", *[f"{b} B" for b in a.budgets]],
             f"{scenario}: student accuracy (teacher {env['teacher_acc']:.3f}), mean±std over {a.seeds} seed(s)",
         )
-        plot(rows, scenario, env["teacher_acc"], Path(a.plots) / f"selection_{scenario}.png")
+        suffix = f"_k{a.clusters}" if a.clusters else ""
+        plot(rows, scenario, env["teacher_acc"], Path(a.plots) / f"selection_{scenario}{suffix}.png")
         out[scenario] = {"teacher_accuracy": env["teacher_acc"], "runs": rows}
     write_json(a.json, out)
 

@@ -3,7 +3,7 @@
 from .errors import *  # noqa: F403
 from .errors import __all__ as _errors
 from .framing import Reassembler, make_frames
-from .indexset import decode_indices, encode_indices, log2_binomial, segments_from_groups
+from .indexset import decode_indices, encode_indices, log2_binomial, prefix_select, segments_from_groups
 from .keys import TrustSet, generate_keypair, key_id, load_private_key, load_public_key
 from .labels import decode_labels, encode_labels
 from .manifest import Manifest, ReferenceStore, merkle_root
@@ -16,6 +16,7 @@ __all__ = [
     "make_frames",
     "encode_indices",
     "decode_indices",
+    "prefix_select",
     "log2_binomial",
     "segments_from_groups",
     "encode_labels",

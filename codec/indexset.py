@@ -1,12 +1,18 @@
 """Index-set coder: the sorted set of selected reference items.
 
-Two models; the encoder codes both and keeps the smaller (the mode byte says which):
+Three models; the encoder codes those that apply and keeps the smallest (the mode
+byte says which):
 
 * ``FLAT`` (0): the whole reference set is one segment.
 * ``GROUPED`` (1): the reference set is cut into *segments* (maximal runs of items
   of one group in canonical order, known to both ends from the manifest); the
   number selected in each segment is coded first (bit-length buckets conditioned
   on the segment's size bucket, histogram in the header), then the positions.
+* ``PREFIX`` (2): only the per-segment counts (as in GROUPED) and a 32-bit key are
+  sent; the selected items of a segment are the first ``count`` items of the
+  segment in the *keyed order* — ascending ``splitmix64(key·2³² + index)``, ties by
+  index — a pseudo-random order both ends compute with integer arithmetic. A sender
+  that picks "random items per segment" this way pays no bits for positions.
 
 Within a segment of ``n`` items with ``k`` selected, the smaller of the selected
 set and its complement (``k' = min(k, n-k)``) is coded as gaps with a geometric
@@ -19,12 +25,14 @@ model and are coded in one call, so cost is O(k) with a few dozen coder calls.
 
 Section layout (little-endian)::
 
-    u8      mode            0 = FLAT, 1 = GROUPED
-    [GROUPED only]
+    u8      mode            0 = FLAT, 1 = GROUPED, 2 = PREFIX
+    [PREFIX only]
+    uvarint key             ≤ 2³² − 1
+    [GROUPED and PREFIX]
     uvarint n_buckets       count of distinct size buckets present (checked)
     per size bucket nb (ascending, as derived from the manifest):
         uvarint × (nb+1)    histogram of count bit-lengths 0..nb
-    bytes   ANS stream      (rest of the section)
+    bytes   ANS stream      (rest of the section; PREFIX: the counts only)
 """
 
 from __future__ import annotations
@@ -47,10 +55,22 @@ from ._ans import (
 from ._wire import Reader, Writer
 from .errors import DecodeError
 
-__all__ = ["FLAT", "GROUPED", "encode_indices", "decode_indices", "segments_from_groups", "log2_binomial"]
+__all__ = [
+    "FLAT",
+    "GROUPED",
+    "PREFIX",
+    "keyed_order",
+    "prefix_select",
+    "encode_indices",
+    "decode_indices",
+    "segments_from_groups",
+    "log2_binomial",
+]
 
 FLAT = 0
 GROUPED = 1
+PREFIX = 2
+MAX_KEY = (1 << 32) - 1
 MAX_ITEMS = (1 << 32) - 1
 _LEVELS_PER_OCTAVE = 16
 _M_CAP = 1 << 16
@@ -85,6 +105,49 @@ def segments_from_groups(groups: np.ndarray) -> np.ndarray:
     cuts = np.flatnonzero(g[1:] != g[:-1]) + 1
     edges = np.concatenate([[0], cuts, [g.size]])
     return np.diff(edges).astype(np.int64)
+
+
+def _keys(key: int, start: int, size: int) -> np.ndarray:
+    """splitmix64(key·2³² + i) for i in [start, start + size): the PREFIX order's sort keys."""
+    x = np.arange(start, start + size, dtype=np.uint64) + np.uint64(key << 32)
+    with np.errstate(over="ignore"):
+        z = x + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def keyed_order(key: int, start: int, size: int) -> np.ndarray:
+    """Global indices of the segment ``[start, start + size)`` in the PREFIX mode's keyed order."""
+    if not 0 <= key <= MAX_KEY:
+        raise ValueError(f"prefix key must be in 0..{MAX_KEY}")
+    return start + np.argsort(_keys(key, start, size), kind="stable")
+
+
+def _first(key: int, start: int, size: int, count: int) -> np.ndarray:
+    """The sorted global indices of the first ``count`` items of a segment's keyed order (O(size))."""
+    if count <= 0:
+        return np.zeros(0, dtype=np.int64)
+    if count >= size:
+        return np.arange(start, start + size, dtype=np.int64)
+    h = _keys(key, start, size)
+    t = np.partition(h, count - 1)[count - 1]
+    lo = np.flatnonzero(h < t)
+    eq = np.flatnonzero(h == t)
+    return start + np.sort(np.concatenate([lo, eq[: count - lo.size]])).astype(np.int64)
+
+
+def prefix_select(n: int, counts: np.ndarray, key: int, segments: np.ndarray | None = None) -> np.ndarray:
+    """The selection PREFIX codes: per segment, the first ``counts[s]`` items of its keyed order."""
+    sizes = _validate_sizes(n, segments)
+    c = np.asarray(counts, dtype=np.int64)
+    if c.shape != sizes.shape or (c < 0).any() or (c > sizes).any():
+        raise ValueError("counts must give 0..size items for every segment")
+    if not 0 <= key <= MAX_KEY:
+        raise ValueError(f"prefix key must be in 0..{MAX_KEY}")
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    parts = [_first(key, int(st), int(sz), int(ct)) for st, sz, ct in zip(starts, sizes, c, strict=True) if ct]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
 def _level(n: int, k: int) -> int:
@@ -308,28 +371,41 @@ def _validate_sizes(n: int, sizes: np.ndarray | None) -> np.ndarray:
     return s
 
 
-def _encode_mode(idx: np.ndarray, sizes: np.ndarray, mode: int) -> bytes:
+def _encode_mode(idx: np.ndarray, sizes: np.ndarray, mode: int, key: int = 0) -> bytes:
     counts, kprime, _, pseg, ploc = _coded_sets(idx, sizes)
     w = Writer()
     w.u8(mode)
     ops: list[Op] = []
-    if mode == GROUPED:
+    if mode == PREFIX:
+        w.uvarint(key)
+    if mode in (GROUPED, PREFIX):
         present, hists, cops = _count_ops(sizes, counts)
         w.uvarint(len(present))
         for h in hists:
             for c in h:
                 w.uvarint(c)
         ops.extend(cops)
-    ops.extend(_gap_ops(sizes, kprime, pseg, ploc))
+    if mode != PREFIX:
+        ops.extend(_gap_ops(sizes, kprime, pseg, ploc))
     w.raw(encode_ops(ops))
     return w.getvalue()
 
 
-def encode_indices(indices: np.ndarray, n: int, segments: np.ndarray | None = None) -> bytes:
+def _is_prefix(idx: np.ndarray, sizes: np.ndarray, key: int) -> bool:
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    counts = np.bincount(np.searchsorted(starts, idx, side="right") - 1, minlength=sizes.size)
+    return bool(np.array_equal(prefix_select(int(starts[-1]), counts, key, sizes), idx))
+
+
+def encode_indices(
+    indices: np.ndarray, n: int, segments: np.ndarray | None = None, prefix_key: int | None = None
+) -> bytes:
     """Code a set of distinct item indices in ``[0, n)``; returns the section bytes.
 
     ``segments`` are the segment sizes (see :func:`segments_from_groups`); with
     them the encoder also tries the GROUPED model and keeps the smaller result.
+    With ``prefix_key`` it also tries PREFIX, which applies when the selection is,
+    per segment, a prefix of the keyed order (see :func:`prefix_select`).
     """
     if not 0 < n <= MAX_ITEMS:
         raise ValueError(f"reference size must be in 1..{MAX_ITEMS}")
@@ -344,6 +420,13 @@ def encode_indices(indices: np.ndarray, n: int, segments: np.ndarray | None = No
         grouped = _encode_mode(idx, seg, GROUPED)
         if len(grouped) < len(best):
             best = grouped
+    if prefix_key is not None:
+        if not 0 <= prefix_key <= MAX_KEY:
+            raise ValueError(f"prefix key must be in 0..{MAX_KEY}")
+        if _is_prefix(idx, seg, prefix_key):
+            pre = _encode_mode(idx, seg, PREFIX, prefix_key)
+            if len(pre) < len(best):
+                best = pre
     return best
 
 
@@ -354,7 +437,8 @@ def _decode(data: bytes, n: int, k: int, segments: np.ndarray | None) -> np.ndar
         sizes = np.array([n], dtype=np.int64)
         counts = np.array([k], dtype=np.int64)
         dec_hdr = None
-    elif mode == GROUPED:
+    elif mode in (GROUPED, PREFIX):
+        key = r.uvarint(limit=MAX_KEY, name="prefix key") if mode == PREFIX else 0
         sizes = _validate_sizes(n, segments)
         nb = np.array([int(s).bit_length() for s in sizes], dtype=np.int64)
         present = sorted(set(nb.tolist()))
@@ -376,6 +460,9 @@ def _decode(data: bytes, n: int, k: int, segments: np.ndarray | None) -> np.ndar
         counts = _count_decode(dec, sizes, *dec_hdr)
         if (counts > sizes).any() or int(counts.sum()) != k:
             raise DecodeError("index-set section: per-segment counts are inconsistent; the payload was altered")
+    if mode == PREFIX:
+        dec.finish()
+        return prefix_select(n, counts, key, sizes)
     comp = 2 * counts > sizes
     kprime = np.where(comp, sizes - counts, counts)
     pseg, ploc = _gap_decode(dec, sizes, kprime)

@@ -90,11 +90,14 @@ def build_payload(
     soft: softlabels.SoftLabels | None = None,
     class_names: list[str] | None = None,
     hints: dict | None = None,
+    prefix_key: int | None = None,
 ) -> tuple[bytes, dict[str, int]]:
     """Encode, sign and return ``(payload bytes, bytes per section)``.
 
     ``indices`` need not be sorted; pairs are sorted by index (their order carries
-    no information). ``segments`` are the manifest's group runs.
+    no information). ``segments`` are the manifest's group runs. ``prefix_key``:
+    the selection was drawn per segment in that key's order
+    (:func:`labelcast.codec.indexset.prefix_select`), so positions may go unsent.
     """
     idx = np.asarray(indices, dtype=np.int64)
     lab = np.asarray(hard_labels, dtype=np.int64)
@@ -113,7 +116,7 @@ def build_payload(
     w.raw(MAGIC)
     w.u8(VERSION)
     sections: dict[str, bytes] = {
-        "index": indexset.encode_indices(idx, n_items, segments),
+        "index": indexset.encode_indices(idx, n_items, segments, prefix_key),
         "labels": labels.encode_labels(lab, classes, idx, segments),
     }
     if soft is not None:

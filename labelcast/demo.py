@@ -21,7 +21,13 @@ from .cli import emit
 __all__ = ["run_demo"]
 
 # The scenario's recipe: the budget keeps the payload ≤ 8 KiB on Iridium SBD MT.
-DEFAULTS = {"link": "iridium-sbd-mt", "budget": 10_000, "strategy": "random", "loss": 0.10}
+DEFAULTS = {"link": "iridium-sbd-mt", "budget": 10_000, "clusters": 32, "loss": 0.10}
+# what the selection benchmark measured best per scenario (docs/results.md): in-domain, random items in
+# the codec's keyed order (no position bits); cross-domain, PLADA's energy-high with soft labels (T = 2)
+SEND_OPTIONS = {
+    "fashion": {"strategy": "random-keyed", "soft": {}},
+    "digits": {"strategy": "energy-high", "soft": {"soft": True, "soft_extra": 4, "soft_temperature": 2.0}},
+}
 
 
 def run_demo(scenario: str = "fashion", workdir: str | Path = "out/demo", *, seed: int = 0, fast: bool = False) -> dict:
@@ -33,7 +39,7 @@ def run_demo(scenario: str = "fashion", workdir: str | Path = "out/demo", *, see
     from .receiver.receive import ReceiveConfig, receive
     from .receiver.train import StudentConfig
     from .sender.linksim import LinkSim, simulate
-    from .sender.reference import build_store
+    from .sender.reference import BuildConfig, build_store
     from .sender.selection import SelectConfig
     from .sender.send import SendConfig, send
     from .sender.teacher import TeacherConfig, train_and_export
@@ -53,7 +59,9 @@ def run_demo(scenario: str = "fashion", workdir: str | Path = "out/demo", *, see
     stage("keygen", t)
     t = time.time()
     with bar(None, "reference", "item") as tick:
-        ref = build_store(f"builtin:{scenario}", ground / "reference", progress=tick)
+        ref = build_store(
+            f"builtin:{scenario}", ground / "reference", BuildConfig(clusters=DEFAULTS["clusters"]), progress=tick
+        )
     # the device holds its own copy of the store (copied before deployment)
     shutil.copytree(ground / "reference", device / "reference")
     shutil.copy(ground / "keys" / "sender.pub", device / "sender.pub")
@@ -65,8 +73,12 @@ def run_demo(scenario: str = "fashion", workdir: str | Path = "out/demo", *, see
         train_and_export(x, y, names, ground / "teacher.onnx", tcfg, tick)
     stage("teacher_train", t)
     t = time.time()
+    opts = SEND_OPTIONS.get(scenario, SEND_OPTIONS["fashion"])
     scfg = SendConfig(
-        link=DEFAULTS["link"], budget=DEFAULTS["budget"], select=SelectConfig(DEFAULTS["strategy"], seed=seed)
+        link=DEFAULTS["link"],
+        budget=DEFAULTS["budget"],
+        select=SelectConfig(opts["strategy"], seed=seed),
+        **opts["soft"],
     )
     with bar(ref["items"], "score", "item") as tick:
         sent = send(

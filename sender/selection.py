@@ -5,26 +5,49 @@ selection of size k takes the best-ranked items, optionally under a per-class
 quota K_c ∝ N_c^α over the teacher's pseudo-label counts N_c (α = 0: equal per
 class, α = 1: proportional), with at least one item for every class the teacher
 ever predicts. Selections are deterministic for a given seed.
+
+``random-keyed`` draws at random too, but in the codec's *keyed order* within each
+segment of the manifest (``codec.indexset.prefix_select``): every selection is,
+per segment, a prefix of that order, so the payload sends only per-segment counts
+and no positions (the PREFIX index mode). With content-clustered stores
+(``reference build --clusters K``) that also makes labels cheap: the item budget of
+a link grows several-fold. The quota is honoured greedily: at each step the class
+furthest below its share takes the head of the segment it heads that is least
+filled.
 """
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["STRATEGIES", "SelectConfig", "rank_items", "select", "quota_counts", "pseudo_labels"]
+from ..codec.indexset import MAX_KEY, keyed_order, prefix_select
 
-STRATEGIES = ("random", "energy", "energy-high", "msp", "entropy", "margin", "el2n-easy")
+__all__ = [
+    "STRATEGIES",
+    "SelectConfig",
+    "rank_items",
+    "select",
+    "quota_counts",
+    "pseudo_labels",
+    "keyed_sequence",
+    "prefix_key",
+    "keyed_like",
+]
+
+STRATEGIES = ("random", "random-keyed", "energy", "energy-high", "msp", "entropy", "margin", "el2n-easy")
 
 
 @dataclass
 class SelectConfig:
-    strategy: str = "random"  # one of STRATEGIES
+    strategy: str = "random-keyed"  # one of STRATEGIES (random-keyed: the measured in-domain winner)
     quota: bool = True  # apply the per-class quota
     alpha: float = 0.0  # quota exponent: 0 equal per class, 1 proportional to pseudo-label counts
     temperature: float = 1.0  # T of the free energy −T·logsumexp(logits/T)
     seed: int = 0
+    keyed: bool = False  # keep the strategy's count per segment, but take random items in the keyed order
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -45,7 +68,7 @@ def item_scores(logits: np.ndarray, cfg: SelectConfig, chunk: int = 1 << 18) -> 
     """Per-item score, lower = better, for a logits matrix (processed in chunks)."""
     n = logits.shape[0]
     out = np.empty(n, dtype=np.float64)
-    if cfg.strategy == "random":
+    if cfg.strategy in ("random", "random-keyed"):
         return np.random.default_rng(cfg.seed).random(n)
     if cfg.strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {cfg.strategy!r}; choose from {', '.join(STRATEGIES)}")
@@ -111,15 +134,96 @@ def quota_counts(counts: np.ndarray, k: int, alpha: float) -> np.ndarray:
     return q
 
 
-def rank_items(logits: np.ndarray, cfg: SelectConfig) -> np.ndarray:
-    """Item indices, best first (ties broken by index)."""
+def prefix_key(cfg: SelectConfig) -> int | None:
+    """The codec's PREFIX key for this selection (``random-keyed``), else None."""
+    return cfg.seed & MAX_KEY if (cfg.strategy == "random-keyed" or cfg.keyed) else None
+
+
+def keyed_like(indices: np.ndarray, segments: np.ndarray | None, n: int, key: int) -> np.ndarray:
+    """The PREFIX-codable selection with the same number of items per segment as ``indices``."""
+    sizes = np.array([n], dtype=np.int64) if segments is None else np.asarray(segments, dtype=np.int64)
+    ends = np.cumsum(sizes)
+    counts = np.bincount(np.searchsorted(ends, np.asarray(indices), side="right"), minlength=sizes.size)
+    return prefix_select(n, counts[: sizes.size], key, sizes)
+
+
+def keyed_sequence(
+    labels: np.ndarray,
+    segments: np.ndarray | None,
+    key: int,
+    quota: bool = True,
+    alpha: float = 0.0,
+    classes: int | None = None,
+) -> np.ndarray:
+    """All items in the order ``random-keyed`` takes them; any prefix of it is a per-segment prefix
+    of the codec's keyed order. ``labels``: the teacher's pseudo-label per item."""
+    lab = np.asarray(labels, dtype=np.int64)
+    n = lab.size
+    sizes = np.array([n], dtype=np.int64) if segments is None else np.asarray(segments, dtype=np.int64)
+    if int(sizes.sum()) != n:
+        raise ValueError("segment sizes must sum to the number of items")
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    orders = [keyed_order(key, int(st), int(sz)) for st, sz in zip(starts, sizes, strict=True)]
+    c = int(classes or (lab.max() + 1 if n else 1))
+    counts = np.bincount(lab, minlength=c)
+    weight = np.where(counts > 0, np.maximum(counts, 1).astype(np.float64) ** alpha, np.inf)
+    filled = np.zeros(c, dtype=np.float64)
+    taken = np.zeros(sizes.size, dtype=np.int64)
+    heaps: dict[int, list] = {}
+    # per class (or one pool without quota): segments whose next item has that class, least filled first
+    for s, o in enumerate(orders):
+        if o.size:
+            heapq.heappush(heaps.setdefault(int(lab[o[0]]) if quota else 0, []), (0.0, s))
+    need = np.full(c if quota else 1, np.inf)
+    for cls in heaps:
+        need[cls] = filled[cls] / weight[cls] if quota else 0.0
+    out = np.empty(n, dtype=np.int64)
+    for step in range(n):
+        cls = int(need.argmin())
+        _, s = heapq.heappop(heaps[cls])
+        item = orders[s][taken[s]]
+        out[step] = item
+        taken[s] += 1
+        if quota:
+            filled[cls] += 1
+        if not heaps[cls]:
+            need[cls] = np.inf
+        elif quota:
+            need[cls] = filled[cls] / weight[cls]
+        if taken[s] < sizes[s]:
+            nxt = int(lab[orders[s][taken[s]]]) if quota else 0
+            heapq.heappush(heaps.setdefault(nxt, []), (taken[s] / sizes[s], s))
+            need[nxt] = filled[nxt] / weight[nxt] if quota else 0.0
+    return out
+
+
+def rank_items(logits: np.ndarray, cfg: SelectConfig, segments: np.ndarray | None = None) -> np.ndarray:
+    """Item indices, best first (ties broken by index). ``segments``: the manifest's group runs
+    (used by ``random-keyed``)."""
+    if cfg.strategy == "random-keyed":
+        return keyed_sequence(pseudo_labels(logits), segments, prefix_key(cfg), cfg.quota, cfg.alpha, logits.shape[1])
     s = item_scores(logits, cfg)
     return np.lexsort((np.arange(s.size), s))
 
 
-def select(logits: np.ndarray, k: int, cfg: SelectConfig, order: np.ndarray | None = None) -> np.ndarray:
-    """Indices of the k selected items (sorted)."""
-    order = rank_items(logits, cfg) if order is None else order
+def select(
+    logits: np.ndarray,
+    k: int,
+    cfg: SelectConfig,
+    order: np.ndarray | None = None,
+    segments: np.ndarray | None = None,
+) -> np.ndarray:
+    """Indices of the k selected items (sorted). For ``random-keyed`` pass the ``order`` that
+    :func:`rank_items` gave with the manifest's segments (without it: one segment); with
+    ``cfg.keyed`` pass the ``segments``."""
+    order = rank_items(logits, cfg, segments) if order is None else order
+    if cfg.strategy == "random-keyed":  # the quota is already in the sequence
+        return np.sort(order[:k])
+    idx = _select_ranked(logits, k, cfg, order)
+    return keyed_like(idx, segments, logits.shape[0], prefix_key(cfg)) if cfg.keyed else idx
+
+
+def _select_ranked(logits: np.ndarray, k: int, cfg: SelectConfig, order: np.ndarray) -> np.ndarray:
     if not cfg.quota:
         return np.sort(order[:k])
     pl = pseudo_labels(logits)

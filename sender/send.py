@@ -24,7 +24,7 @@ from ..profiles import LinkProfile, load_link
 from .budget import fit_budget, framed_bytes
 from .refine import refine
 from .scoring import score_store
-from .selection import SelectConfig, pseudo_labels, rank_items, select
+from .selection import SelectConfig, prefix_key, pseudo_labels, rank_items, select
 from .teacher import Teacher
 
 __all__ = ["SendConfig", "send", "next_sequence"]
@@ -43,6 +43,7 @@ class SendConfig:
     soft: bool = False  # add the soft-label section
     soft_extra: int = 2  # runner-up classes per item in soft labels
     soft_levels: int = 16  # quantisation steps of soft probabilities
+    soft_temperature: float = 1.0  # soft labels are softmax(logits / T)
     class_names: bool = False  # send class names (costs bytes)
     detector: str | None = None  # second ONNX model for detector-guided refinement (None: no refinement)
     engine: str = "local"  # scoring engine: local | ray
@@ -102,14 +103,16 @@ def send(
     t = time.time()
     classes = int(logits.shape[1])
     pl = pseudo_labels(logits)
-    order = rank_items(logits, cfg.select)
+    order = rank_items(logits, cfg.select, store.manifest.segments)
     seq = next_sequence(key_path, cfg.sequence)
     now = time.time() if now is None else now
     expires = int(now + cfg.expires_in)
     names = tea.classes if (cfg.class_names and tea.classes) else None
     probs = None
     if cfg.soft:
-        z = np.asarray(logits, dtype=np.float64)
+        if not cfg.soft_temperature > 0:
+            raise ValueError("soft temperature must be positive")
+        z = np.asarray(logits, dtype=np.float64) / cfg.soft_temperature
         z = z - z.max(1, keepdims=True)
         probs = np.exp(z)
         probs /= probs.sum(1, keepdims=True)
@@ -122,7 +125,7 @@ def send(
     refine_report: dict = {}
 
     def build(k: int, refined: bool = False):
-        idx = select(logits, k, cfg.select, order)
+        idx = select(logits, k, cfg.select, order, store.manifest.segments)
         if refined and det_logits is not None:
             idx, rep = refine(idx, pl, order, logits, det_logits)
             refine_report.update(rep)
@@ -142,6 +145,7 @@ def send(
             soft=soft,
             class_names=names,
             hints={**cfg.hints, **({"val_every": cfg.validation_every} if cfg.validation_every else {})} or None,
+            prefix_key=prefix_key(cfg.select),
         )
 
     if cfg.keep is not None:
@@ -195,6 +199,7 @@ def send(
     report = {
         "strategy": cfg.select.strategy,
         "quota": cfg.select.quota,
+        "keyed": bool(cfg.select.keyed or cfg.select.strategy == "random-keyed"),
         "alpha": cfg.select.alpha,
         "reference_items": store.n,
         "reference_root": store.root.hex(),
@@ -216,6 +221,7 @@ def send(
         "key_id": key_id(priv.public_key()).hex(),
         "expires_at": expires,
         "soft_labels": cfg.soft,
+        "soft_temperature": cfg.soft_temperature if cfg.soft else None,
         "refinement": refine_report or None,
         "stage_seconds": {k_: round(v, 3) for k_, v in stages.items()},
         "seconds": round(time.time() - t0, 3),

@@ -32,9 +32,22 @@ from ..selection import STRATEGIES
     default=None,
     help="Fixed fraction of the reference set (overrides the budget).",
 )
-@click.option("--strategy", type=click.Choice(STRATEGIES), default="random", show_default=True)
+@click.option(
+    "--strategy",
+    type=click.Choice(STRATEGIES),
+    default="random-keyed",
+    show_default=True,
+    help="random-keyed: random items drawn in the codec's keyed order (no position bits; best with a "
+    "`reference build --clusters K` store); energy-high for pools far from the target's domain.",
+)
 @click.option("--quota/--no-quota", default=True, show_default=True, help="Per-class quota over pseudo-labels.")
 @click.option("--alpha", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="Quota exponent.")
+@click.option(
+    "--keyed",
+    is_flag=True,
+    help="Keep the strategy's count per reference group but draw the items in the codec's keyed order "
+    "(no position bits; for ranked strategies on content-clustered stores).",
+)
 @click.option(
     "--detector",
     type=click.Path(exists=True, dir_okay=False),
@@ -42,6 +55,16 @@ from ..selection import STRATEGIES
     help="Second ONNX model: refine the selection (flag and replace contradicted items).",
 )
 @click.option("--soft", is_flag=True, help="Add soft labels (top classes with quantised probabilities).")
+@click.option(
+    "--soft-extra", type=click.IntRange(0, 8), default=2, show_default=True, help="Runner-up classes per soft label."
+)
+@click.option(
+    "--soft-temperature",
+    type=click.FloatRange(0, None, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Soft labels are softmax(logits / T).",
+)
 @click.option("--names", is_flag=True, help="Send class names (costs bytes).")
 @click.option(
     "--sequence", type=click.IntRange(1, None), default=None, help="Sequence number (default: counter beside the key)."
@@ -81,8 +104,11 @@ def send(
     strategy,
     quota,
     alpha,
+    keyed,
     detector,
     soft,
+    soft_extra,
+    soft_temperature,
     names,
     sequence,
     expires_in,
@@ -111,11 +137,13 @@ def send(
         budget=budget,
         seconds=seconds,
         keep=keep,
-        select=SelectConfig(strategy=strategy, quota=quota, alpha=alpha, seed=seed),
+        select=SelectConfig(strategy=strategy, quota=quota, alpha=alpha, seed=seed, keyed=keyed),
         overhead=overhead,
         expires_in=expires_in,
         sequence=sequence,
         soft=soft,
+        soft_extra=soft_extra,
+        soft_temperature=soft_temperature,
         class_names=names,
         validation_every=validation_every,
         detector=detector,

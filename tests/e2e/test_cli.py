@@ -185,6 +185,49 @@ def test_cli_end_to_end_and_tampered_payload_refused(slice_dir: Path):
     assert again.returncode == 5 and "already accepted" in again.stderr
 
 
+def test_clustered_store_and_keyed_selection_carry_more_labels_per_byte(slice_dir: Path):
+    d = slice_dir
+    if not (d / "keys" / "sender.key").exists():
+        lc("keygen", "--out", "keys", cwd=d)
+    lc("teacher", "train", "--data", "npy:train.npy", "--out", "t-small.onnx", "--epochs", "2", "--width", "16", cwd=d)
+    ref = json.loads(
+        lc(
+            "reference", "build", "npy:pool.npy", "--out", "ref-k16", "--clusters", "16", "--json", cwd=d
+        ).stdout.splitlines()[-1]
+    )
+    assert ref["groups"] == 16 and ref["clusters"] == 16
+    reports = {}
+    for strategy in ("random", "random-keyed"):
+        out = f"outbox-{strategy}"
+        args = ["send", "--teacher", "t-small.onnx", "--reference", "ref-k16", "--key", "keys/sender.key"]
+        rep = json.loads(
+            lc(*args, "--strategy", strategy, "--budget", "810", "--out", out, "--json", cwd=d).stdout.splitlines()[-1]
+        )
+        assert rep["framed_bytes"] <= 810
+        reports[strategy] = rep
+    keyed, plain = reports["random-keyed"], reports["random"]
+    assert keyed["selected_items"] > 3 * plain["selected_items"]
+    assert keyed["section_bytes"]["index"] < 0.2 * keyed["section_bytes"]["labels"]
+    assert (d / "outbox-random-keyed" / "payload.lcst").read_bytes()[0:4] == b"LCST"
+    got = lc(
+        "receive",
+        "outbox-random-keyed/payload.lcst",
+        "--reference",
+        "ref-k16",
+        "--trust",
+        "keys/sender.pub",
+        "--out",
+        "dev-keyed",
+        "--state",
+        "state-keyed",
+        "--train-samples",
+        "1000",
+        "--json",
+        cwd=d,
+    )
+    assert json.loads(got.stdout.splitlines()[-1])["selected_items"] == keyed["selected_items"]
+
+
 def test_help_works_for_every_command(tmp_path):
     for args in (
         ["--help"],
@@ -208,3 +251,14 @@ def test_bad_arguments_are_usage_errors(tmp_path):
     assert p.returncode == 2 and "does not exist" in p.stderr
     p = lc("profiles", "show", "no-such-link", cwd=tmp_path, check=False)
     assert p.returncode == 2 and "iridium-sbd-mt" in p.stderr
+    (tmp_path / "t.onnx").write_bytes(b"x")
+    base = ["send", "--teacher", "t.onnx", "--reference", ".", "--key", "t.onnx", "--out", "o"]
+    for bad, hint in (
+        (["--soft-temperature", "0"], "--soft-temperature"),
+        (["--soft-extra", "9"], "--soft-extra"),
+        (["--strategy", "nope"], "--strategy"),
+    ):
+        p = lc(*base, *bad, cwd=tmp_path, check=False)
+        assert p.returncode == 2 and hint in p.stderr and "Traceback" not in p.stderr
+    p = lc("reference", "build", "npy:x.npy", "--out", "r", "--clusters", "-1", cwd=tmp_path, check=False)
+    assert p.returncode == 2 and "--clusters" in p.stderr

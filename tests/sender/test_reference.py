@@ -96,3 +96,78 @@ def test_unreadable_source_file_is_named(tmp_path):
 
     with pytest.raises(SourceError, match="img003.png"):
         build_store(f"folder:{src}", tmp_path / "ref", BuildConfig(size=8, channels=1))
+
+
+def _two_looks(n=200, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 40, (n, 12, 12), dtype=np.uint8)
+    bright = rng.random(n) < 0.5
+    x[bright] += 200  # two populations, interleaved in source order
+    x[bright, :6] = 0  # and a second feature so the halves split into more clusters
+    return x, bright
+
+
+def test_clustered_store_runs_by_cluster_and_verifies(tmp_path):
+    x, bright = _two_looks()
+    np.save(tmp_path / "pool.npy", x)
+    info = build_store(f"npy:{tmp_path / 'pool.npy'}", tmp_path / "ref", BuildConfig(clusters=2))
+    s = ReferenceStore(tmp_path / "ref")
+    assert info["groups"] == 2 and s.manifest.group_names == ["cluster-0000", "cluster-0001"]
+    assert s.check_items() == []
+    g = np.asarray(s.manifest.groups)
+    assert np.all(np.diff(g.astype(int)) >= 0)  # one run per cluster
+    assert s.manifest.segments.tolist() == np.bincount(g).tolist()
+    stored = np.fromfile(tmp_path / "ref" / "items.u8", dtype=np.uint8).reshape(x.shape[0], 12, 12)
+    # every item is kept, each cluster is one look, and source order holds within a cluster
+    src_rows = {r.tobytes(): i for i, r in enumerate(x)}
+    pos = np.array([src_rows[r.tobytes()] for r in stored])
+    assert np.array_equal(np.sort(pos), np.arange(x.shape[0]))
+    assert {frozenset(bright[pos[g == c]].tolist()) for c in (0, 1)} == {frozenset([True]), frozenset([False])}
+    for c in (0, 1):
+        assert np.all(np.diff(pos[g == c]) > 0)
+    # deterministic: built again, byte for byte
+    build_store(f"npy:{tmp_path / 'pool.npy'}", tmp_path / "again", BuildConfig(clusters=2))
+    for f in ("items.u8", "manifest.lcm", "provenance.lcp"):
+        assert (tmp_path / "ref" / f).read_bytes() == (tmp_path / "again" / f).read_bytes()
+
+
+def test_clustered_folder_store_still_names_source_changes(tmp_path):
+    src = make_folder(tmp_path / "src")
+    build_store(f"folder:{src}", tmp_path / "ref", BuildConfig(size=16, channels=3, clusters=4))
+    s = ReferenceStore(tmp_path / "ref")
+    assert s.check_items() == [] and check_source(s, f"folder:{src}") == []
+    victim = src / "synset1" / "img004.jpg"
+    data = bytearray(victim.read_bytes())
+    data[-10] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    assert "synset1/img004.jpg): altered" in "\n".join(check_source(s, f"folder:{src}"))
+
+
+@pytest.mark.parametrize("where", ["before the replace", "after the replace"])
+def test_build_interrupted_while_reordering_resumes_to_the_same_store(tmp_path, monkeypatch, where):
+    x, _ = _two_looks(300, seed=1)
+    np.save(tmp_path / "pool.npy", x)
+    src = f"npy:{tmp_path / 'pool.npy'}"
+    build_store(src, tmp_path / "whole", BuildConfig(clusters=3, chunk=64))
+    real_write, real_replace = reference._atomic_write, reference.os.replace
+
+    def cut_write(path, text):
+        if '"reordering"' in text:
+            raise KeyboardInterrupt  # power cut with the reordered copy written, not yet in place
+        real_write(path, text)
+
+    def cut_replace(a, b):
+        real_replace(a, b)
+        if str(b).endswith("items.u8"):
+            raise KeyboardInterrupt  # power cut just after the copy replaced the old items
+
+    if where == "before the replace":
+        monkeypatch.setattr(reference, "_atomic_write", cut_write)
+    else:
+        monkeypatch.setattr(reference.os, "replace", cut_replace)
+    with pytest.raises(KeyboardInterrupt):
+        build_store(src, tmp_path / "resumed", BuildConfig(clusters=3, chunk=64))
+    monkeypatch.undo()
+    build_store(src, tmp_path / "resumed", BuildConfig(clusters=3, chunk=64))
+    for f in ("items.u8", "manifest.lcm", "provenance.lcp"):
+        assert (tmp_path / "whole" / f).read_bytes() == (tmp_path / "resumed" / f).read_bytes()

@@ -11,7 +11,7 @@ def _logits(n=3000, c=10, seed=0):
     return z
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("strategy", [s for s in STRATEGIES if s != "random-keyed"])  # keyed: own test below
 def test_every_strategy_honours_the_equal_quota(strategy):
     z = _logits()
     idx = select(z, 200, SelectConfig(strategy=strategy, quota=True, alpha=0.0))
@@ -47,3 +47,46 @@ def test_random_is_seeded():
     b = select(z, 100, SelectConfig(seed=1))
     c = select(z, 100, SelectConfig(seed=2))
     assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_random_keyed_prefixes_are_prefix_coded_and_quota_balanced():
+    from labelcast.codec.indexset import PREFIX, encode_indices
+    from labelcast.sender.selection import keyed_sequence, prefix_key, rank_items
+
+    rng = np.random.default_rng(0)
+    sizes = np.full(40, 500)  # 40 content clusters: 40 heads to choose from
+    n = int(sizes.sum())
+    # each cluster leans to one class, as content clusters do
+    lab = np.where(rng.random(n) < 0.7, np.repeat(np.arange(40) % 10, 500), rng.integers(0, 10, n))
+    z = np.eye(10, dtype=np.float32)[lab] * 5
+    cfg = SelectConfig(strategy="random-keyed", quota=True, seed=11)
+    order = rank_items(z, cfg, sizes)
+    assert np.array_equal(np.sort(order), np.arange(n))  # every item exactly once
+    assert np.array_equal(order, keyed_sequence(lab, sizes, 11, True, 0.0, 10))
+    for k in (300, 2000):
+        idx = select(z, k, cfg, order)
+        assert idx.size == k and np.unique(idx).size == k
+        b = encode_indices(idx, n, sizes, prefix_key(cfg))
+        assert b[0] == PREFIX
+        counts = np.bincount(lab[idx], minlength=10)
+        assert counts.max() - counts.min() <= 0.1 * k / 10 + 2  # near the equal quota
+    # without the quota: proportional to segment sizes
+    free = keyed_sequence(lab, sizes, 11, quota=False)
+    per_seg = np.bincount(free[:2000] // 500, minlength=40)
+    assert per_seg.max() - per_seg.min() <= 1
+
+
+def test_keyed_flag_keeps_counts_per_segment_and_is_prefix_coded():
+    from labelcast.codec.indexset import PREFIX, encode_indices
+    from labelcast.sender.selection import prefix_key
+
+    z = _logits(n=4000)
+    sizes = np.array([1000, 500, 2000, 500])
+    plain = select(z, 300, SelectConfig(strategy="energy-high", quota=True))
+    cfg = SelectConfig(strategy="energy-high", quota=True, keyed=True, seed=4)
+    keyed = select(z, 300, cfg, segments=sizes)
+    edges = np.cumsum(sizes)
+    per_seg = [np.bincount(np.searchsorted(edges, i, side="right"), minlength=4).tolist() for i in (plain, keyed)]
+    assert keyed.size == 300 and np.unique(keyed).size == 300 and per_seg[0] == per_seg[1]
+    assert encode_indices(keyed, 4000, sizes, prefix_key(cfg))[0] == PREFIX
+    assert prefix_key(SelectConfig(strategy="energy-high")) is None

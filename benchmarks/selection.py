@@ -1,6 +1,9 @@
 """Selection benchmark: student accuracy vs. framed payload bytes, every strategy, both scenarios.
 
-    python benchmarks/selection.py [--quick] [--scenarios fashion digits] [--json out/bench/selection.json]
+    python benchmarks/selection.py [--quick] [--scenarios fashion digits] [--clusters K] [--json PATH]
+
+``--clusters K`` reorders the pool into K content clusters first, as
+``labelcast reference build --clusters K`` stores it (for ``random-keyed`` and ``--keyed``).
 
 Per scenario the teacher (and a second-seed detector for refinement) is trained
 once and the pool scored once with ONNX Runtime; every (strategy, budget, seed)

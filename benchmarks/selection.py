@@ -34,7 +34,14 @@ from labelcast.receiver.train import StudentConfig, train_student  # noqa: E402
 from labelcast.sender.budget import fit_budget  # noqa: E402
 from labelcast.sender.clusters import ClusterConfig, cluster_items, cluster_order  # noqa: E402
 from labelcast.sender.refine import refine  # noqa: E402
-from labelcast.sender.selection import SelectConfig, prefix_key, pseudo_labels, rank_items, select  # noqa: E402
+from labelcast.sender.selection import (  # noqa: E402
+    SelectConfig,
+    prefix_key,
+    pseudo_labels,
+    rank_items,
+    select,
+    softmax,
+)
 from labelcast.sender.teacher import Teacher, TeacherConfig, train_and_export  # noqa: E402
 
 KEYBYTES = bytes(range(32))
@@ -117,9 +124,7 @@ def run_one(env, cfg_name, budget, seed, link, train_samples) -> dict:
     order = rank_items(z, sc, env["segs"])
     probs = None
     if spec.get("soft"):
-        zt = z / spec.get("soft_t", 1.0)
-        e = np.exp(zt - zt.max(1, keepdims=True))
-        probs = e / e.sum(1, keepdims=True)
+        probs = softmax(z, spec.get("soft_t", 1.0))
     chosen = {}
     root = hashlib.sha256(b"bench").digest()
 

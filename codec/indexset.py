@@ -107,6 +107,11 @@ def segments_from_groups(groups: np.ndarray) -> np.ndarray:
     return np.diff(edges).astype(np.int64)
 
 
+def _check_key(key: int) -> None:
+    if not 0 <= key <= MAX_KEY:
+        raise ValueError(f"prefix key must be in 0..{MAX_KEY}")
+
+
 def _keys(key: int, start: int, size: int) -> np.ndarray:
     """splitmix64(key·2³² + i) for i in [start, start + size): the PREFIX order's sort keys."""
     x = np.arange(start, start + size, dtype=np.uint64) + np.uint64(key << 32)
@@ -119,8 +124,7 @@ def _keys(key: int, start: int, size: int) -> np.ndarray:
 
 def keyed_order(key: int, start: int, size: int) -> np.ndarray:
     """Global indices of the segment ``[start, start + size)`` in the PREFIX mode's keyed order."""
-    if not 0 <= key <= MAX_KEY:
-        raise ValueError(f"prefix key must be in 0..{MAX_KEY}")
+    _check_key(key)
     return start + np.argsort(_keys(key, start, size), kind="stable")
 
 
@@ -143,8 +147,7 @@ def prefix_select(n: int, counts: np.ndarray, key: int, segments: np.ndarray | N
     c = np.asarray(counts, dtype=np.int64)
     if c.shape != sizes.shape or (c < 0).any() or (c > sizes).any():
         raise ValueError("counts must give 0..size items for every segment")
-    if not 0 <= key <= MAX_KEY:
-        raise ValueError(f"prefix key must be in 0..{MAX_KEY}")
+    _check_key(key)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     parts = [_first(key, int(st), int(sz), int(ct)) for st, sz, ct in zip(starts, sizes, c, strict=True) if ct]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
@@ -421,8 +424,7 @@ def encode_indices(
         if len(grouped) < len(best):
             best = grouped
     if prefix_key is not None:
-        if not 0 <= prefix_key <= MAX_KEY:
-            raise ValueError(f"prefix key must be in 0..{MAX_KEY}")
+        _check_key(prefix_key)
         if _is_prefix(idx, seg, prefix_key):
             pre = _encode_mode(idx, seg, PREFIX, prefix_key)
             if len(pre) < len(best):

@@ -522,15 +522,14 @@ class _Runner:
         from .codec.payload import open_payload
         from .codec.softlabels import soft_from_probs
         from .sender.budget import fit_payload
-        from .sender.selection import SelectConfig, pseudo_labels, rank_items, select
+        from .sender.selection import SelectConfig, pseudo_labels, rank_items, select, softmax
 
         base, _, q = strategy.partition("+")
         sc = SelectConfig(strategy=base, quota=q == "quota", seed=seed)
         z = env.logits
         pl = env.extra.setdefault("pl", pseudo_labels(z))
         if soft and "probs" not in env.extra:
-            e = np.exp(z - z.max(1, keepdims=True))
-            env.extra["probs"] = e / e.sum(1, keepdims=True)
+            env.extra["probs"] = softmax(z)
         order = rank_items(z, sc)
         chosen: dict[int, np.ndarray] = {}
 

@@ -24,9 +24,9 @@ __all__ = ["run_demo"]
 DEFAULTS = {"link": "iridium-sbd-mt", "budget": 10_000, "clusters": 32, "loss": 0.10}
 # what the selection benchmark measured best per scenario (docs/results.md): in-domain, random items in
 # the codec's keyed order (no position bits); cross-domain, PLADA's energy-high with soft labels (T = 2)
-SEND_OPTIONS = {
-    "fashion": {"strategy": "random-keyed", "soft": {}},
-    "digits": {"strategy": "energy-high", "soft": {"soft": True, "soft_extra": 4, "soft_temperature": 2.0}},
+SEND_OPTIONS = {  # strategy, then the SendConfig fields beyond the link and budget
+    "fashion": ("random-keyed", {}),
+    "digits": ("energy-high", {"soft": True, "soft_extra": 4, "soft_temperature": 2.0}),
 }
 
 
@@ -73,12 +73,12 @@ def run_demo(scenario: str = "fashion", workdir: str | Path = "out/demo", *, see
         train_and_export(x, y, names, ground / "teacher.onnx", tcfg, tick)
     stage("teacher_train", t)
     t = time.time()
-    opts = SEND_OPTIONS.get(scenario, SEND_OPTIONS["fashion"])
+    strategy, extra = SEND_OPTIONS.get(scenario, SEND_OPTIONS["fashion"])
     scfg = SendConfig(
         link=DEFAULTS["link"],
         budget=DEFAULTS["budget"],
-        select=SelectConfig(opts["strategy"], seed=seed),
-        **opts["soft"],
+        select=SelectConfig(strategy, seed=seed),
+        **extra,
     )
     with bar(ref["items"], "score", "item") as tick:
         sent = send(

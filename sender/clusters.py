@@ -110,8 +110,8 @@ def assign_clusters(items: np.ndarray, model: Clusters, chunk: int = 8192) -> np
 
 
 def cluster_items(items: np.ndarray, cfg: ClusterConfig | None = None, chunk: int = 8192) -> np.ndarray:
-    """Fit on a seeded sample and assign every item; returns cluster ids, renumbered 0.. by first appearance
-    in the canonical order of the sorted cluster ids (empty clusters dropped)."""
+    """Fit on a seeded sample and assign every item; returns cluster ids renumbered 0..K'−1 with empty
+    clusters dropped (ascending order of the fitted ids kept)."""
     cfg = cfg or ClusterConfig()
     n = items.shape[0]
     rng = np.random.default_rng(cfg.seed)

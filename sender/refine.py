@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .selection import softmax
+
 __all__ = ["RefineConfig", "refine"]
 
 
@@ -23,12 +25,6 @@ class RefineConfig:
     min_confidence: float = 0.5  # flag when the detector gives the label less than this
     pool_factor: int = 8  # candidates per class: this many × the flagged count, by rank
     uniqueness_weight: float = 0.5  # weight of the (normalised) distance in the joint score
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def refine(
@@ -42,7 +38,7 @@ def refine(
     """Returns (new sorted selection, report). ``labels`` are the teacher's pseudo-labels of all items."""
     cfg = cfg or RefineConfig()
     sel = np.asarray(selected, dtype=np.int64)
-    det = _softmax(np.asarray(detector_logits[sel], dtype=np.float64))
+    det = softmax(detector_logits[sel])
     lab = labels[sel]
     conf = det[np.arange(sel.size), lab]
     flagged = (det.argmax(1) != lab) | (conf < cfg.min_confidence)
@@ -56,7 +52,7 @@ def refine(
         cand = np.array([i for i in cls_items[: (need + int((lab == c).sum())) * cfg.pool_factor] if i not in taken])
         if cand.size == 0:
             continue
-        pc = _softmax(np.asarray(detector_logits[cand], dtype=np.float64))[:, c]
+        pc = softmax(detector_logits[cand])[:, c]
         feats = np.asarray(teacher_logits[cand], dtype=np.float64)
         kept_c = np.array([i for i in keep if labels[i] == c], dtype=np.int64)
         kf = np.asarray(teacher_logits[kept_c], dtype=np.float64) if kept_c.size else np.zeros((0, feats.shape[1]))

@@ -35,6 +35,7 @@ __all__ = [
     "keyed_sequence",
     "prefix_key",
     "keyed_like",
+    "softmax",
 ]
 
 STRATEGIES = ("random", "random-keyed", "energy", "energy-high", "msp", "entropy", "margin", "el2n-easy")
@@ -50,9 +51,12 @@ class SelectConfig:
     keyed: bool = False  # keep the strategy's count per segment, but take random items in the keyed order
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise softmax(logits / T) in float64 (the teacher's probabilities, soft labels)."""
+    if not temperature > 0:
+        raise ValueError("temperature must be positive")
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    e = np.exp(z - z.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
 
 
@@ -80,7 +84,7 @@ def item_scores(logits: np.ndarray, cfg: SelectConfig, chunk: int = 1 << 18) -> 
             energy = -t * (np.log(np.exp((z - m) / t).sum(axis=1)) + m[:, 0] / t)
             out[s : s + chunk] = energy if cfg.strategy == "energy" else -energy
             continue
-        p = _softmax(z)
+        p = softmax(z)
         if cfg.strategy == "msp":
             out[s : s + chunk] = -p.max(axis=1)
         elif cfg.strategy == "entropy":

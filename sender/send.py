@@ -24,7 +24,7 @@ from ..profiles import LinkProfile, load_link
 from .budget import fit_budget, framed_bytes
 from .refine import refine
 from .scoring import score_store
-from .selection import SelectConfig, prefix_key, pseudo_labels, rank_items, select
+from .selection import SelectConfig, prefix_key, pseudo_labels, rank_items, select, softmax
 from .teacher import Teacher
 
 __all__ = ["SendConfig", "send", "next_sequence"]
@@ -110,12 +110,7 @@ def send(
     names = tea.classes if (cfg.class_names and tea.classes) else None
     probs = None
     if cfg.soft:
-        if not cfg.soft_temperature > 0:
-            raise ValueError("soft temperature must be positive")
-        z = np.asarray(logits, dtype=np.float64) / cfg.soft_temperature
-        z = z - z.max(1, keepdims=True)
-        probs = np.exp(z)
-        probs /= probs.sum(1, keepdims=True)
+        probs = softmax(logits, cfg.soft_temperature)
 
     chosen: dict[int, np.ndarray] = {}
 
@@ -199,7 +194,7 @@ def send(
     report = {
         "strategy": cfg.select.strategy,
         "quota": cfg.select.quota,
-        "keyed": bool(cfg.select.keyed or cfg.select.strategy == "random-keyed"),
+        "keyed": prefix_key(cfg.select) is not None,
         "alpha": cfg.select.alpha,
         "reference_items": store.n,
         "reference_root": store.root.hex(),

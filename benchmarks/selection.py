@@ -8,8 +8,12 @@
 Per scenario the teacher (and a second-seed detector for refinement) is trained
 once and the pool scored once with ONNX Runtime; every (strategy, budget, seed)
 then fits k to the budget with the real encoder and framer (Iridium SBD MT
-frames, the profile's parity), trains the same student recipe and evaluates it
-on the held-out test split. Prints a table, writes JSON and a PNG per scenario.
+frames, the profile's parity), trains the same student recipe (the device's own,
+``StudentConfig``'s defaults, unless ``--train-samples`` says otherwise) and evaluates it
+on the held-out test split and on a validation slice: ``--val`` seeded items of the
+target's *training* split (the teacher saw them, the student never sees target data).
+Choose settings on ``val_accuracy``; report ``accuracy`` (test).
+Prints a table, writes JSON and a PNG per scenario.
 """
 
 from __future__ import annotations
@@ -77,7 +81,7 @@ CONFIGS = {
 }
 
 
-def setup(scenario: str, work: Path, clusters: int = 0):
+def setup(scenario: str, work: Path, clusters: int = 0, val: int = 5000):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     work.mkdir(parents=True, exist_ok=True)
@@ -88,6 +92,7 @@ def setup(scenario: str, work: Path, clusters: int = 0):
         x, g = x[order], g[order]
     xtr, ytr, names = builtin.target(scenario, "train")
     xte, yte, _ = builtin.target(scenario, "test")
+    pick = np.random.default_rng(123).permutation(len(xtr))[: min(val, len(xtr))]
     logits = {}
     for name, seed, width in (("teacher", 0, 32), ("detector", 1, 24)):
         path = work / f"{name}.onnx"
@@ -105,6 +110,8 @@ def setup(scenario: str, work: Path, clusters: int = 0):
         logits=logits,
         xte=xte,
         yte=yte,
+        xval=xtr[pick],
+        yval=ytr[pick],
         teacher_acc=tacc,
         classes=len(names),
         key=key,
@@ -116,7 +123,7 @@ def _soft(spec: dict, probs: np.ndarray, hard: np.ndarray):
     return soft_from_probs(probs, hard, spec.get("soft_extra", 2), spec.get("soft_levels", 16))
 
 
-def run_one(env, cfg_name, budget, seed, link, train_samples) -> dict:
+def run_one(env, cfg_name, budget, seed, link, train_samples, student: dict | None = None) -> dict:
     spec = CONFIGS[cfg_name]
     sc = SelectConfig(strategy=spec["strategy"], quota=spec["quota"], seed=seed, keyed=spec.get("keyed", False))
     z = env["logits"]["teacher"]
@@ -162,13 +169,15 @@ def run_one(env, cfg_name, budget, seed, link, train_samples) -> dict:
         env["classes"],
         Preprocess(),
         load_device("cpu-small"),
-        StudentConfig(seed=seed, train_samples=train_samples),
+        StudentConfig(**{"seed": seed, "train_samples": train_samples, **(student or {})}),
     )
     import torch
 
-    with torch.no_grad():
-        pred = model(torch.from_numpy(Preprocess().apply(env["xte"]))).argmax(1).numpy()
-    acc = float((pred == env["yte"]).mean())
+    def accuracy(x, y):
+        with torch.no_grad():
+            return float((model(torch.from_numpy(Preprocess().apply(x))).argmax(1).numpy() == y).mean())
+
+    acc = accuracy(env["xte"], env["yte"])
     return {
         "strategy": cfg_name,
         "budget": budget,
@@ -179,6 +188,9 @@ def run_one(env, cfg_name, budget, seed, link, train_samples) -> dict:
         "clusters": env["clusters"],
         "accuracy": acc,
         "x_teacher": acc / env["teacher_acc"],
+        "val_accuracy": accuracy(env["xval"], env["yval"]) if len(env["yval"]) else None,
+        "train_samples": train_samples,
+        "student": student or {},
         "train_s": round(time.time() - t, 1),
     }
 
@@ -214,7 +226,20 @@ def main() -> None:
     ap.add_argument("--budgets", nargs="+", type=int, default=[1024, 2048, 4096, 8192])
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--strategies", nargs="+", default=list(CONFIGS))
-    ap.add_argument("--train-samples", type=int, default=20_000)
+    ap.add_argument(
+        "--train-samples",
+        type=int,
+        default=StudentConfig().train_samples,
+        help="images the student sees (epochs = this / k, at least 10); default: the device's",
+    )
+    ap.add_argument(
+        "--student",
+        nargs="+",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="other StudentConfig fields, e.g. lr=0.006 arch=resnet8 shift=3 max_epochs=1000",
+    )
+    ap.add_argument("--val", type=int, default=5000, help="validation items from the target's training split")
     ap.add_argument("--quick", action="store_true", help="one seed, two budgets, four strategies")
     ap.add_argument("--work", default="out/bench/selection")
     ap.add_argument("--plots", default="docs")
@@ -226,15 +251,23 @@ def main() -> None:
     if a.quick:
         a.seeds, a.budgets = 1, [1024, 4096]
         a.strategies = ["random", "random+quota", "energy+quota", "el2n-easy+quota"]
+    student = {}
+    fields = StudentConfig.__dataclass_fields__
+    for item in a.student:
+        name, _, value = item.partition("=")
+        if name not in fields or not value:
+            ap.error(f"--student wants FIELD=VALUE with a StudentConfig field, not {item!r}")
+        kind = type(getattr(StudentConfig(), name))
+        student[name] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
     link = load_link("iridium-sbd-mt")
     out = {}
     for scenario in a.scenarios:
-        env = setup(scenario, Path(a.work) / scenario, a.clusters)
+        env = setup(scenario, Path(a.work) / scenario, a.clusters, a.val)
         rows = []
         for name in a.strategies:
             for b in a.budgets:
                 for seed in range(a.seeds):
-                    rows.append(run_one(env, name, b, seed, link, a.train_samples))
+                    rows.append(run_one(env, name, b, seed, link, a.train_samples, student))
                     print(rows[-1], flush=True)
         summary = []
         for name in a.strategies:
@@ -242,7 +275,9 @@ def main() -> None:
             for b in a.budgets:
                 accs = [r["accuracy"] for r in rows if r["strategy"] == name and r["budget"] == b]
                 ks = [r["k"] for r in rows if r["strategy"] == name and r["budget"] == b]
-                row[f"{b} B"] = f"{np.mean(accs):.3f}±{np.std(accs):.3f} (k={int(np.mean(ks))})"
+                vals = [r["val_accuracy"] for r in rows if r["strategy"] == name and r["budget"] == b]
+                v = f", val {np.mean(vals):.3f}" if None not in vals else ""
+                row[f"{b} B"] = f"{np.mean(accs):.3f}±{np.std(accs):.3f} (k={int(np.mean(ks))}{v})"
             summary.append(row)
         table(
             summary,

@@ -21,7 +21,11 @@ COMMANDS: dict[str, Any] = {
         "build": "labelcast.sender.cli.reference_build:build",
         "verify": "labelcast.receiver.cli.reference_verify:verify",
     },
-    "teacher": {"train": "labelcast.sender.cli.teacher:train", "inspect": "labelcast.sender.cli.teacher:inspect"},
+    "teacher": {
+        "train": "labelcast.sender.cli.teacher:train",
+        "inspect": "labelcast.sender.cli.teacher:inspect",
+        "calibrate": "labelcast.sender.cli.teacher:calibrate",
+    },
     "score": "labelcast.sender.cli.score:score",
     "send": "labelcast.sender.cli.send:send",
     "link": {"plan": "labelcast.sender.cli.link:plan", "simulate": "labelcast.sender.cli.link:simulate"},
@@ -41,7 +45,7 @@ COMMANDS: dict[str, Any] = {
 
 HELP = {
     "reference": "Build and verify reference stores.",
-    "teacher": "Train or inspect a teacher.",
+    "teacher": "Train, inspect or calibrate a teacher.",
     "link": "Plan and simulate transmission over a link profile.",
     "profiles": "List and show link and device profiles.",
     "model": "A/B model slots on the device: status, promote, rollback.",

@@ -22,12 +22,8 @@ __all__ = ["run_demo"]
 
 # The scenario's recipe: the budget keeps the payload ≤ 8 KiB on Iridium SBD MT.
 DEFAULTS = {"link": "iridium-sbd-mt", "budget": 10_000, "clusters": 32, "loss": 0.10}
-# what the selection benchmark measured best per scenario (docs/results.md): in-domain, random items in
-# the codec's keyed order (no position bits); cross-domain, PLADA's energy-high with soft labels (T = 2)
-SEND_OPTIONS = {  # strategy, then the SendConfig fields beyond the link and budget
-    "fashion": ("random-keyed", {}),
-    "digits": ("energy-high", {"soft": True, "soft_extra": 4, "soft_temperature": 2.0}),
-}
+# `send --strategy auto` picks the selection benchmark's winner (docs/results.md): in-domain, random
+# items in the codec's keyed order (no position bits); cross-domain, PLADA's energy-high with soft labels
 
 
 def run_demo(scenario: str = "fashion", workdir: str | Path = "out/demo", *, seed: int = 0, fast: bool = False) -> dict:
@@ -73,12 +69,10 @@ def run_demo(scenario: str = "fashion", workdir: str | Path = "out/demo", *, see
         train_and_export(x, y, names, ground / "teacher.onnx", tcfg, tick)
     stage("teacher_train", t)
     t = time.time()
-    strategy, extra = SEND_OPTIONS.get(scenario, SEND_OPTIONS["fashion"])
     scfg = SendConfig(
         link=DEFAULTS["link"],
         budget=DEFAULTS["budget"],
-        select=SelectConfig(strategy, seed=seed),
-        **extra,
+        select=SelectConfig("auto", seed=seed),
     )
     with bar(ref["items"], "score", "item") as tick:
         sent = send(
@@ -99,7 +93,10 @@ def run_demo(scenario: str = "fashion", workdir: str | Path = "out/demo", *, see
         (device / "inbox" / f"corrupt-{i:04d}.lcf").write_bytes(f)
     stage("link", t)
     t = time.time()
-    rcfg = ReceiveConfig(device="cpu-small", student=StudentConfig(seed=seed, train_samples=8000 if fast else 60_000))
+    student = StudentConfig(seed=seed)
+    if fast:
+        student.train_samples = 8000
+    rcfg = ReceiveConfig(device="cpu-small", student=student)
     with bar(None, "student", "step") as tick:
         got = receive(
             device / "inbox",
@@ -121,6 +118,8 @@ def run_demo(scenario: str = "fashion", workdir: str | Path = "out/demo", *, see
         "reference_items": sent["reference_items"],
         "selected_items": sent["selected_items"],
         "strategy": sent["strategy"],
+        "soft_labels": sent["soft_labels"],
+        "auto": sent["auto"],
         "payload_bytes": sent["payload_bytes"],
         "section_bytes": sent["section_bytes"],
         "frames": sent["frames"],
@@ -162,7 +161,8 @@ def demo(scenario: str, workdir: str, seed: int, fast: bool, as_json: bool) -> N
     r = run_demo(scenario, workdir, seed=seed, fast=fast)
     lines = [
         f"scenario {r['scenario']}: {r['selected_items']} of {r['reference_items']} reference items "
-        f"selected ({r['strategy']})",
+        f"selected ({r['strategy']}{' + soft labels' if r['soft_labels'] else ''}, by auto: "
+        f"{'far' if r['auto'] and r['auto']['far'] else 'near'} pool)",
         f"payload {r['payload_bytes']} B in {r['frames']} frames over {r['link']} (~{r['link_seconds']} s); "
         f"{r['frames_arrived']} frames arrived",
         f"teacher accuracy {r['teacher_accuracy']:.4f}, student accuracy {r['student_accuracy']:.4f} "

@@ -29,7 +29,7 @@ __all__ = ["StudentConfig", "train_student", "plan_batch", "lr_at", "peak_rss_mb
 @dataclass
 class StudentConfig:
     arch: str = "cnn-small"  # see students.ARCHS
-    train_samples: int = 60_000  # images seen in training (epochs = this / k, clamped)
+    train_samples: int = 100_000  # images seen in training (epochs = this / k, clamped)
     min_epochs: int = 10
     max_epochs: int = 300
     batch: int = 0  # 0: derived from the device profile

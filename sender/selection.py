@@ -36,6 +36,9 @@ __all__ = [
     "prefix_key",
     "keyed_like",
     "softmax",
+    "AUTO",
+    "median_confidence",
+    "choose_auto",
 ]
 
 STRATEGIES = ("random", "random-keyed", "energy", "energy-high", "msp", "entropy", "margin", "el2n-easy")
@@ -60,6 +63,57 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+# ``--strategy auto``: the selection benchmark's winners on each side of the domain line
+# (docs/results.md, chosen on its validation slice). A pool is "far" when the teacher's median
+# max-softmax on it has lost more than ``shift`` of the teacher's own margin over chance, (t − p) /
+# (t − 1/C), with t its median on its training data (built-in scenarios: fashion 0.01, digits 0.31).
+# Far pools get energy-high with soft labels unless the budget leaves fewer than
+# ``soft_min_per_class`` soft-labelled items per class; then easy items with hard labels (digits at
+# 1 KiB: 9 soft items per class, 0.33; EL2N-easy 0.57; at 2 KiB: 31 per class, soft wins).
+AUTO: dict = {
+    "shift": 0.15,
+    "near": {"strategy": "random-keyed"},
+    "far": {"strategy": "energy-high", "soft": True, "soft_extra": 4, "soft_temperature": 2.0},
+    "far_small": {"strategy": "el2n-easy"},
+    "soft_min_per_class": 20,
+}
+
+
+def median_confidence(logits: np.ndarray, chunk: int = 1 << 18) -> float:
+    """Median over rows of the max-softmax probability (chunked; float32 per row)."""
+    n = logits.shape[0]
+    if n == 0:
+        raise ValueError("no logits")
+    msp = np.empty(n, dtype=np.float32)
+    for s in range(0, n, chunk):
+        msp[s : s + chunk] = softmax(np.asarray(logits[s : s + chunk])).max(axis=1)
+    return float(np.median(msp))
+
+
+def choose_auto(logits: np.ndarray, teacher_confidence: float | None, shift: float = AUTO["shift"]) -> dict:
+    """Decide ``auto``: ``far`` when the pool's median confidence p has lost more than ``shift`` of
+    the teacher's margin over chance, (t − p) / (t − 1/C), where t is the teacher's median on its
+    training data (``teacher_confidence``, ONNX metadata written by ``teacher train``). Without t (a
+    foreign teacher), or with a teacher no better than chance, the pool counts as near."""
+    pool = median_confidence(logits)
+    chance = 1.0 / logits.shape[1]
+    if teacher_confidence is None or teacher_confidence <= chance:
+        return {
+            "far": False,
+            "pool_confidence": round(pool, 4),
+            "teacher_confidence": teacher_confidence,
+            "shift": None,
+        }
+    gap = (float(teacher_confidence) - pool) / (float(teacher_confidence) - chance)
+    return {
+        "far": gap > shift,
+        "pool_confidence": round(pool, 4),
+        "teacher_confidence": round(float(teacher_confidence), 4),
+        "shift": round(gap, 4),
+        "threshold": shift,
+    }
+
+
 def pseudo_labels(logits: np.ndarray, chunk: int = 1 << 18) -> np.ndarray:
     """Argmax per item, in chunks (a memory-mapped N × C score file never sits in RAM at once)."""
     out = np.empty(logits.shape[0], dtype=np.int64)
@@ -74,6 +128,8 @@ def item_scores(logits: np.ndarray, cfg: SelectConfig, chunk: int = 1 << 18) -> 
     out = np.empty(n, dtype=np.float64)
     if cfg.strategy in ("random", "random-keyed"):
         return np.random.default_rng(cfg.seed).random(n)
+    if cfg.strategy == "auto":
+        raise ValueError("strategy 'auto' is resolved by send() (choose_auto); select with a concrete strategy")
     if cfg.strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {cfg.strategy!r}; choose from {', '.join(STRATEGIES)}")
     t = cfg.temperature

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ from ..profiles import LinkProfile, load_link
 from .budget import fit_budget, framed_bytes
 from .refine import refine
 from .scoring import score_store
-from .selection import SelectConfig, prefix_key, pseudo_labels, rank_items, select, softmax
+from .selection import AUTO, SelectConfig, choose_auto, prefix_key, pseudo_labels, rank_items, select, softmax
 from .teacher import Teacher
 
 __all__ = ["SendConfig", "send", "next_sequence"]
@@ -36,7 +36,9 @@ class SendConfig:
     budget: int | None = None  # bytes on the link (frames × frame size); None: 8 KiB
     seconds: float | None = None  # or: time on the link, turned into a byte budget
     keep: float | None = None  # fixed fraction of the reference set (overrides the budget)
-    select: SelectConfig = field(default_factory=SelectConfig)
+    # "auto" (the default): random-keyed for pools near the teacher's domain, energy-high with soft
+    # labels (4 runner-ups, T = 2) for far ones (selection.AUTO, choose_auto)
+    select: SelectConfig = field(default_factory=lambda: SelectConfig(strategy="auto"))
     overhead: int | None = None  # erasure-code parity per 100 frames; None: the profile's default
     expires_in: float = 30 * 86400.0  # seconds until the payload expires
     sequence: int | None = None  # None: the counter kept beside the key
@@ -101,17 +103,21 @@ def send(
         logits = score_store(tea, store, progress=progress)
     stages["score"] = time.time() - t
     t = time.time()
+    auto = None
+    recipes: list[dict | None] = [None]
+    if cfg.select.strategy == "auto":
+        auto = choose_auto(logits, tea.confidence)
+        # far pools: soft labels first; if they leave too few items per class, the small-budget recipe
+        recipes = [AUTO["far"], AUTO["far_small"]] if auto["far"] else [AUTO["near"]]
+    base = cfg
     classes = int(logits.shape[1])
     pl = pseudo_labels(logits)
-    order = rank_items(logits, cfg.select, store.manifest.segments)
     seq = next_sequence(key_path, cfg.sequence)
     now = time.time() if now is None else now
     expires = int(now + cfg.expires_in)
     names = tea.classes if (cfg.class_names and tea.classes) else None
-    probs = None
-    if cfg.soft:
-        probs = softmax(logits, cfg.soft_temperature)
-
+    order: np.ndarray
+    probs: np.ndarray | None = None
     chosen: dict[int, np.ndarray] = {}
 
     det_logits = None
@@ -119,7 +125,7 @@ def send(
         det_logits = score_store(Teacher(cfg.detector), store, progress=progress)
     refine_report: dict = {}
 
-    def build(k: int, refined: bool = False):
+    def build(k: int, refined: bool = False):  # reads cfg, order and probs of the recipe being tried
         idx = select(logits, k, cfg.select, order, store.manifest.segments)
         if refined and det_logits is not None:
             idx, rep = refine(idx, pl, order, logits, det_logits)
@@ -143,34 +149,45 @@ def send(
             prefix_key=prefix_key(cfg.select),
         )
 
-    if cfg.keep is not None:
-        if not 0 < cfg.keep <= 1:
-            raise ValueError("keep must be a fraction in (0, 1]")
-        k = max(1, int(round(cfg.keep * store.n)))
-        payload, sections = build(k, refined=True)
-        tries, parity = 1, None
-    else:
-        budget = cfg.budget
-        if cfg.seconds is not None:
-            frames_ok = 0
-            while link.seconds_for(frames_ok + 1) <= cfg.seconds and frames_ok < 1 << 20:
-                frames_ok += 1
-            budget = frames_ok * link.frame_bytes
-        budget = 8192 if budget is None else budget
-        fit = fit_budget(build, store.n, budget, link.frame_bytes, overhead)
-        payload, sections, tries, parity = fit.payload, fit.sections, fit.tries, fit.parity
-        if det_logits is not None:
-            # refine at the fitted size (same k, other items); shrink if the refined set codes larger
-            k = fit.k
-            while True:
-                payload, sections = build(k, refined=True)
-                frames_n, fb = framed_bytes(len(payload), link.frame_bytes, overhead)
-                if fb <= budget or k <= 1:
-                    break
-                k = max(1, int(k * 0.99))
-            parity = layout_for(len(payload), link.frame_bytes, overhead).parity + max(
-                0, budget // link.frame_bytes - frames_n
-            )
+    if cfg.keep is not None and not 0 < cfg.keep <= 1:
+        raise ValueError("keep must be a fraction in (0, 1]")
+    for attempt, recipe in enumerate(recipes):
+        if recipe is not None:
+            r = dict(recipe)
+            cfg = replace(base, select=replace(base.select, strategy=r.pop("strategy")), **r)
+            auto["chose"] = dict(recipe)
+        order = rank_items(logits, cfg.select, store.manifest.segments)
+        probs = softmax(logits, cfg.soft_temperature) if cfg.soft else None
+        chosen.clear()
+        if cfg.keep is not None:
+            k = max(1, int(round(cfg.keep * store.n)))
+            payload, sections = build(k, refined=True)
+            tries, parity = 1, None
+        else:
+            budget = cfg.budget
+            if cfg.seconds is not None:
+                frames_ok = 0
+                while link.seconds_for(frames_ok + 1) <= cfg.seconds and frames_ok < 1 << 20:
+                    frames_ok += 1
+                budget = frames_ok * link.frame_bytes
+            budget = 8192 if budget is None else budget
+            fit = fit_budget(build, store.n, budget, link.frame_bytes, overhead)
+            payload, sections, tries, parity, k = fit.payload, fit.sections, fit.tries, fit.parity, fit.k
+        if attempt + 1 < len(recipes) and k < AUTO["soft_min_per_class"] * classes:
+            auto["soft_items_too_few"] = int(k)
+            continue
+        break
+    if cfg.keep is None and det_logits is not None:
+        # refine at the fitted size (same k, other items); shrink if the refined set codes larger
+        while True:
+            payload, sections = build(k, refined=True)
+            frames_n, fb = framed_bytes(len(payload), link.frame_bytes, overhead)
+            if fb <= budget or k <= 1:
+                break
+            k = max(1, int(k * 0.99))
+        parity = layout_for(len(payload), link.frame_bytes, overhead).parity + max(
+            0, budget // link.frame_bytes - frames_n
+        )
     stages["select_encode"] = time.time() - t
     t = time.time()
     frames = make_frames(payload, link.frame_bytes, overhead, parity)
@@ -193,6 +210,7 @@ def send(
     sel_labels = pl[sel_idx]
     report = {
         "strategy": cfg.select.strategy,
+        "auto": auto,
         "quota": cfg.select.quota,
         "keyed": prefix_key(cfg.select) is not None,
         "alpha": cfg.select.alpha,

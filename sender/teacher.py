@@ -19,7 +19,16 @@ import numpy as np
 
 from ..codec.preprocess import PRESETS, Preprocess
 
-__all__ = ["Preprocess", "PRESETS", "TeacherConfig", "train_teacher", "export_onnx", "Teacher"]
+__all__ = [
+    "Preprocess",
+    "PRESETS",
+    "TeacherConfig",
+    "train_teacher",
+    "train_confidence",
+    "calibrate",
+    "export_onnx",
+    "Teacher",
+]
 
 
 @dataclass
@@ -159,6 +168,14 @@ def _quiet_export(model, dummy, path: Path) -> None:
         )
 
 
+def _meta_probability(meta: dict, key: str) -> float | None:
+    try:
+        v = float(json.loads(meta[key]))
+    except (KeyError, ValueError, TypeError):
+        return None
+    return v if 0.0 < v <= 1.0 else None
+
+
 class Teacher:
     """An ONNX Runtime session over any image classifier, with its preprocessing."""
 
@@ -199,6 +216,8 @@ class Teacher:
         self.preprocess = preprocess
         self.input_name = inp[0].name
         self.classes = json.loads(meta["labelcast.classes"]) if "labelcast.classes" in meta else None
+        #: median max-softmax on the teacher's training data (``teacher train`` writes it); None if unknown
+        self.confidence = _meta_probability(meta, "labelcast.train_confidence")
         out = self.session.get_outputs()[0].shape
         self.num_classes = out[1] if isinstance(out[1], int) else (len(self.classes) if self.classes else None)
 
@@ -210,5 +229,69 @@ def train_and_export(x, y, classes: list[str], out: str | os.PathLike, cfg: Teac
     cfg = cfg or TeacherConfig()
     t0 = time.time()
     model = train_teacher(x, y, len(classes), cfg, progress)
-    export_onnx(model, out, cfg.preprocess, classes, {"trained_seconds": round(time.time() - t0, 2)})
+    meta = {
+        "trained_seconds": round(time.time() - t0, 2),
+        "train_confidence": train_confidence(model, x, cfg.preprocess),
+    }
+    export_onnx(model, out, cfg.preprocess, classes, meta)
     return model
+
+
+def train_confidence(model, x: np.ndarray, preprocess: Preprocess, batch: int = 1024) -> float:
+    """Median max-softmax probability of a trained model over its training images (eval mode).
+
+    Stored as ``labelcast.train_confidence``; ``send --strategy auto`` compares the pool's
+    median against it to tell a near pool from a far one."""
+    import torch
+
+    msp = []
+    with torch.no_grad():
+        for s in range(0, len(x), batch):
+            z = model(torch.from_numpy(preprocess.apply(x[s : s + batch])))
+            msp.append(torch.softmax(z.double(), 1).max(1).values.numpy())
+    return round(float(np.median(np.concatenate(msp))), 6)
+
+
+def calibrate(
+    model: str | os.PathLike,
+    x: np.ndarray,
+    out: str | os.PathLike | None = None,
+    *,
+    preprocess: Preprocess | str | None = None,
+    batch: int = 1024,
+) -> float:
+    """Measure any ONNX teacher's median max-softmax on images of its own domain ``x`` (uint8
+    N×H×W×C, e.g. its training or validation data) and store it as ``labelcast.train_confidence``
+    in ``out`` (default: the model file itself, replaced atomically), so that
+    ``send --strategy auto`` can tell near pools from far ones. Returns the figure."""
+    import onnx
+
+    from ..codec.errors import DecodeError, StorageError
+    from .selection import softmax
+
+    src = Path(model)
+    if len(x) == 0:
+        raise ValueError("calibration needs at least one image")
+    t = Teacher(src, preprocess)
+    msp = [softmax(t.logits(x[s : s + batch])).max(axis=1) for s in range(0, len(x), batch)]
+    conf = round(float(np.median(np.concatenate(msp))), 6)
+    try:
+        m = onnx.load(str(src))
+    except Exception as e:  # onnx raises its own types
+        raise DecodeError(f"cannot read {src} as ONNX: {e}") from e
+    keep = [p for p in m.metadata_props if p.key != "labelcast.train_confidence"]
+    del m.metadata_props[:]
+    for p in keep:
+        e = m.metadata_props.add()
+        e.key, e.value = p.key, p.value
+    e = m.metadata_props.add()
+    e.key, e.value = "labelcast.train_confidence", json.dumps(conf)
+    dst = Path(out) if out is not None else src
+    tmp = dst.with_name(dst.name + ".tmp.onnx")
+    try:
+        onnx.save(m, str(tmp))
+        os.replace(tmp, dst)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise StorageError(f"cannot write {dst}: {e.strerror}; {src} is unchanged") from e
+    return conf

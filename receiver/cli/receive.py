@@ -93,7 +93,7 @@ def receive(
 
         if arch and arch not in ARCHS:
             raise click.BadParameter(f"choose one of {', '.join(ARCHS)}", param_hint="--arch")
-        student = StudentConfig(arch=arch or "cnn-small", train_samples=train_samples or 60_000)
+        student = StudentConfig(arch=arch or "cnn-small", train_samples=train_samples or StudentConfig().train_samples)
     cfg = ReceiveConfig(device=device, student=student, use_soft=not hard)
     if watch_dir:
         from ...codec.manifest import ReferenceStore

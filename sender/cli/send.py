@@ -34,11 +34,12 @@ from ..selection import STRATEGIES
 )
 @click.option(
     "--strategy",
-    type=click.Choice(STRATEGIES),
-    default="random-keyed",
+    type=click.Choice(("auto", *STRATEGIES)),
+    default="auto",
     show_default=True,
-    help="random-keyed: random items drawn in the codec's keyed order (no position bits; best with a "
-    "`reference build --clusters K` store); energy-high for pools far from the target's domain.",
+    help="auto: random-keyed (random items in the codec's keyed order, no position bits; best with a "
+    "`reference build --clusters K` store) when the pool is near the teacher's domain, energy-high with "
+    "soft labels (4 runner-ups, T = 2) when it is far (the teacher's confidence drops by > 0.10).",
 )
 @click.option("--quota/--no-quota", default=True, show_default=True, help="Per-class quota over pseudo-labels.")
 @click.option("--alpha", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="Quota exponent.")
@@ -158,7 +159,9 @@ def send(
         rep,
         as_json,
         [
-            f"selected {rep['selected_items']} of {rep['reference_items']} items ({rep['strategy']})",
+            f"selected {rep['selected_items']} of {rep['reference_items']} items ({rep['strategy']}"
+            + (f", auto: {'far' if rep['auto']['far'] else 'near'} pool" if rep.get("auto") else "")
+            + ")",
             f"payload {rep['payload_bytes']} B → {rep['frames']} frames of {rep['frame_bytes']} B on {rep['link']}, "
             f"~{rep['link_seconds']} s on the link",
             f"outbox {out}: payload.lcst, frames/, send-report.json",

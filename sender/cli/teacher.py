@@ -1,4 +1,4 @@
-"""``labelcast teacher train|inspect``."""
+"""``labelcast teacher train|inspect|calibrate``."""
 
 from __future__ import annotations
 
@@ -64,5 +64,42 @@ def inspect(model: str, as_json: bool) -> None:
         "classes": t.num_classes,
         "class_names": t.classes,
         "preprocess": dataclasses.asdict(t.preprocess),
+        "train_confidence": t.confidence,
     }
     emit(res, as_json)
+
+
+@click.command()
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--data",
+    required=True,
+    help="Images of the teacher's own domain (its training or validation data): npy:PATH, folder:PATH, builtin:NAME.",
+)
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write here (default: MODEL in place).")
+@click.option("--preprocess", "preset", default=None, help="Preset if MODEL carries no labelcast metadata.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def calibrate(model: str, data: str, out: str | None, preset: str | None, as_json: bool) -> None:
+    """Store MODEL's median confidence on its own domain, for `send --strategy auto`."""
+    import numpy as np
+
+    from ...datasets.sources import SourceError, open_pool
+    from ..teacher import calibrate as do_calibrate
+
+    try:
+        pool = open_pool(data)
+        # at most 10,000 images, spread over the whole source (folders come class by class)
+        pick = np.unique(np.linspace(0, pool.n - 1, min(pool.n, 10_000)).astype(np.int64)) if pool.n else []
+        x = np.concatenate([pool.read(int(i), int(i) + 1)[0] for i in pick]) if len(pick) else np.empty((0, 1, 1, 1))
+    except SourceError as e:
+        raise click.BadParameter(str(e), param_hint="--data") from None
+    try:
+        conf = do_calibrate(model, x, out, preprocess=preset)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--data / --preprocess") from None
+    res = {"model": out or model, "images": int(len(x)), "train_confidence": conf}
+    emit(
+        res,
+        as_json,
+        [f"{res['model']}: median confidence {conf:.4f} over {len(x)} images (labelcast.train_confidence)"],
+    )

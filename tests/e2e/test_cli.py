@@ -80,6 +80,9 @@ def test_cli_end_to_end_and_tampered_payload_refused(slice_dir: Path):
     ):
         assert key in rep
     assert json.loads((d / "outbox" / "send-report.json").read_text())["selected_items"] == rep["selected_items"]
+    # the default strategy is auto: a Fashion-MNIST teacher on a Fashion-MNIST pool is near its domain
+    assert rep["auto"]["far"] is False and rep["strategy"] == "random-keyed" and not rep["soft_labels"]
+    assert 0 < rep["auto"]["teacher_confidence"] <= 1 and rep["auto"]["shift"] < 0.15
     # detector-guided refinement: a second teacher (other seed and width) flags and replaces items
     lc(
         "teacher",
@@ -228,6 +231,65 @@ def test_clustered_store_and_keyed_selection_carry_more_labels_per_byte(slice_di
     assert json.loads(got.stdout.splitlines()[-1])["selected_items"] == keyed["selected_items"]
 
 
+def test_auto_sends_soft_energy_high_labels_for_a_far_pool(slice_dir: Path):
+    from labelcast.datasets.builtin import mnist5k
+
+    d = slice_dir
+    if not (d / "keys" / "sender.key").exists():
+        lc("keygen", "--out", "keys", cwd=d)
+    if not (d / "ref").exists():
+        lc("reference", "build", "npy:pool.npy", "--out", "ref", cwd=d)
+    x, y = mnist5k()
+    pick = np.random.default_rng(0).permutation(len(y))[:2000]  # rows come sorted by label
+    np.save(d / "digits.npy", x[pick, :, :, 0])
+    np.save(d / "digits-labels.npy", y[pick])
+    lc(
+        "teacher",
+        "train",
+        "--data",
+        "npy:digits.npy",
+        "--out",
+        "t-digits.onnx",
+        "--epochs",
+        "10",
+        "--width",
+        "16",
+        cwd=d,
+    )
+    args = ["send", "--teacher", "t-digits.onnx", "--reference", "ref", "--key", "keys/sender.key"]
+    sent = lc(*args, "--budget", "2700", "--out", "outbox-far", cwd=d)
+    assert "auto: far pool" in sent.stdout
+    rep = json.loads((d / "outbox-far" / "send-report.json").read_text())
+    # an MNIST teacher on a Fashion-MNIST pool: its median confidence drops well past the threshold
+    assert rep["auto"]["far"] is True and rep["auto"]["shift"] > 0.15
+    assert rep["strategy"] == "energy-high" and rep["soft_labels"] and rep["soft_temperature"] == 2.0
+    assert rep["section_bytes"].get("soft", 0) > 0 and rep["framed_bytes"] <= 2700
+    # a budget too small for 20 soft-labelled items per class: easy items with hard labels instead
+    small = json.loads(
+        lc(*args, "--budget", "810", "--out", "outbox-far-small", "--json", cwd=d).stdout.splitlines()[-1]
+    )
+    assert small["auto"]["far"] and small["auto"]["soft_items_too_few"] < 200
+    assert small["strategy"] == "el2n-easy" and not small["soft_labels"] and small["framed_bytes"] <= 810
+    assert "soft" not in small["section_bytes"]
+    # a foreign teacher (no confidence figure) counts as near until `teacher calibrate` gives it one
+    cal = json.loads(
+        lc(
+            "teacher", "calibrate", "t-digits.onnx", "--data", "npy:digits.npy", "--out", "t-cal.onnx", "--json", cwd=d
+        ).stdout.splitlines()[-1]
+    )
+    shown = json.loads(lc("teacher", "inspect", "t-cal.onnx", "--json", cwd=d).stdout.splitlines()[-1])
+    assert cal["images"] == 2000 and shown["train_confidence"] == pytest.approx(cal["train_confidence"], abs=1e-4)
+    bad = lc("teacher", "calibrate", "t-digits.onnx", "--data", "npy:missing.npy", cwd=d, check=False)
+    assert bad.returncode == 2 and "--data" in bad.stderr and "Traceback" not in bad.stderr
+    # naming a strategy turns auto off
+    named = json.loads(
+        lc(
+            *args, "--strategy", "random", "--budget", "2700", "--out", "outbox-named", "--json", cwd=d
+        ).stdout.splitlines()[-1]
+    )
+    assert named["auto"] is None and named["strategy"] == "random" and not named["soft_labels"]
+
+
 def test_help_works_for_every_command(tmp_path):
     for args in (
         ["--help"],
@@ -236,6 +298,7 @@ def test_help_works_for_every_command(tmp_path):
         ["reference", "build", "--help"],
         ["reference", "verify", "--help"],
         ["teacher", "train", "--help"],
+        ["teacher", "calibrate", "--help"],
         ["link", "plan", "--help"],
         ["reassemble", "--help"],
         ["evaluate", "--help"],

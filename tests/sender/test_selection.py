@@ -90,3 +90,27 @@ def test_keyed_flag_keeps_counts_per_segment_and_is_prefix_coded():
     assert keyed.size == 300 and np.unique(keyed).size == 300 and per_seg[0] == per_seg[1]
     assert encode_indices(keyed, 4000, sizes, prefix_key(cfg))[0] == PREFIX
     assert prefix_key(SelectConfig(strategy="energy-high")) is None
+
+
+def test_auto_tells_near_from_far_pools_and_defaults_to_near_without_a_reference():
+    from labelcast.sender.selection import AUTO, choose_auto, median_confidence, softmax
+
+    rng = np.random.default_rng(3)
+    lab = rng.integers(0, 10, 4000)
+    sharp = rng.normal(size=(4000, 10)).astype(np.float32)
+    sharp[np.arange(4000), lab] += 8.0  # confident everywhere: near the teacher's own data
+    flat = rng.normal(size=(4000, 10)).astype(np.float32)  # unsure everywhere: a far pool
+    ref = median_confidence(sharp)
+    direct = float(np.median(softmax(sharp).max(1)))
+    assert abs(median_confidence(sharp, chunk=333) - direct) < 1e-6 and abs(ref - direct) < 1e-6
+    near, far = choose_auto(sharp, ref), choose_auto(flat, ref)
+    assert not near["far"] and abs(near["shift"]) < 1e-6
+    assert far["far"] and far["shift"] > AUTO["shift"] and far["threshold"] == AUTO["shift"]
+    unknown = choose_auto(flat, None)  # a foreign teacher without train_confidence metadata
+    assert not unknown["far"] and unknown["shift"] is None and unknown["teacher_confidence"] is None
+    assert AUTO["near"]["strategy"] in STRATEGIES and AUTO["far"]["strategy"] in STRATEGIES
+
+
+def test_auto_is_not_a_ranking():
+    with pytest.raises(ValueError, match="auto"):
+        select(_logits(), 10, SelectConfig(strategy="auto"))

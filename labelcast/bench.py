@@ -9,9 +9,14 @@ evaluated on the scenario's held-out test split:
     with hard teacher labels: the real signed payload (header, index set,
     labels, Ed25519 signature) is at most the budget.
 ``labelcast-soft``
-    the same strategy with soft labels (top-3 probabilities, 16 levels).
+    the same strategy with soft labels (4 runner-up classes, probabilities
+    softmax(z / 2), 16 levels: what ``send --strategy auto`` sends for far pools).
 ``random``
     a random reference subset with teacher labels, same codec (the strong baseline).
+
+The pool is stored as ``reference build --clusters 32`` stores it (content
+clusters), so ``random-keyed`` (random items in the codec's keyed order, no
+position bits) is among the candidates.
 ``full-pool``
     every reference item, teacher-labelled: the upper bound of the approach,
     plotted at its own payload size.
@@ -81,7 +86,7 @@ IMAGE_CODECS: tuple[tuple[str, int, int], ...] = tuple(
         ("jpeg", 90),
     )
 )
-STRATEGY_CANDIDATES = ("random+quota", "energy-high+quota", "el2n-easy+quota", "margin+quota")
+STRATEGY_CANDIDATES = ("random-keyed+quota", "random+quota", "energy-high+quota", "el2n-easy+quota", "margin+quota")
 MODEL_WIDTHS = ("cnn-w4", "cnn-w8", "cnn-small")  # widths 4, 8, 16
 KEY_SEED = bytes(range(32))  # a fixed bench signing key: payload sizes do not depend on it
 BENCH_ROOT = hashlib.sha256(b"labelcast-bench").digest()  # stands for the reference manifest root
@@ -97,6 +102,9 @@ class BenchConfig:
     validation: int = 1000  # target training items held out for the choices (never sent)
     choice_budget: int = 4096  # budget at which the labelcast strategy is chosen
     strategies: tuple[str, ...] = STRATEGY_CANDIDATES
+    clusters: int = 32  # content clusters of the stored pool (0: the plain store, one group per source)
+    soft_extra: int = 4  # runner-up classes per soft label
+    soft_temperature: float = 2.0  # soft labels are softmax(logits / T)
     dm_ipc: int = 50  # distilled images per class (the largest set)
     dm_iters: int = 100  # DM optimisation steps (Adam, lr 0.003, 64 real images per class per step)
     work: str = "out/bench/equitable"  # teachers and intermediate files
@@ -110,7 +118,7 @@ class BenchConfig:
             seeds=1,
             budgets=(256, 1024, 4096),
             train_samples=4000,
-            strategies=("random+quota", "energy-high+quota"),
+            strategies=("random-keyed+quota", "energy-high+quota"),
             dm_ipc=10,
             dm_iters=50,
             quick=True,
@@ -448,6 +456,12 @@ def _setup(name: str, cfg: BenchConfig, log) -> _Env:
     work = Path(cfg.work) / name
     work.mkdir(parents=True, exist_ok=True)
     x, g, _ = builtin.pool(name)
+    if cfg.clusters:  # the store `reference build --clusters K` writes: grouped by content cluster
+        from .sender.clusters import ClusterConfig, cluster_items, cluster_order
+
+        g = cluster_items(x, ClusterConfig(k=cfg.clusters))
+        order = cluster_order(g)
+        x, g = x[order], g[order]
     xtr, ytr, names = builtin.target(name, "train")
     xte, yte, _ = builtin.target(name, "test")
     val, send = builtin.stratified_split(ytr, cfg.validation, seed=99)
@@ -499,7 +513,7 @@ class _Runner:
         self.memo[key] = (model, float((pred == ye).mean()))
         return self.memo[key]
 
-    def payload(self, env: _Env, idx: np.ndarray, labels: np.ndarray, soft=None) -> bytes:
+    def payload(self, env: _Env, idx: np.ndarray, labels: np.ndarray, soft=None, prefix_key=None) -> bytes:
         from .codec.payload import build_payload
 
         p, _ = build_payload(
@@ -513,6 +527,7 @@ class _Runner:
             expires_at=2**33,
             segments=env.segs,
             soft=soft,
+            prefix_key=prefix_key,
         )
         return p
 
@@ -522,22 +537,22 @@ class _Runner:
         from .codec.payload import open_payload
         from .codec.softlabels import soft_from_probs
         from .sender.budget import fit_payload
-        from .sender.selection import SelectConfig, pseudo_labels, rank_items, select, softmax
+        from .sender.selection import SelectConfig, prefix_key, pseudo_labels, rank_items, select, softmax
 
         base, _, q = strategy.partition("+")
         sc = SelectConfig(strategy=base, quota=q == "quota", seed=seed)
         z = env.logits
         pl = env.extra.setdefault("pl", pseudo_labels(z))
         if soft and "probs" not in env.extra:
-            env.extra["probs"] = softmax(z)
-        order = rank_items(z, sc)
+            env.extra["probs"] = softmax(z, self.cfg.soft_temperature)
+        order = rank_items(z, sc, env.segs)
         chosen: dict[int, np.ndarray] = {}
 
         def build(k: int):
-            idx = select(z, k, sc, order)
+            idx = select(z, k, sc, order, env.segs)
             chosen[k] = idx
-            s = soft_from_probs(env.extra["probs"][idx], pl[idx], 2, 16) if soft else None
-            return self.payload(env, idx, pl[idx], s), {}
+            s = soft_from_probs(env.extra["probs"][idx], pl[idx], self.cfg.soft_extra, 16) if soft else None
+            return self.payload(env, idx, pl[idx], s, prefix_key(sc)), {}
 
         try:
             fit = fit_payload(build, len(pl), budget)

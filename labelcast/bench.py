@@ -574,7 +574,9 @@ class _Runner:
                 continue
             _, acc = self.student(env, env.x[got["idx"]], got["targets"], 0, xe=xv, ye=yv)
             scores[s] = acc
-        best = max(scores, key=lambda s: (scores[s], s == "random+quota"))
+        # ties go to the earlier candidate (the list starts with send's choice for a near pool)
+        cands = list(self.cfg.strategies)
+        best = max(scores, key=lambda s: (scores[s], -cands.index(s)))
         log(f"{env.name}: strategy {best} chosen on the validation slice ({scores})")
         return best, scores
 

@@ -191,7 +191,6 @@ def receive(
         if cfg.compare_model:
             report["validation"]["compare_accuracy"] = evaluate(cfg.compare_model, x[val], p.labels[val])["accuracy"]
     stages["export"] = time.time() - t
-    state.accept(h.key_id, h.sequence)
     report.update(
         training=tinfo,
         export=exp,
@@ -199,11 +198,18 @@ def receive(
         stage_seconds={k: round(v, 3) for k, v in stages.items()},
         seconds=round(time.time() - t0, 3),
     )
+    # the report is durable before the sequence is accepted: a power cut between the two leaves a
+    # begun payload that resumes (from its last checkpoint), never an accepted one without a report
     tmp = outp / "receive-report.json.tmp"
     try:
-        tmp.write_text(json.dumps(report, indent=2, default=str))
+        with open(tmp, "w") as fh:
+            fh.write(json.dumps(report, indent=2, default=str))
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, outp / "receive-report.json")
     except OSError as e:
+        tmp.unlink(missing_ok=True)
         raise StorageError(f"cannot write the report in {outp}: {e.strerror}") from e
+    state.accept(h.key_id, h.sequence)
     (work / "checkpoint.pt").unlink(missing_ok=True)
     return report

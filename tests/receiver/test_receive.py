@@ -169,3 +169,26 @@ def test_unwritable_output_is_a_clear_error_and_state_not_advanced(setup):
     with pytest.raises(StorageError, match="cannot create output folder"):
         _recv(tmp, ref, trust, p, out="blocked/out")
     _recv(tmp, ref, trust, p)  # the same payload is still accepted once there is room
+
+
+def test_power_cut_between_report_and_accept_resumes_instead_of_losing_the_payload(setup, monkeypatch):
+    from labelcast.receiver.state import ReplayState
+
+    tmp, ref, trust, payload = setup
+    p = payload()
+
+    class Cut(Exception):
+        pass
+
+    def cut(self, kid, seq):  # the power goes right after the model and its report are on disk
+        raise Cut
+
+    with monkeypatch.context() as m:
+        m.setattr(ReplayState, "accept", cut)
+        with pytest.raises(Cut):
+            _recv(tmp, ref, trust, p)
+    assert (tmp / "out" / "receive-report.json").exists()  # durable before the sequence counts
+    rep = _recv(tmp, ref, trust, p, resume=True)  # not a replay: the begun payload finishes
+    assert rep["sequence"] == 1 and (tmp / "out" / "student.onnx").exists()
+    with pytest.raises(ReplayError):  # and now it is accepted
+        _recv(tmp, ref, trust, p)

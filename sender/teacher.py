@@ -279,11 +279,11 @@ def calibrate(
         m = onnx.load(str(src))
     except Exception as e:  # onnx raises its own types
         raise DecodeError(f"cannot read {src} as ONNX: {e}") from e
-    keep = [p for p in m.metadata_props if p.key != "labelcast.train_confidence"]
+    keep = [(p.key, p.value) for p in m.metadata_props if p.key != "labelcast.train_confidence"]
     del m.metadata_props[:]
-    for p in keep:
+    for k, v in keep:
         e = m.metadata_props.add()
-        e.key, e.value = p.key, p.value
+        e.key, e.value = k, v
     e = m.metadata_props.add()
     e.key, e.value = "labelcast.train_confidence", json.dumps(conf)
     dst = Path(out) if out is not None else src

@@ -13,10 +13,6 @@ evaluated on the scenario's held-out test split:
     softmax(z / 2), 16 levels: what ``send --strategy auto`` sends for far pools).
 ``random``
     a random reference subset with teacher labels, same codec (the strong baseline).
-
-The pool is stored as ``reference build --clusters 32`` stores it (content
-clusters), so ``random-keyed`` (random items in the codec's keyed order, no
-position bits) is among the candidates.
 ``full-pool``
     every reference item, teacher-labelled: the upper bound of the approach,
     plotted at its own payload size.
@@ -43,6 +39,10 @@ References: the teacher, and the recipe's student on the full target training se
 
 Baselines are counted generously: their bytes are the compressed data only
 (no header, no signature), while labelcast counts its whole signed payload.
+
+The pool is stored as ``reference build --clusters 32`` stores it (content
+clusters), so ``random-keyed`` (random items in the codec's keyed order, no
+position bits) is among the candidates.
 
 The labelcast strategy is chosen once per scenario among a few candidates by
 the student's accuracy on a validation slice (held out of the target training

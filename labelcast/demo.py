@@ -22,8 +22,6 @@ __all__ = ["run_demo"]
 
 # The scenario's recipe: the budget keeps the payload ≤ 8 KiB on Iridium SBD MT.
 DEFAULTS = {"link": "iridium-sbd-mt", "budget": 10_000, "clusters": 32, "loss": 0.10}
-# `send --strategy auto` picks the selection benchmark's winner (docs/results.md): in-domain, random
-# items in the codec's keyed order (no position bits); cross-domain, PLADA's energy-high with soft labels
 
 
 def run_demo(scenario: str = "fashion", workdir: str | Path = "out/demo", *, seed: int = 0, fast: bool = False) -> dict:
@@ -72,7 +70,7 @@ def run_demo(scenario: str = "fashion", workdir: str | Path = "out/demo", *, see
     scfg = SendConfig(
         link=DEFAULTS["link"],
         budget=DEFAULTS["budget"],
-        select=SelectConfig("auto", seed=seed),
+        select=SelectConfig("auto", seed=seed),  # the selection benchmark's winner, near or far pool
     )
     with bar(ref["items"], "score", "item") as tick:
         sent = send(

@@ -151,6 +151,13 @@ def send(
 
     if cfg.keep is not None and not 0 < cfg.keep <= 1:
         raise ValueError("keep must be a fraction in (0, 1]")
+    budget = cfg.budget
+    if cfg.seconds is not None:
+        frames_ok = 0
+        while link.seconds_for(frames_ok + 1) <= cfg.seconds and frames_ok < 1 << 20:
+            frames_ok += 1
+        budget = frames_ok * link.frame_bytes
+    budget = 8192 if budget is None else budget
     for attempt, recipe in enumerate(recipes):
         if recipe is not None:
             r = dict(recipe)
@@ -164,13 +171,6 @@ def send(
             payload, sections = build(k, refined=True)
             tries, parity = 1, None
         else:
-            budget = cfg.budget
-            if cfg.seconds is not None:
-                frames_ok = 0
-                while link.seconds_for(frames_ok + 1) <= cfg.seconds and frames_ok < 1 << 20:
-                    frames_ok += 1
-                budget = frames_ok * link.frame_bytes
-            budget = 8192 if budget is None else budget
             fit = fit_budget(build, store.n, budget, link.frame_bytes, overhead)
             payload, sections, tries, parity, k = fit.payload, fit.sections, fit.tries, fit.parity, fit.k
         if attempt + 1 < len(recipes) and k < AUTO["soft_min_per_class"] * classes:

@@ -244,12 +244,11 @@ def train_confidence(model, x: np.ndarray, preprocess: Preprocess, batch: int = 
     median against it to tell a near pool from a far one."""
     import torch
 
-    msp = []
+    from .selection import median_confidence
+
     with torch.no_grad():
-        for s in range(0, len(x), batch):
-            z = model(torch.from_numpy(preprocess.apply(x[s : s + batch])))
-            msp.append(torch.softmax(z.double(), 1).max(1).values.numpy())
-    return round(float(np.median(np.concatenate(msp))), 6)
+        z = [model(torch.from_numpy(preprocess.apply(x[s : s + batch]))).numpy() for s in range(0, len(x), batch)]
+    return round(median_confidence(np.concatenate(z)), 6)
 
 
 def calibrate(
@@ -267,14 +266,13 @@ def calibrate(
     import onnx
 
     from ..codec.errors import DecodeError, StorageError
-    from .selection import softmax
+    from .selection import median_confidence
 
     src = Path(model)
     if len(x) == 0:
         raise ValueError("calibration needs at least one image")
     t = Teacher(src, preprocess)
-    msp = [softmax(t.logits(x[s : s + batch])).max(axis=1) for s in range(0, len(x), batch)]
-    conf = round(float(np.median(np.concatenate(msp))), 6)
+    conf = round(median_confidence(np.concatenate([t.logits(x[s : s + batch]) for s in range(0, len(x), batch)])), 6)
     try:
         m = onnx.load(str(src))
     except Exception as e:  # onnx raises its own types

@@ -39,7 +39,8 @@ from ..selection import STRATEGIES
     show_default=True,
     help="auto: random-keyed (random items in the codec's keyed order, no position bits; best with a "
     "`reference build --clusters K` store) when the pool is near the teacher's domain, energy-high with "
-    "soft labels (4 runner-ups, T = 2) when it is far (the teacher's confidence drops by > 0.10).",
+    "soft labels (4 runner-ups, T = 2) when it is far (the teacher's median confidence on the pool has lost "
+    "> 15 % of its margin over chance; EL2N-easy with hard labels if the budget leaves < 20 items per class).",
 )
 @click.option("--quota/--no-quota", default=True, show_default=True, help="Per-class quota over pseudo-labels.")
 @click.option("--alpha", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="Quota exponent.")

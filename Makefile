@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FASHION := /usr/share/datasets/fashion-mnist
+# Debian packages holding the built-in scenarios' data: Fashion-MNIST (fashion, digits) and
+# Openclipart's PNGs (clipart, RGB); installed with apt-get when missing (no other download at run time)
+DEB_DATA := dataset-fashion-mnist:$(FASHION) openclipart-png:/usr/share/openclipart/png
 # torch is pinned: the plain name pulls a multi-GB CUDA build; 2.13.0 is the CPU wheel here.
 TORCH := torch==2.13.0
 
@@ -19,12 +22,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 data:
-	@if [ ! -d $(FASHION) ]; then \
+	@missing=""; for pd in $(DEB_DATA); do [ -d "$${pd#*:}" ] || missing="$$missing $${pd%%:*}"; done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
-	    echo "installing dataset-fashion-mnist (Debian package)"; \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist) >/dev/null; \
+	    echo "installing Debian data packages:$$missing"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing) >/dev/null; \
 	  else \
-	    echo "Fashion-MNIST is missing: run 'sudo apt-get install dataset-fashion-mnist' (or set LABELCAST_FASHION_DIR)"; exit 1; \
+	    echo "missing data packages:$$missing — run 'sudo apt-get install$$missing'"; exit 1; \
 	  fi; \
 	fi
 

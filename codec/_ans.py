@@ -92,45 +92,66 @@ def guarded(fn: Callable[..., Any], what: str) -> Callable[..., Any]:
     return run
 
 
-def elias_gamma_ops(values: np.ndarray) -> list[Op]:
-    """Code non-negative integers < 2**62 as (bit length, low bits) with uniform models."""
-    v = np.asarray(values, dtype=np.int64) + 1
-    nbits = np.zeros(v.size, dtype=np.int64)
-    if v.size:
-        nbits = np.floor(np.log2(v.astype(np.float64))).astype(np.int64)
-        # exact correction of floating-point log2 (integer compares only)
-        nbits = np.where((np.int64(1) << (nbits + 1)) <= v, nbits + 1, nbits)
-        nbits = np.where((np.int64(1) << nbits) > v, nbits - 1, nbits)
-    ops = [Op(nbits, UNIFORM_FAMILY, (np.full(v.size, 64, dtype=np.int32),))]
-    low = v - (np.int64(1) << nbits)
-    # low bits in 16-bit chunks, most significant first
-    for chunk in range(3, -1, -1):
-        sel = nbits > 16 * chunk
+CHUNK_BITS = 16  # low bits are coded in uniform chunks of at most this many bits
+MAX_CHUNKS = 4  # 64-bit values at most
+
+
+def lowbit_ops(low: np.ndarray, width: np.ndarray) -> list[Op]:
+    """Code each ``low[i] < 2**width[i]`` exactly (uniform), in 16-bit chunks, most significant first."""
+    ops = []
+    for chunk in range(MAX_CHUNKS - 1, -1, -1):
+        sel = width > CHUNK_BITS * chunk
         if not sel.any():
             continue
-        width = np.minimum(nbits[sel] - 16 * chunk, 16)
-        sym = (low[sel] >> (16 * chunk)) & ((np.int64(1) << width) - 1)
-        ops.append(_maybe_uniform(sym, width))
+        w = np.minimum(width[sel] - CHUNK_BITS * chunk, CHUNK_BITS)
+        sym = (low[sel] >> (CHUNK_BITS * chunk)) & ((np.int64(1) << w) - 1)
+        # Uniform needs size >= 2: w >= 1 here since width > 16·chunk >= 0
+        ops.append(Op(sym, UNIFORM_FAMILY, ((np.int64(1) << w).astype(np.int32),)))
     return ops
 
 
-def _maybe_uniform(sym: np.ndarray, width: np.ndarray) -> Op:
-    # Uniform needs size >= 2; width 0 never reaches here (nbits > 16*chunk >= 0 ⇒ width >= 1)
-    return Op(sym, UNIFORM_FAMILY, ((np.int64(1) << width).astype(np.int32),))
+def lowbit_decode(dec: Decoder, width: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`lowbit_ops` for the same widths."""
+    low = np.zeros(width.size, dtype=np.int64)
+    for chunk in range(MAX_CHUNKS - 1, -1, -1):
+        sel = width > CHUNK_BITS * chunk
+        if not sel.any():
+            continue
+        w = np.minimum(width[sel] - CHUNK_BITS * chunk, CHUNK_BITS)
+        sym = dec.decode(UNIFORM_FAMILY, int(sel.sum()), (np.int64(1) << w).astype(np.int32))
+        low[sel] |= sym << (CHUNK_BITS * chunk)
+    return low
+
+
+def bit_length(values: np.ndarray) -> np.ndarray:
+    """Exact ``int.bit_length`` of non-negative int64 values, vectorised (integer compares fix log2)."""
+    v = np.asarray(values, dtype=np.int64)
+    out = np.zeros(v.size, dtype=np.int64)
+    pos = v > 0
+    if pos.any():
+        b = np.floor(np.log2(v[pos].astype(np.float64))).astype(np.int64) + 1
+        b = np.where((np.int64(1) << np.minimum(b, 62)) <= v[pos], b + 1, b)
+        b = np.where((np.int64(1) << (b - 1)) > v[pos], b - 1, b)
+        out[pos] = b
+    return out
+
+
+MAX_ELIAS_BITS = 61
+
+
+def elias_gamma_ops(values: np.ndarray) -> list[Op]:
+    """Code non-negative integers < 2**62 as (bit length, low bits) with uniform models."""
+    v = np.asarray(values, dtype=np.int64) + 1
+    nbits = bit_length(v) - 1
+    ops = [Op(nbits, UNIFORM_FAMILY, (np.full(v.size, 64, dtype=np.int32),))]
+    ops.extend(lowbit_ops(v - (np.int64(1) << nbits), nbits))
+    return ops
 
 
 def elias_gamma_decode(dec: Decoder, n: int) -> np.ndarray:
     if n == 0:
         return np.zeros(0, dtype=np.int64)
     nbits = dec.decode(UNIFORM_FAMILY, n, np.full(n, 64, dtype=np.int32))
-    if (nbits > 61).any():
+    if (nbits > MAX_ELIAS_BITS).any():
         raise DecodeError(f"{dec.what}: integer too large")
-    low = np.zeros(n, dtype=np.int64)
-    for chunk in range(3, -1, -1):
-        sel = nbits > 16 * chunk
-        if not sel.any():
-            continue
-        width = np.minimum(nbits[sel] - 16 * chunk, 16)
-        sym = dec.decode(UNIFORM_FAMILY, int(sel.sum()), (np.int64(1) << width).astype(np.int32))
-        low[sel] |= sym << (16 * chunk)
-    return (np.int64(1) << nbits) + low - 1
+    return (np.int64(1) << nbits) + lowbit_decode(dec, nbits) - 1

@@ -14,17 +14,24 @@ __all__ = [
     "LabelcastError",
     "DecodeError",
     "LimitError",
+    "FrameError",
+    "TrustError",
     "SignatureError",
     "UnknownKeyError",
-    "KeyFileError",
+    "RevokedKeyError",
     "ReplayError",
     "StaleError",
     "ExpiredError",
+    "KeyFileError",
     "ReferenceMismatchError",
     "BudgetError",
-    "FrameError",
     "IncompleteError",
     "StorageError",
+    "ExportError",
+    "EngineError",
+    "ParentError",
+    "ModelError",
+    "SourceError",
 ]
 
 
@@ -44,36 +51,60 @@ class LimitError(DecodeError):
     """A declared length or count exceeds the format's limits (refused before allocating)."""
 
 
-class SignatureError(LabelcastError):
+class FrameError(DecodeError):
+    """A frame is malformed or belongs to another payload."""
+
+    exit_code = 9
+
+
+class TrustError(LabelcastError):
+    """A payload was refused by a trust check. Its children are siblings, never nested:
+    an attack (bad signature, rollback) and a harmless repeat (replay) must be told apart
+    by their exact class, as python-tuf keeps its repository errors apart."""
+
+    exit_code = 4
+
+
+class SignatureError(TrustError):
     """The payload's signature does not verify with the trusted key and the local reference root."""
 
     exit_code = 4
 
 
-class UnknownKeyError(SignatureError):
+class UnknownKeyError(TrustError):
     """The payload names a key id that is not among the trusted keys."""
+
+    exit_code = 15
+
+
+class RevokedKeyError(TrustError):
+    """The payload is signed by a key that this device was told to revoke."""
+
+    exit_code = 16
+
+
+class ReplayError(TrustError):
+    """The payload's sequence number was already accepted (benign: nothing new to do)."""
+
+    exit_code = 5
+
+
+class StaleError(TrustError):
+    """The payload's sequence number is older than the last accepted one (a rollback attempt)."""
+
+    exit_code = 14
+
+
+class ExpiredError(TrustError):
+    """The payload's expiry time has passed."""
+
+    exit_code = 6
 
 
 class KeyFileError(LabelcastError):
     """A key file is missing, malformed or has unsafe permissions."""
 
     exit_code = 10
-
-
-class ReplayError(LabelcastError):
-    """The payload's sequence number was already accepted (benign: nothing new to do)."""
-
-    exit_code = 5
-
-
-class StaleError(ReplayError):
-    """The payload's sequence number is older than the last accepted one (rollback attempt)."""
-
-
-class ExpiredError(LabelcastError):
-    """The payload's expiry time has passed."""
-
-    exit_code = 6
 
 
 class ReferenceMismatchError(LabelcastError):
@@ -83,15 +114,9 @@ class ReferenceMismatchError(LabelcastError):
 
 
 class BudgetError(LabelcastError):
-    """Nothing useful fits the byte or time budget."""
+    """Nothing useful fits the byte or time budget (or the device's memory)."""
 
     exit_code = 8
-
-
-class FrameError(DecodeError):
-    """A frame is malformed or belongs to another payload."""
-
-    exit_code = 9
 
 
 class IncompleteError(LabelcastError):
@@ -108,3 +133,34 @@ class StorageError(LabelcastError):
     """Writing to disk failed (disk full, read-only, permissions); earlier state is intact."""
 
     exit_code = 12
+
+
+class ExportError(LabelcastError):
+    """A trained model could not be exported or did not match itself after export."""
+
+    exit_code = 17
+
+
+class EngineError(LabelcastError):
+    """A scoring engine (Ray, an ONNX Runtime provider) failed or is not available."""
+
+    exit_code = 18
+
+
+class ParentError(LabelcastError):
+    """A delta payload does not apply to this device's labelled set (its parent is not the head,
+    or an operation names an item or class the set does not have). Nothing was changed."""
+
+    exit_code = 19
+
+
+class ModelError(LabelcastError):
+    """A model does not match what labelcast was told about it (inputs, outputs, shape, layout)."""
+
+    exit_code = 20
+
+
+class SourceError(LabelcastError, ValueError):
+    """A source string, or the data behind it, is unusable (the message names the forms that would do)."""
+
+    exit_code = 2

@@ -35,23 +35,36 @@ import zfec
 
 from ._wire import Reader, Writer
 from .errors import DecodeError, FrameError, IncompleteError, StorageError
+from .storage import atomic_write
 
-__all__ = ["FrameLayout", "make_frames", "parse_frame", "Reassembler", "write_frames", "read_frames_dir", "FrameInfo"]
+__all__ = [
+    "FrameLayout",
+    "make_frames",
+    "parse_frame",
+    "payload_id",
+    "frame_name",
+    "Reassembler",
+    "write_frames",
+    "read_frames_dir",
+    "FrameInfo",
+]
 
 FRAME_MAGIC = 0xA1
-MAX_PAYLOAD = 64 << 20
-MAX_FRAME = 1 << 20
-MIN_BLOCK = 8
-
-
-MAX_FRAMES = 1 << 16
+MAX_PAYLOAD = 64 << 20  # bytes of one payload (the container's own limit)
+MAX_FRAME = 1 << 20  # bytes of one frame
+MIN_BLOCK = 8  # smallest useful block; a frame size leaving less is refused
+MAX_FRAMES = 1 << 16  # frames per payload (the 2-byte frame number)
+STRIPE_BLOCKS = 254  # blocks per erasure-code stripe (zfec codes at most 256 blocks)
+CRC_LEN = 4
+ID_LEN = 4  # payload id: first bytes of the payload's SHA-256
+MIN_FRAME = 1 + ID_LEN + 1 + 1 + 2 + CRC_LEN  # magic, id, two one-byte varints, number, CRC
 
 
 def _header_len(length: int, parity: int) -> int:
     w = Writer()
     w.uvarint(length)
     w.uvarint(parity)
-    return 1 + 4 + len(w.getvalue()) + 2
+    return 1 + ID_LEN + len(w.getvalue()) + 2
 
 
 @dataclass(frozen=True)
@@ -68,7 +81,7 @@ class FrameLayout:
 
     @property
     def stripes(self) -> int:
-        return max(1, math.ceil((self.data_blocks + self.parity) / 254))
+        return max(1, math.ceil((self.data_blocks + self.parity) / STRIPE_BLOCKS))
 
     def stripe_k(self, s: int) -> int:
         d, st = self.data_blocks, self.stripes
@@ -83,7 +96,8 @@ class FrameLayout:
         return self.data_blocks + self.parity
 
     def order(self) -> list[tuple[int, int]]:
-        """(stripe, block number within stripe) for each frame number."""
+        """(stripe, block number within stripe) for each frame number; O(frames), so callers that
+        place many frames compute it once per payload (the :class:`Reassembler` does)."""
         ms = [self.stripe_m(s) for s in range(self.stripes)]
         return [(s, j) for j in range(max(ms)) for s in range(self.stripes) if j < ms[s]]
 
@@ -95,12 +109,12 @@ def layout_for(length: int, frame_size: int, overhead: int = 25, parity: int | N
     if parity is None:
         if not 0 <= overhead <= 1000:
             raise ValueError("overhead must be 0..1000 parity frames per 100 data frames")
-        block = frame_size - 4 - _header_len(length, 0)
+        block = frame_size - CRC_LEN - _header_len(length, 0)
         d = max(1, math.ceil(length / max(block, 1)))
         parity = math.ceil(d * overhead / 100)
     if parity < 0:
         raise ValueError("parity must be non-negative")
-    block = frame_size - 4 - _header_len(length, parity)
+    block = frame_size - CRC_LEN - _header_len(length, parity)
     if block < MIN_BLOCK:
         raise ValueError(f"frame size {frame_size} leaves no room for data; use a link with larger frames")
     lay = FrameLayout(length, block, parity)
@@ -114,7 +128,7 @@ def layout_for(length: int, frame_size: int, overhead: int = 25, parity: int | N
 def make_frames(payload: bytes, frame_size: int, overhead: int = 25, parity: int | None = None) -> list[bytes]:
     """Cut ``payload`` into frames of exactly ``frame_size`` bytes."""
     lay = layout_for(len(payload), frame_size, overhead, parity)
-    pid = hashlib.sha256(payload).digest()[:4]
+    pid = payload_id(payload)
     padded = payload + b"\0" * (lay.data_blocks * lay.block - len(payload))
     blocks = [padded[i * lay.block : (i + 1) * lay.block] for i in range(lay.data_blocks)]
     coded: dict[tuple[int, int], bytes] = {}
@@ -134,7 +148,7 @@ def make_frames(payload: bytes, frame_size: int, overhead: int = 25, parity: int
         w.u16(no)
         w.raw(coded[key])
         body = w.getvalue()
-        frames.append(body + zlib.crc32(body).to_bytes(4, "little"))
+        frames.append(body + zlib.crc32(body).to_bytes(CRC_LEN, "little"))
     return frames
 
 
@@ -148,16 +162,16 @@ class FrameInfo:
 
 def parse_frame(frame: bytes) -> FrameInfo:
     """Check a frame's CRC and header; raises FrameError when it must be dropped."""
-    if len(frame) > MAX_FRAME or len(frame) < 12:
+    if len(frame) > MAX_FRAME or len(frame) < MIN_FRAME:
         raise FrameError(f"frame of {len(frame)} bytes is not a labelcast frame")
-    body, crc = frame[:-4], frame[-4:]
-    if zlib.crc32(body).to_bytes(4, "little") != crc:
+    body, crc = frame[:-CRC_LEN], frame[-CRC_LEN:]
+    if zlib.crc32(body).to_bytes(CRC_LEN, "little") != crc:
         raise FrameError("frame checksum mismatch (corrupted on the link); dropped")
     r = Reader(body, "frame")
     try:
         if r.u8() != FRAME_MAGIC:
             raise FrameError("not a labelcast frame (bad magic)")
-        pid = r.raw(4)
+        pid = r.raw(ID_LEN)
         length = r.uvarint(limit=MAX_PAYLOAD, name="payload length")
         parity = r.uvarint(limit=MAX_FRAMES, name="parity")
         no = r.u16()
@@ -177,8 +191,10 @@ def parse_frame(frame: bytes) -> FrameInfo:
 @dataclass
 class _Pending:
     layout: FrameLayout
+    order: list[tuple[int, int]]  # the layout's frame order, computed once per payload
     blocks: dict[int, dict[int, bytes]] = field(default_factory=dict)  # stripe -> {blocknum: bytes}
     seen: int = 0
+    received: int = 0  # distinct blocks held
 
 
 class Reassembler:
@@ -198,20 +214,30 @@ class Reassembler:
             return None
         p = self._p.get(info.payload_id)
         if p is None:
-            p = self._p[info.payload_id] = _Pending(info.layout)
+            p = self._p[info.payload_id] = _Pending(info.layout, info.layout.order())
         elif p.layout != info.layout:
             self.dropped += 1  # same id, other layout: a collision or a forgery; ignore
             return None
-        s, j = info.layout.order()[info.number]
+        s, j = p.order[info.number]
         st = p.blocks.setdefault(s, {})
         if j in st:
             self.duplicates += 1
+        else:
+            p.received += 1
         st[j] = info.block
         p.seen += 1
         return info.payload_id
 
+    def forget(self, pid: bytes) -> None:
+        """Drop what is held for a payload (once it is handled), so memory follows what is pending."""
+        self._p.pop(pid, None)
+
     def payload_ids(self) -> list[bytes]:
         return list(self._p)
+
+    def layout(self, pid: bytes) -> FrameLayout:
+        """The layout the frames of ``pid`` declare."""
+        return self._p[pid].layout
 
     def missing(self, pid: bytes) -> int:
         p = self._p[pid]
@@ -225,7 +251,7 @@ class Reassembler:
             "payload_id": pid.hex(),
             "payload_bytes": lay.length,
             "frames_total": lay.total_frames,
-            "frames_received": sum(len(b) for b in p.blocks.values()),
+            "frames_received": p.received,
             "frames_needed_more": self.missing(pid),
         }
 
@@ -276,27 +302,26 @@ class Reassembler:
         data = b"".join(blocks)
         tail = data[lay.length :]
         data = data[: lay.length]
-        if tail.strip(b"\0") or hashlib.sha256(data).digest()[:4] != pid:
+        if tail.strip(b"\0") or payload_id(data) != pid:
             raise FrameError(f"payload {pid.hex()} rebuilt from frames does not match its id; frames were forged")
         return data
 
 
+def payload_id(payload: bytes) -> bytes:
+    """The 4-byte id every frame of a payload carries: the start of the payload's SHA-256."""
+    return hashlib.sha256(payload).digest()[:ID_LEN]
+
+
+def frame_name(frame: bytes) -> str:
+    """The file name a frame is stored under: ``<payload id>-<frame number>.lcf``."""
+    info = parse_frame(frame)
+    return f"{info.payload_id.hex()}-{info.number:06d}.lcf"
+
+
 def write_frames(frames: Iterable[bytes], out_dir: str | os.PathLike) -> list[Path]:
-    """One file per frame, each written atomically (tmp + rename)."""
+    """One file per frame, each written atomically (a reader never sees half a frame)."""
     out = Path(out_dir)
-    paths = []
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        for f in frames:
-            info = parse_frame(f)
-            p = out / f"{info.payload_id.hex()}-{info.number:06d}.lcf"
-            tmp = p.with_suffix(".tmp")
-            tmp.write_bytes(f)
-            os.replace(tmp, p)
-            paths.append(p)
-    except OSError as e:
-        raise StorageError(f"cannot write frames to {out}: {e.strerror}") from e
-    return paths
+    return [atomic_write(out / frame_name(f), f, what=f"frame in {out}") for f in frames]
 
 
 def read_frames_dir(path: str | os.PathLike) -> list[bytes]:

@@ -13,6 +13,10 @@ byte says which):
   segment in the *keyed order* — ascending ``splitmix64(key·2³² + index)``, ties by
   index — a pseudo-random order both ends compute with integer arithmetic. A sender
   that picks "random items per segment" this way pays no bits for positions.
+* ``PREFIX_EXTEND`` (3, delta payloads only): as PREFIX, but the items of a segment
+  are the first ``count`` items of its keyed order *that the device's labelled set
+  does not hold yet* (the ``base`` both ends know): growing a random-keyed
+  selection costs its counts alone.
 
 Within a segment of ``n`` items with ``k`` selected, the smaller of the selected
 set and its complement (``k' = min(k, n-k)``) is coded as gaps with a geometric
@@ -26,9 +30,9 @@ model and are coded in one call, so cost is O(k) with a few dozen coder calls.
 Section layout (little-endian)::
 
     u8      mode            0 = FLAT, 1 = GROUPED, 2 = PREFIX
-    [PREFIX only]
+    [PREFIX, PREFIX_EXTEND]
     uvarint key             ≤ 2³² − 1
-    [GROUPED and PREFIX]
+    [GROUPED, PREFIX, PREFIX_EXTEND]
     uvarint n_buckets       count of distinct size buckets present (checked)
     per size bucket nb (ascending, as derived from the manifest):
         uvarint × (nb+1)    histogram of count bit-lengths 0..nb
@@ -46,11 +50,14 @@ from ._ans import (
     UNIFORM_FAMILY,
     Decoder,
     Op,
+    bit_length,
     categorical,
     elias_gamma_decode,
     elias_gamma_ops,
     encode_ops,
     guarded,
+    lowbit_decode,
+    lowbit_ops,
 )
 from ._wire import Reader, Writer
 from .errors import DecodeError
@@ -59,6 +66,7 @@ __all__ = [
     "FLAT",
     "GROUPED",
     "PREFIX",
+    "PREFIX_EXTEND",
     "keyed_order",
     "prefix_select",
     "encode_indices",
@@ -70,8 +78,10 @@ __all__ = [
 FLAT = 0
 GROUPED = 1
 PREFIX = 2
+PREFIX_EXTEND = 3
 MAX_KEY = (1 << 32) - 1
 MAX_ITEMS = (1 << 32) - 1
+MAX_SIZE_BUCKETS = 64  # bit lengths of segment sizes
 _LEVELS_PER_OCTAVE = 16
 _M_CAP = 1 << 16
 _Q_CAP = 4096
@@ -128,29 +138,57 @@ def keyed_order(key: int, start: int, size: int) -> np.ndarray:
     return start + np.argsort(_keys(key, start, size), kind="stable")
 
 
-def _first(key: int, start: int, size: int, count: int) -> np.ndarray:
-    """The sorted global indices of the first ``count`` items of a segment's keyed order (O(size))."""
+def _first(key: int, start: int, size: int, count: int, held: np.ndarray | None = None) -> np.ndarray:
+    """The sorted global indices of the first ``count`` items of a segment's keyed order (O(size)),
+    skipping the local positions ``held`` (PREFIX_EXTEND)."""
     if count <= 0:
         return np.zeros(0, dtype=np.int64)
-    if count >= size:
+    free = None
+    if held is not None and held.size:
+        mask = np.ones(size, dtype=bool)
+        mask[held] = False
+        free = np.flatnonzero(mask)
+        if count > free.size:
+            raise ValueError("count exceeds the items not held")
+    if free is None and count >= size:
         return np.arange(start, start + size, dtype=np.int64)
     h = _keys(key, start, size)
+    if free is not None:
+        h = h[free]
+        if count == free.size:
+            return start + free.astype(np.int64)
     t = np.partition(h, count - 1)[count - 1]
     lo = np.flatnonzero(h < t)
     eq = np.flatnonzero(h == t)
-    return start + np.sort(np.concatenate([lo, eq[: count - lo.size]])).astype(np.int64)
+    pick = np.sort(np.concatenate([lo, eq[: count - lo.size]]))
+    return start + (free[pick] if free is not None else pick).astype(np.int64)
 
 
-def prefix_select(n: int, counts: np.ndarray, key: int, segments: np.ndarray | None = None) -> np.ndarray:
-    """The selection PREFIX codes: per segment, the first ``counts[s]`` items of its keyed order."""
+def prefix_select(
+    n: int, counts: np.ndarray, key: int, segments: np.ndarray | None = None, base: np.ndarray | None = None
+) -> np.ndarray:
+    """The selection PREFIX codes: per segment, the first ``counts[s]`` items of its keyed order
+    (skipping the sorted indices ``base``: what PREFIX_EXTEND codes)."""
     sizes = _validate_sizes(n, segments)
     c = np.asarray(counts, dtype=np.int64)
     if c.shape != sizes.shape or (c < 0).any() or (c > sizes).any():
         raise ValueError("counts must give 0..size items for every segment")
     _check_key(key)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    parts = [_first(key, int(st), int(sz), int(ct)) for st, sz, ct in zip(starts, sizes, c, strict=True) if ct]
+    held = _held_by_segment(base, starts, sizes) if base is not None else None
+    parts = [
+        _first(key, int(st), int(sz), int(ct), held[s] if held is not None else None)
+        for s, (st, sz, ct) in enumerate(zip(starts, sizes, c, strict=True))
+        if ct
+    ]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
+def _held_by_segment(base: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> list[np.ndarray]:
+    """Local positions of the sorted global indices ``base`` in each segment."""
+    b = np.asarray(base, dtype=np.int64)
+    cuts = np.searchsorted(b, np.concatenate([starts, [starts[-1] + sizes[-1]]]))
+    return [b[cuts[s] : cuts[s + 1]] - starts[s] for s in range(sizes.size)]
 
 
 def _level(n: int, k: int) -> int:
@@ -312,8 +350,8 @@ def _gap_decode(dec: Decoder, sizes: np.ndarray, kprime: np.ndarray) -> tuple[np
 
 
 def _count_ops(sizes: np.ndarray, counts: np.ndarray) -> tuple[list[int], list[list[int]], list[Op]]:
-    nb = np.array([int(s).bit_length() for s in sizes], dtype=np.int64)
-    kb = np.array([int(c).bit_length() for c in counts], dtype=np.int64)
+    """Per-segment counts: bit length conditioned on the segment's size bucket, then the low bits."""
+    nb, kb = bit_length(sizes), bit_length(counts)
     present = sorted(set(nb.tolist()))
     hists: list[list[int]] = []
     ops: list[Op] = []
@@ -322,45 +360,23 @@ def _count_ops(sizes: np.ndarray, counts: np.ndarray) -> tuple[list[int], list[l
         h = np.bincount(kb[sel], minlength=b + 1)
         hists.append(h.tolist())
         ops.append(Op(kb[sel], categorical(h.astype(np.float64))))
-    ops.extend(_lowbit_ops(counts, kb, nb, present))
+    # low bits in the same bucket order as the buckets themselves
+    order = np.concatenate([np.flatnonzero(nb == b) for b in present])
+    w = np.maximum(kb[order] - 1, 0)
+    ops.extend(lowbit_ops(counts[order] - (np.int64(1) << w), w))
     return present, hists, ops
 
 
-def _lowbit_ops(counts, kb, nb, present) -> list[Op]:
-    # low bits in the same bucket order as the buckets themselves
-    order = np.concatenate([np.flatnonzero(nb == b) for b in present])
-    c = counts[order]
-    w = np.maximum(kb[order] - 1, 0)
-    ops = []
-    for chunk in range(1, -1, -1):
-        sel = w > 16 * chunk
-        if not sel.any():
-            continue
-        width = np.minimum(w[sel] - 16 * chunk, 16)
-        low = c[sel] - (np.int64(1) << w[sel])
-        sym = (low >> (16 * chunk)) & ((np.int64(1) << width) - 1)
-        ops.append(Op(sym, UNIFORM_FAMILY, ((np.int64(1) << width).astype(np.int32),)))
-    return ops
-
-
 def _count_decode(dec: Decoder, sizes: np.ndarray, hists: list[np.ndarray], present: list[int]) -> np.ndarray:
-    nb = np.array([int(s).bit_length() for s in sizes], dtype=np.int64)
+    nb = bit_length(sizes)
     kb = np.zeros(sizes.size, dtype=np.int64)
     for b, h in zip(present, hists, strict=False):
         sel = nb == b
         kb[sel] = dec.decode(categorical(h.astype(np.float64)), int(sel.sum()))
     order = np.concatenate([np.flatnonzero(nb == b) for b in present])
-    w = np.maximum(kb[order] - 1, 0)
-    low = np.zeros(order.size, dtype=np.int64)
-    for chunk in range(1, -1, -1):
-        sel = w > 16 * chunk
-        if not sel.any():
-            continue
-        width = np.minimum(w[sel] - 16 * chunk, 16)
-        sym = dec.decode(UNIFORM_FAMILY, int(sel.sum()), (np.int64(1) << width).astype(np.int32))
-        low[sel] |= sym << (16 * chunk)
-    counts = np.zeros(sizes.size, dtype=np.int64)
     kbo = kb[order]
+    low = lowbit_decode(dec, np.maximum(kbo - 1, 0))
+    counts = np.zeros(sizes.size, dtype=np.int64)
     counts[order] = np.where(kbo > 0, (np.int64(1) << np.maximum(kbo - 1, 0)) + low, 0)
     return counts
 
@@ -379,36 +395,44 @@ def _encode_mode(idx: np.ndarray, sizes: np.ndarray, mode: int, key: int = 0) ->
     w = Writer()
     w.u8(mode)
     ops: list[Op] = []
-    if mode == PREFIX:
+    if mode in (PREFIX, PREFIX_EXTEND):
         w.uvarint(key)
-    if mode in (GROUPED, PREFIX):
+    if mode in (GROUPED, PREFIX, PREFIX_EXTEND):
         present, hists, cops = _count_ops(sizes, counts)
         w.uvarint(len(present))
         for h in hists:
             for c in h:
                 w.uvarint(c)
         ops.extend(cops)
-    if mode != PREFIX:
+    if mode in (FLAT, GROUPED):
         ops.extend(_gap_ops(sizes, kprime, pseg, ploc))
     w.raw(encode_ops(ops))
     return w.getvalue()
 
 
-def _is_prefix(idx: np.ndarray, sizes: np.ndarray, key: int) -> bool:
+def _is_prefix(idx: np.ndarray, sizes: np.ndarray, key: int, base: np.ndarray | None = None) -> bool:
     starts = np.concatenate([[0], np.cumsum(sizes)])
     counts = np.bincount(np.searchsorted(starts, idx, side="right") - 1, minlength=sizes.size)
-    return bool(np.array_equal(prefix_select(int(starts[-1]), counts, key, sizes), idx))
+    try:
+        return bool(np.array_equal(prefix_select(int(starts[-1]), counts, key, sizes, base), idx))
+    except ValueError:
+        return False
 
 
 def encode_indices(
-    indices: np.ndarray, n: int, segments: np.ndarray | None = None, prefix_key: int | None = None
+    indices: np.ndarray,
+    n: int,
+    segments: np.ndarray | None = None,
+    prefix_key: int | None = None,
+    base: np.ndarray | None = None,
 ) -> bytes:
     """Code a set of distinct item indices in ``[0, n)``; returns the section bytes.
 
     ``segments`` are the segment sizes (see :func:`segments_from_groups`); with
     them the encoder also tries the GROUPED model and keeps the smaller result.
     With ``prefix_key`` it also tries PREFIX, which applies when the selection is,
-    per segment, a prefix of the keyed order (see :func:`prefix_select`).
+    per segment, a prefix of the keyed order (see :func:`prefix_select`), and, given
+    ``base`` (the sorted indices a device already holds), PREFIX_EXTEND.
     """
     if not 0 < n <= MAX_ITEMS:
         raise ValueError(f"reference size must be in 1..{MAX_ITEMS}")
@@ -429,22 +453,30 @@ def encode_indices(
             pre = _encode_mode(idx, seg, PREFIX, prefix_key)
             if len(pre) < len(best):
                 best = pre
+        if base is not None and _is_prefix(idx, seg, prefix_key, np.asarray(base, dtype=np.int64)):
+            ext = _encode_mode(idx, seg, PREFIX_EXTEND, prefix_key)
+            if len(ext) < len(best):
+                best = ext
     return best
 
 
-def _decode(data: bytes, n: int, k: int, segments: np.ndarray | None) -> np.ndarray:
+def _decode(data: bytes, n: int, k: int, segments: np.ndarray | None, base: np.ndarray | None) -> np.ndarray:
     r = Reader(data, "index-set section")
     mode = r.u8()
     if mode == FLAT:
         sizes = np.array([n], dtype=np.int64)
         counts = np.array([k], dtype=np.int64)
         dec_hdr = None
-    elif mode in (GROUPED, PREFIX):
-        key = r.uvarint(limit=MAX_KEY, name="prefix key") if mode == PREFIX else 0
+    elif mode in (GROUPED, PREFIX, PREFIX_EXTEND):
+        if mode == PREFIX_EXTEND and base is None:
+            raise DecodeError(
+                "index-set section: extends a labelled set, but none was given (a delta without its parent)"
+            )
+        key = r.uvarint(limit=MAX_KEY, name="prefix key") if mode != GROUPED else 0
         sizes = _validate_sizes(n, segments)
-        nb = np.array([int(s).bit_length() for s in sizes], dtype=np.int64)
+        nb = bit_length(sizes)
         present = sorted(set(nb.tolist()))
-        nbk = r.uvarint(limit=64, name="size bucket count")
+        nbk = r.uvarint(limit=MAX_SIZE_BUCKETS, name="size bucket count")
         if nbk != len(present):
             raise DecodeError("index-set section: its segment buckets do not match the local manifest")
         hists = []
@@ -465,6 +497,12 @@ def _decode(data: bytes, n: int, k: int, segments: np.ndarray | None) -> np.ndar
     if mode == PREFIX:
         dec.finish()
         return prefix_select(n, counts, key, sizes)
+    if mode == PREFIX_EXTEND:
+        dec.finish()
+        try:
+            return prefix_select(n, counts, key, sizes, np.unique(np.asarray(base, dtype=np.int64)))
+        except ValueError as e:
+            raise DecodeError(f"index-set section: counts exceed the items not yet held ({e})") from e
     comp = 2 * counts > sizes
     kprime = np.where(comp, sizes - counts, counts)
     pseg, ploc = _gap_decode(dec, sizes, kprime)
@@ -482,8 +520,16 @@ def _decode(data: bytes, n: int, k: int, segments: np.ndarray | None) -> np.ndar
     return idx
 
 
-def decode_indices(data: bytes, n: int, k: int, segments: np.ndarray | None = None) -> np.ndarray:
-    """Inverse of :func:`encode_indices`; raises only DecodeError on malformed input."""
+def decode_indices(
+    data: bytes, n: int, k: int, segments: np.ndarray | None = None, base: np.ndarray | None = None
+) -> np.ndarray:
+    """Inverse of :func:`encode_indices` (``base``: the indices already held, for PREFIX_EXTEND);
+    raises only DecodeError on malformed input."""
     if not 0 < n <= MAX_ITEMS or not 0 <= k <= n:
         raise DecodeError(f"index-set section: impossible sizes N={n}, k={k}")
-    return guarded(_decode, "index-set section")(data, n, k, segments)
+    return guarded(_decode, "index-set section")(data, n, k, segments, base)
+
+
+def index_mode(data: bytes) -> int:
+    """The coder mode byte of an index-set section (untrusted peek; -1 when empty)."""
+    return data[0] if data else -1

@@ -18,7 +18,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from .errors import KeyFileError, SignatureError, StorageError, UnknownKeyError
+from .errors import KeyFileError, RevokedKeyError, SignatureError, UnknownKeyError
+from .storage import atomic_write
 
 __all__ = [
     "key_id",
@@ -36,38 +37,46 @@ def key_id(public: Ed25519PublicKey) -> bytes:
     return hashlib.sha256(raw).digest()[:8]
 
 
-def generate_keypair(out_dir: str | os.PathLike, *, overwrite: bool = False) -> tuple[Path, Path]:
-    """Write ``sender.key`` (0600) and ``sender.pub`` into ``out_dir``; returns both paths."""
+def generate_keypair(out_dir: str | os.PathLike, *, force: bool = False) -> tuple[Path, Path]:
+    """Write ``sender.key`` (0600) and ``sender.pub`` into ``out_dir``; returns both paths.
+
+    Existing keys are never replaced unless ``force`` (the CLI's ``keygen --force``)."""
     out = Path(out_dir)
     priv_path, pub_path = out / "sender.key", out / "sender.pub"
-    if not overwrite and (priv_path.exists() or pub_path.exists()):
+    if not force and (priv_path.exists() or pub_path.exists()):
         raise KeyFileError(f"{priv_path} already exists; refusing to overwrite a key (use --force to replace it)")
     key = Ed25519PrivateKey.generate()
     priv = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     pub = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = priv_path.with_suffix(".key.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(priv)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, priv_path)
-        pub_path.write_bytes(pub)
-    except OSError as e:
-        raise StorageError(f"cannot write keys to {out}: {e.strerror}") from e
+    atomic_write(priv_path, priv, mode=0o600, what=f"private key {priv_path}")
+    atomic_write(pub_path, pub, what=f"public key {pub_path}")
     return priv_path, pub_path
 
 
+def _pem_kind(data: bytes) -> str:
+    """The PEM block type ("PRIVATE KEY", "PUBLIC KEY", …) of a key file, or "" when it is not PEM."""
+    head = data.lstrip()[:64]
+    if not head.startswith(b"-----BEGIN "):
+        return ""
+    return head[11:].split(b"-----", 1)[0].decode("ascii", "replace")
+
+
 def load_private_key(path: str | os.PathLike) -> Ed25519PrivateKey:
+    """Load a PKCS#8 PEM Ed25519 private key; the file's type is checked before its permissions,
+    so a public key passed by mistake is named as such (not met with "chmod 600")."""
     p = Path(path)
     try:
         st = p.stat()
         data = p.read_bytes()
     except OSError as e:
         raise KeyFileError(f"cannot read private key {p}: {e.strerror}") from e
+    kind = _pem_kind(data)
+    if kind == "PUBLIC KEY":
+        raise KeyFileError(f"{p} is a public key; sign with the private key (sender.key beside it)")
+    if kind != "PRIVATE KEY":
+        raise KeyFileError(f"{p} is not a PEM Ed25519 private key (make one with `labelcast keygen`)")
     if os.name == "posix" and st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise KeyFileError(
             f"private key {p} is readable by group or others (mode {stat.S_IMODE(st.st_mode):o}); run: chmod 600 {p}"
@@ -87,6 +96,8 @@ def load_public_key(path: str | os.PathLike) -> Ed25519PublicKey:
         data = p.read_bytes()
     except OSError as e:
         raise KeyFileError(f"cannot read public key {p}: {e.strerror}") from e
+    if _pem_kind(data) == "PRIVATE KEY":
+        raise KeyFileError(f"{p} is a private key; the device needs only the public key (sender.pub)")
     try:
         key = serialization.load_pem_public_key(data)
     except (ValueError, TypeError) as e:
@@ -123,7 +134,7 @@ class TrustSet:
 
     def get(self, kid: bytes) -> Ed25519PublicKey:
         if kid in self.revoked:
-            raise UnknownKeyError(f"payload is signed by revoked key {kid.hex()}; refused")
+            raise RevokedKeyError(f"payload is signed by revoked key {kid.hex()}; refused")
         try:
             return self.keys[kid]
         except KeyError:
@@ -136,11 +147,21 @@ def sign(key: Ed25519PrivateKey, message: bytes) -> bytes:
     return key.sign(message)
 
 
-def verify(public: Ed25519PublicKey, signature: bytes, message: bytes) -> None:
+def verify(public: Ed25519PublicKey, signature: bytes, message: bytes, root: bytes | None = None) -> None:
+    """Check an Ed25519 signature; ``root`` (the local reference root, part of the message) is
+    named in the error so an operator can compare it with the sender's ``reference_root``."""
     try:
         public.verify(signature, message)
     except InvalidSignature:
+        where = (
+            f"This device's reference root is {root.hex()}; compare it with reference_root in the sender's "
+            "send-report.json. If they differ, the device holds another store (rebuilt, or from other files) "
+            "even when `labelcast reference verify --full` finds it intact; if they match, the payload was "
+            "altered in transit."
+            if root is not None
+            else "Run `labelcast reference verify --full`."
+        )
         raise SignatureError(
             "signature check failed: the payload was altered in transit, or this device's reference set "
-            "differs from the sender's (run `labelcast reference verify --full`)"
+            f"differs from the sender's. {where}"
         ) from None

@@ -37,9 +37,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._ans import BINOMIAL_FAMILY, CATEGORICAL_FAMILY, UNIFORM_FAMILY, Decoder, Op, categorical, encode_ops, guarded
+from ._ans import CATEGORICAL_FAMILY, UNIFORM_FAMILY, Decoder, Op, categorical, encode_ops, guarded
 from ._wire import Reader, Writer
 from .errors import DecodeError, LimitError
+from .histogram import hist_decode, hist_ops
 
 __all__ = ["STATIC", "GROUP_ADAPTIVE", "encode_labels", "decode_labels", "MAX_CLASSES"]
 
@@ -51,32 +52,10 @@ ADAPTIVE_CELL_LIMIT = 32_000_000  # segments-with-items × classes held in memor
 _BETAS4 = (1, 2, 3, 4, 6, 8, 12, 16, 32, 64, 256)
 _LAMBDAS16 = (0, 4, 8, 12, 15)
 MAX_KERNEL = 16
-
-
-def _hist_ops(hist: np.ndarray) -> list[Op]:
-    k = int(hist.sum())
-    c = hist.size
-    rem = k - np.concatenate([[0], np.cumsum(hist)[:-1]])
-    live = np.flatnonzero(rem[:-1] > 0)  # the last class is implied; none left ⇒ implied zeros
-    n = rem[live].astype(np.int32)
-    p = 1.0 / (c - live).astype(np.float64)
-    return [Op(hist[live], BINOMIAL_FAMILY, (n, p))]
-
-
-def _hist_decode(dec: Decoder, k: int, c: int) -> np.ndarray:
-    hist = np.zeros(c, dtype=np.int64)
-    rem = k
-    # sequential by nature (each count bounds the next); c ≤ MAX_CLASSES
-    for cls in range(c - 1):
-        if rem == 0:
-            break
-        v = int(dec.decode(BINOMIAL_FAMILY, 1, np.array([rem], dtype=np.int32), np.array([1.0 / (c - cls)]))[0])
-        if v > rem:
-            raise DecodeError("label section: class histogram exceeds the item count; the payload was altered")
-        hist[cls] = v
-        rem -= v
-    hist[c - 1] = rem
-    return hist
+_KERNEL_HEADER_BITS = 8.0  # estimated header cost per kernel entry (offset + weight)
+_BUCKET_HEADER_BITS = 16  # estimated header cost per count bucket (β, λ)
+_MODE_SWITCH_BITS = 16  # the adaptive model must beat the static one by this much
+_UNIFORM_MAX_CLASSES = 1 << 24  # constriction's Uniform model takes sizes below this
 
 
 def _segment_of(indices: np.ndarray, segments: np.ndarray) -> np.ndarray:
@@ -161,6 +140,43 @@ def _static_cost(hist: np.ndarray) -> float:
     return float(-np.sum(h * np.log2(h / h.sum())))
 
 
+def _fit_adaptive(seg: np.ndarray, lab: np.ndarray, hist: np.ndarray, classes: int):
+    """Search the group-adaptive model's kernel and per-bucket (β, λ) by estimated bits.
+
+    Returns (estimated bits, params, kernel); params maps a count bucket to (β×4, λ×16).
+    """
+    k = lab.size
+    t, cnt = _within(seg, lab)
+    prior = hist[lab] / k
+    bucket = _count_bucket(seg)
+    best: tuple[float, dict, list] | None = None
+    for kern in [[], _estimate_kernel(seg, lab, classes)]:
+        if best is not None and not kern:
+            continue
+        nbn = _neighbours(seg, lab, classes, kern) / max(1, sum(wt for _, wt in kern))
+        lams = _LAMBDAS16 if kern else (0,)
+        choice, total = {}, _KERNEL_HEADER_BITS * (1 + 3 * len(kern))
+        for bk in np.unique(bucket):
+            m = bucket == bk
+            cands = {
+                (b4, l16): float(_item_costs(prior[m], t[m], cnt[m], nbn[m], b4 / 4, l16 / 16).sum())
+                for b4 in _BETAS4
+                for l16 in lams
+            }
+            choice[int(bk)] = min(cands, key=cands.get)
+            total += cands[choice[int(bk)]] + _BUCKET_HEADER_BITS
+        if best is None or total < best[0]:
+            best = (total, choice, kern)
+    return best
+
+
+def _encode_uniform(lab: np.ndarray, classes: int) -> bytes:
+    u = Writer()
+    u.u8(UNIFORM)
+    u.raw(encode_ops([Op(lab, UNIFORM_FAMILY, (np.full(lab.size, classes, dtype=np.int32),))]))
+    return u.getvalue()
+
+
 def encode_labels(
     labels: np.ndarray, classes: int, indices: np.ndarray | None = None, segments: np.ndarray | None = None
 ) -> bytes:
@@ -172,37 +188,16 @@ def encode_labels(
         raise ValueError("labels must lie in [0, classes)")
     hist = np.bincount(lab, minlength=classes).astype(np.int64)
     k = lab.size
-    mode, kernel, params = STATIC, [], {}
-    seg = None
+    mode, kernel, params, seg = STATIC, [], {}, None
     if k and segments is not None and indices is not None and len(segments) > 1 and classes > 1:
         seg = _segment_of(np.asarray(indices, dtype=np.int64), np.asarray(segments, dtype=np.int64))
         if np.unique(seg).size * classes <= ADAPTIVE_CELL_LIMIT:
-            t, cnt = _within(seg, lab)
-            prior = hist[lab] / k
-            bucket = _count_bucket(seg)
-            best_total = None
-            for kern in [[], _estimate_kernel(seg, lab, classes)]:
-                if best_total is not None and not kern:
-                    continue
-                nbn = _neighbours(seg, lab, classes, kern) / max(1, sum(wt for _, wt in kern))
-                lams = _LAMBDAS16 if kern else (0,)
-                choice, total = {}, 8.0 * (1 + 3 * len(kern))
-                for bk in np.unique(bucket):
-                    m = bucket == bk
-                    cands = {
-                        (b4, l16): float(_item_costs(prior[m], t[m], cnt[m], nbn[m], b4 / 4, l16 / 16).sum())
-                        for b4 in _BETAS4
-                        for l16 in lams
-                    }
-                    choice[int(bk)] = min(cands, key=cands.get)
-                    total += cands[choice[int(bk)]] + 16
-                if best_total is None or total < best_total:
-                    best_total, params, kernel = total, choice, kern
-            if best_total < _static_cost(hist) - 16:
+            bits, params, kernel = _fit_adaptive(seg, lab, hist, classes)
+            if bits < _static_cost(hist) - _MODE_SWITCH_BITS:
                 mode = GROUP_ADAPTIVE
     w = Writer()
     w.u8(mode)
-    ops = _hist_ops(hist) if k and classes > 1 else []
+    ops = hist_ops(hist) if k and classes > 1 else []
     if mode == STATIC:
         if k and classes > 1:
             ops.append(Op(lab, categorical(hist.astype(np.float64))))
@@ -217,13 +212,11 @@ def encode_labels(
             w.u8(params[bk][1])
         w.raw(_encode_adaptive(ops, lab, seg, hist, params, kernel))
     best = w.getvalue()
-    if mode == STATIC and k and 2 <= classes < (1 << 24):
+    if mode == STATIC and k and 2 <= classes < _UNIFORM_MAX_CLASSES:
         # near-uniform labels with few items per class: no histogram beats one (k·log2 C exactly)
-        u = Writer()
-        u.u8(UNIFORM)
-        u.raw(encode_ops([Op(lab, UNIFORM_FAMILY, (np.full(k, classes, dtype=np.int32),))]))
-        if len(u.getvalue()) < len(best):
-            best = u.getvalue()
+        u = _encode_uniform(lab, classes)
+        if len(u) < len(best):
+            best = u
     return best
 
 
@@ -323,12 +316,12 @@ def _decode(data, classes, indices, segments) -> np.ndarray:
         dec.finish()
         return np.zeros(k, dtype=np.int64)
     if mode == UNIFORM:
-        if classes >= 1 << 24:
+        if classes >= _UNIFORM_MAX_CLASSES:
             raise LimitError("label section: uniform labels need fewer than 2**24 classes")
         lab = dec.decode(UNIFORM_FAMILY, k, np.full(k, classes, dtype=np.int32))
         dec.finish()
         return lab
-    hist = _hist_decode(dec, k, classes)
+    hist = hist_decode(dec, k, classes)
     if mode == STATIC:
         lab = dec.decode(categorical(hist.astype(np.float64)), k)
     else:

@@ -37,14 +37,20 @@ from pathlib import Path
 import numpy as np
 
 from ._wire import Reader, Writer
-from .errors import DecodeError, LimitError, ReferenceMismatchError, StorageError
+from .errors import DecodeError, LimitError, ReferenceMismatchError
 from .indexset import segments_from_groups
+from .storage import atomic_write
 
 __all__ = ["Manifest", "ReferenceStore", "merkle_root", "hash_items", "write_manifest", "ItemProblem"]
 
 MAGIC = b"LCMF"
 VERSION = 1
 HASH_SHA256 = 1
+HASH_LEN = 32  # bytes of one item hash
+GROUP_ID_LEN = 4  # bytes of one group id
+ROW_LEN = HASH_LEN + GROUP_ID_LEN  # manifest bytes per item
+TRAILER_LEN = 2 * HASH_LEN  # root + the manifest's own hash
+MAX_GROUP_NAME = 4096
 CHUNK = 4096
 MAX_ITEMS = (1 << 32) - 1
 MAX_ITEM_BYTES = 1 << 26
@@ -109,17 +115,13 @@ def write_manifest(
     gb = np.ascontiguousarray(groups, dtype="<u4").tobytes()
     for part in (hb, gb, root):
         h.update(part)
-    tmp = Path(str(path) + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            for part in (head, hb, gb, root, h.digest()):
-                f.write(part)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise StorageError(f"cannot write manifest {path}: {e.strerror}") from e
+    digest = h.digest()
+
+    def write(f) -> None:
+        for part in (head, hb, gb, root, digest):
+            f.write(part)
+
+    atomic_write(path, write, what=f"manifest {path}")
     return root
 
 
@@ -159,24 +161,24 @@ class Manifest:
             g = r.u32()
             if g > MAX_GROUPS:
                 raise LimitError(f"{self.path}: too many groups")
-            self.group_names = [r.blob(4096, "group name").decode("utf-8", "replace") for _ in range(g)]
+            self.group_names = [r.blob(MAX_GROUP_NAME, "group name").decode("utf-8", "replace") for _ in range(g)]
         except DecodeError as e:
             raise ReferenceMismatchError(f"manifest {self.path} is damaged: {e}") from e
         if int(np.prod(self.item_shape)) != self.item_bytes:
             raise ReferenceMismatchError(f"manifest {self.path} is damaged: item shape and size disagree")
         self._off = r.pos
-        expect = self._off + self.n * 36 + 64
+        expect = self._off + self.n * ROW_LEN + TRAILER_LEN
         if size != expect:
             raise ReferenceMismatchError(
                 f"manifest {self.path} is {'truncated' if size < expect else 'too long'} "
                 f"({size} bytes, expected {expect}); copy it again from the ground station"
             )
-        self.hashes = np.memmap(self.path, dtype=np.uint8, mode="r", offset=self._off, shape=(self.n, 32))
-        self.groups = np.memmap(self.path, dtype="<u4", mode="r", offset=self._off + self.n * 32, shape=(self.n,))
+        self.hashes = np.memmap(self.path, dtype=np.uint8, mode="r", offset=self._off, shape=(self.n, HASH_LEN))
+        self.groups = np.memmap(self.path, dtype="<u4", mode="r", offset=self._off + self.n * HASH_LEN, shape=(self.n,))
         with open(self.path, "rb") as f:
-            f.seek(self._off + self.n * 36)
-            self.root = f.read(32)
-            self._self_hash = f.read(32)
+            f.seek(self._off + self.n * ROW_LEN)
+            self.root = f.read(HASH_LEN)
+            self._self_hash = f.read(HASH_LEN)
         if self.n and int(self.groups.max()) >= max(len(self.group_names), 1):
             raise ReferenceMismatchError(f"manifest {self.path} is damaged: group id out of range")
         if check:
@@ -186,7 +188,7 @@ class Manifest:
         """Manifest self-hash and root; cost = one pass over the manifest file."""
         h = hashlib.sha256()
         with open(self.path, "rb") as f:
-            remaining = self._off + self.n * 36 + 32
+            remaining = self._off + self.n * ROW_LEN + HASH_LEN
             while remaining:
                 b = f.read(min(remaining, 8 << 20))
                 if not b:
@@ -356,12 +358,7 @@ def write_provenance(path: str | os.PathLike, paths: list[str], source_hashes: n
     for p in paths:
         w.blob(p.encode())
     w.raw(np.ascontiguousarray(source_hashes, dtype=np.uint8).tobytes())
-    tmp = Path(str(path) + ".tmp")
-    try:
-        tmp.write_bytes(w.getvalue())
-        os.replace(tmp, path)
-    except OSError as e:
-        raise StorageError(f"cannot write {path}: {e.strerror}") from e
+    atomic_write(path, w.getvalue(), what=f"provenance {path}")
 
 
 def read_provenance(path: str | os.PathLike, which: list[int] | None = None) -> list[tuple[str, bytes]]:

@@ -1,22 +1,50 @@
 """How stored uint8 pixels become a model's float input — computed identically at both ends.
 
-The sender scores with it, the receiver trains and evaluates with it; it lives in
-the codec so the two cannot drift apart. Models written by labelcast carry it as
-ONNX metadata under ``labelcast.preprocess`` (JSON of the fields below).
+The sender scores with it, ``evaluate`` measures with it, the receiver trains with it; it
+lives in the codec so that none of them can drift apart. A model written or calibrated by
+labelcast carries it as ONNX metadata under ``labelcast.preprocess`` (JSON of the fields
+below); any other model is described once with a **spec** (:meth:`Preprocess.from_spec`):
+a preset name, an inline JSON object or a path to a ``.json`` file, with these keys (all
+optional, defaults in brackets):
+
+``size``      int, or ``[height, width]``            [28]
+``channels``  1 or 3                                 [1]
+``scale``     pixel multiplier before mean/std      [1/255]
+``mean``      per channel, after scaling, in the model's channel order  [0]
+``std``       per channel, after scaling            [1]
+``layout``    ``"nchw"`` or ``"nhwc"``               ["nchw"]
+``order``     ``"rgb"`` or ``"bgr"`` channel order   ["rgb"]
+``output``    ``"logits"``, ``"probs"`` (the model ends in a softmax) or ``"log_probs"``  ["logits"]
+
+Resizing from the store's size to the model's is separable: area averaging (exact box
+filter with fractional overlaps) on an axis that shrinks, bilinear with pixel centres
+aligned on one that grows — the same weights wherever it runs.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Preprocess", "PRESETS", "resize_bilinear"]
+__all__ = ["Preprocess", "PRESETS", "resize", "resize_bilinear", "SPEC_KEYS"]
+
+SPEC_KEYS = ("size", "channels", "scale", "mean", "std", "layout", "order", "output")
+LAYOUTS = ("nchw", "nhwc")
+ORDERS = ("rgb", "bgr")
+OUTPUTS = ("logits", "probs", "log_probs")
+_PROB_FLOOR = 1e-12  # log(p) of a probability output is taken at no less than this
 
 
 def resize_bilinear(img: np.ndarray, size: int) -> np.ndarray:
-    """Bilinear resize of N×h×w float images to N×size×size (pixel centres aligned)."""
+    """Bilinear resize of N×h×w float images to N×size×size (pixel centres aligned), elementwise.
+
+    Kept bit for bit as the built-in ``digits`` pool was made with it (its stores' roots depend
+    on it); models' inputs go through :func:`resize`."""
     n, h, w = img.shape
     ys = (np.arange(size) + 0.5) * h / size - 0.5
     xs = (np.arange(size) + 0.5) * w / size - 0.5
@@ -31,41 +59,176 @@ def resize_bilinear(img: np.ndarray, size: int) -> np.ndarray:
     return top * (1 - wy) + bot * wy
 
 
+@lru_cache(maxsize=64)
+def _weights(n_in: int, n_out: int) -> np.ndarray:
+    """n_out × n_in resampling matrix: area averaging when shrinking, bilinear when growing."""
+    w = np.zeros((n_out, n_in), dtype=np.float64)
+    if n_out < n_in:
+        step = n_in / n_out
+        for i in range(n_out):
+            a, b = i * step, (i + 1) * step
+            for j in range(int(math.floor(a)), min(n_in, int(math.ceil(b)))):
+                w[i, j] = min(b, j + 1) - max(a, j)
+        w /= w.sum(axis=1, keepdims=True)
+        return w
+    pos = (np.arange(n_out) + 0.5) * n_in / n_out - 0.5
+    lo = np.clip(np.floor(pos).astype(int), 0, n_in - 1)
+    hi = np.clip(lo + 1, 0, n_in - 1)
+    frac = np.clip(pos - lo, 0, 1)
+    rows = np.arange(n_out)
+    np.add.at(w, (rows, lo), 1 - frac)
+    np.add.at(w, (rows, hi), frac)
+    return w
+
+
+def resize(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize N×h×w (or N×h×w×C) float images to ``height × width`` (see the module docstring)."""
+    a = np.asarray(img, dtype=np.float64)
+    wh = _weights(a.shape[1], height)
+    ww = _weights(a.shape[2], width)
+    if a.ndim == 3:
+        return np.einsum("ih,nhw,jw->nij", wh, a, ww, optimize=True)
+    return np.einsum("ih,nhwc,jw->nijc", wh, a, ww, optimize=True)
+
+
 @dataclass(frozen=True)
 class Preprocess:
-    size: int = 28  # input pixels per side (items are resized when the store differs)
-    channels: int = 1  # 1 grey or 3 RGB
+    size: int | tuple[int, int] = 28  # input pixels per side, or (height, width)
+    channels: int = 1  # 1 grey or 3 colour
     scale: float = 1 / 255  # pixel multiplier applied before mean/std
-    mean: tuple[float, ...] = (0.0,)  # per channel, after scaling
+    mean: tuple[float, ...] = (0.0,)  # per channel, after scaling (the model's channel order)
     std: tuple[float, ...] = (1.0,)  # per channel, after scaling
+    layout: str = "nchw"  # the model's input layout: nchw or nhwc
+    order: str = "rgb"  # the model's channel order: rgb or bgr
+    output: str = "logits"  # what the model outputs: logits, probs or log_probs
+
+    def __post_init__(self) -> None:
+        size = self.size
+        if isinstance(size, list | tuple):
+            if len(size) != 2:
+                raise ValueError("size must be an int or [height, width]")
+            h, w = int(size[0]), int(size[1])
+            object.__setattr__(self, "size", h if h == w else (h, w))
+        else:
+            object.__setattr__(self, "size", int(size))
+        if min(self.hw) < 1 or max(self.hw) > 4096:
+            raise ValueError("size must be 1..4096 pixels per side")
+        if self.channels not in (1, 3):
+            raise ValueError("channels must be 1 or 3")
+        mean = tuple(float(v) for v in self.mean)
+        std = tuple(float(v) for v in self.std)
+        mean = mean * self.channels if len(mean) == 1 else mean
+        std = std * self.channels if len(std) == 1 else std
+        if len(mean) != self.channels or len(std) != self.channels:
+            raise ValueError(f"mean and std need 1 or {self.channels} values (one per channel)")
+        if any(v == 0 for v in std) or not math.isfinite(float(self.scale)):
+            raise ValueError("std must be non-zero and scale finite")
+        object.__setattr__(self, "mean", mean)
+        object.__setattr__(self, "std", std)
+        object.__setattr__(self, "scale", float(self.scale))
+        if self.layout not in LAYOUTS or self.order not in ORDERS or self.output not in OUTPUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, order one of {ORDERS}, output one of {OUTPUTS}")
+
+    @property
+    def hw(self) -> tuple[int, int]:
+        return (self.size, self.size) if isinstance(self.size, int) else tuple(self.size)  # type: ignore[return-value]
+
+    def input_shape(self, batch: int | str = "N") -> tuple:
+        h, w = self.hw
+        return (batch, self.channels, h, w) if self.layout == "nchw" else (batch, h, w, self.channels)
+
+    def describe(self) -> str:
+        """The input shape in words, e.g. ``nhwc 1×24×32×3``."""
+        return f"{self.layout} " + "×".join(str(d) for d in self.input_shape("N"))
 
     def apply(self, x: np.ndarray) -> np.ndarray:
-        """N×H×W×C uint8 → N×C×H×W float32."""
+        """N×H×W[×C] uint8 (RGB or grey, as stores hold them) → the model's float32 input."""
         if x.ndim == 3:
             x = x[..., None]
         if x.shape[3] != self.channels:
             x = np.repeat(x, 3, axis=3) if x.shape[3] == 1 else np.rint(x.mean(axis=3, keepdims=True))
         f = x.astype(np.float32) * np.float32(self.scale)
-        if f.shape[1] != self.size or f.shape[2] != self.size:
-            f = np.stack([resize_bilinear(f[..., c], self.size) for c in range(f.shape[3])], axis=3)
-            f = f.astype(np.float32)
+        h, w = self.hw
+        if f.shape[1] != h or f.shape[2] != w:
+            f = resize(f, h, w).astype(np.float32)
+        if self.order == "bgr" and self.channels == 3:
+            f = f[..., ::-1]
         f = (f - np.asarray(self.mean, dtype=np.float32)) / np.asarray(self.std, dtype=np.float32)
-        return np.ascontiguousarray(f.transpose(0, 3, 1, 2))
+        f = f if self.layout == "nhwc" else f.transpose(0, 3, 1, 2)
+        return np.ascontiguousarray(f, dtype=np.float32)
+
+    def as_logits(self, out: np.ndarray) -> np.ndarray:
+        """Model output → scores whose softmax is the model's distribution (log-probabilities for
+        a model that ends in a softmax; logits unchanged)."""
+        z = np.asarray(out, dtype=np.float32)
+        if self.output == "probs":
+            return np.log(np.clip(z, _PROB_FLOOR, None)).astype(np.float32)
+        return z
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        d = asdict(self)
+        d["size"] = list(self.hw) if not isinstance(self.size, int) else self.size
+        return json.dumps(d)
 
     @classmethod
     def from_json(cls, text: str) -> Preprocess:
-        d = json.loads(text)
         try:
-            return cls(int(d["size"]), int(d["channels"]), float(d["scale"]), tuple(d["mean"]), tuple(d["std"]))
-        except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"malformed labelcast.preprocess metadata: {e}") from e
+            d = json.loads(text)
+        except ValueError as e:
+            raise ValueError(f"malformed preprocessing JSON: {e}") from e
+        return cls.from_dict(d)
+
+    @classmethod
+    def from_dict(cls, d: dict, base: Preprocess | None = None) -> Preprocess:
+        """Keys as in the module docstring; unknown keys and wrong types are errors."""
+        if not isinstance(d, dict):
+            raise ValueError("a preprocessing spec is a JSON object")
+        unknown = set(d) - set(SPEC_KEYS)
+        if unknown:
+            raise ValueError(f"unknown preprocessing key(s) {sorted(unknown)}; known: {', '.join(SPEC_KEYS)}")
+        base = base or cls()
+        try:
+            vals = {k: d[k] for k in SPEC_KEYS if k in d}
+            for k in ("mean", "std"):
+                if k in vals:
+                    v = vals[k]
+                    vals[k] = tuple(v) if isinstance(v, list | tuple) else (float(v),)
+            if "channels" in vals and "mean" not in vals and len(base.mean) != int(vals["channels"]):
+                vals["mean"] = base.mean[:1]
+            if "channels" in vals and "std" not in vals and len(base.std) != int(vals["channels"]):
+                vals["std"] = base.std[:1]
+            return replace(base, **vals)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"invalid preprocessing spec: {e}") from e
+
+    @classmethod
+    def from_spec(cls, spec: str | dict | Preprocess | Path) -> Preprocess:
+        """A preset name, an inline JSON object, a path to a ``.json`` file, a dict, or a Preprocess."""
+        if isinstance(spec, Preprocess):
+            return spec
+        if isinstance(spec, dict):
+            return cls.from_dict(spec)
+        text = str(spec).strip()
+        if text in PRESETS:
+            return PRESETS[text]
+        if text.startswith("{"):
+            return cls.from_json(text)
+        p = Path(text)
+        if p.suffix == ".json":
+            try:
+                return cls.from_json(p.read_text())
+            except OSError as e:
+                raise ValueError(f"cannot read preprocessing spec {p}: {e.strerror}") from e
+        raise ValueError(
+            f"unknown preprocessing spec {text!r}: give a preset ({', '.join(PRESETS)}), "
+            'an inline JSON object such as \'{"size": 32, "channels": 3, "mean": 0.5, "std": 0.5}\', '
+            "or a path to a .json file"
+        )
 
 
 PRESETS = {
     "unit": Preprocess(),
     "fashion": Preprocess(28, 1, 1 / 255, (0.2860,), (0.3530,)),
     "imagenet": Preprocess(224, 3, 1 / 255, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "half": Preprocess(32, 3, 1 / 255, (0.5,), (0.5,)),  # (x/255 − 0.5)/0.5: common for CIFAR-style models
 }

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._ans import Decoder, Op, categorical, encode_ops, guarded
+from ._ans import Decoder, Op, encode_ops, guarded
 from ._wire import Reader, Writer
 from .errors import DecodeError
-from .labels import _hist_decode, _hist_ops
+from .histogram import column_decode, column_ops
 
 __all__ = ["SoftLabels", "soft_from_probs", "encode_soft", "decode_soft"]
 
@@ -75,19 +75,6 @@ def soft_from_probs(probs: np.ndarray, hard: np.ndarray, extra: int = 2, levels:
     return SoftLabels(others.astype(np.int64), q, levels)
 
 
-def _hist_chain(values: np.ndarray, size: int) -> list[Op]:
-    hist = np.bincount(values, minlength=size).astype(np.int64)
-    return [*_hist_ops(hist), Op(values, categorical(hist.astype(float)))]
-
-
-def _hist_chain_decode(dec: Decoder, n: int, size: int) -> np.ndarray:
-    hist = _hist_decode(dec, n, size)
-    vals = dec.decode(categorical(hist.astype(float)), n) if n else np.zeros(0, dtype=np.int64)
-    if not np.array_equal(np.bincount(vals, minlength=size), hist):
-        raise DecodeError("soft-label section: values disagree with their histogram")
-    return vals
-
-
 def encode_soft(soft: SoftLabels, hard: np.ndarray, classes: int) -> bytes:
     extra = soft.others.shape[1]
     w = Writer()
@@ -96,9 +83,9 @@ def encode_soft(soft: SoftLabels, hard: np.ndarray, classes: int) -> bytes:
     ops: list[Op] = []
     if hard.size:
         for j in range(extra):
-            ops += _hist_chain(soft.others[:, j], classes)
+            ops += column_ops(soft.others[:, j], classes)
         for j in range(extra + 1):
-            ops += _hist_chain(soft.q[:, j], soft.levels + 1)
+            ops += column_ops(soft.q[:, j], soft.levels + 1)
     w.raw(encode_ops(ops))
     return w.getvalue()
 
@@ -115,9 +102,9 @@ def _decode(data: bytes, hard: np.ndarray, classes: int) -> SoftLabels:
     q = np.zeros((k, extra + 1), dtype=np.int64)
     if k:
         for j in range(extra):
-            others[:, j] = _hist_chain_decode(dec, k, classes)
+            others[:, j] = column_decode(dec, k, classes)
         for j in range(extra + 1):
-            q[:, j] = _hist_chain_decode(dec, k, levels + 1)
+            q[:, j] = column_decode(dec, k, levels + 1)
     dec.finish()
     return SoftLabels(others, q, levels)
 

@@ -1,5 +1,7 @@
-"""Image sources and the built-in demo data (no network at run time)."""
+"""Sources of images (one grammar for every command) and the built-in demo data (no network at run time)."""
 
-from .sources import Pool, SourceError, load_labelled, open_pool
+from .sources import FORMS, Source, SourceError, load_labelled, open_pool, open_source
 
-__all__ = ["Pool", "SourceError", "load_labelled", "open_pool"]
+Pool = Source  # the former name
+
+__all__ = ["FORMS", "Pool", "Source", "SourceError", "load_labelled", "open_pool", "open_source"]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..codec.errors import SourceError
 from ..codec.preprocess import resize_bilinear
 
 FASHION_DIR = Path(os.environ.get("LABELCAST_FASHION_DIR", "/usr/share/datasets/fashion-mnist"))
@@ -34,7 +35,7 @@ FASHION_CLASSES = [
 DIGIT_CLASSES = [str(i) for i in range(10)]
 
 
-class DataUnavailableError(RuntimeError):
+class DataUnavailableError(SourceError):
     """Built-in data is not installed on this machine."""
 
 

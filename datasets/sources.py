@@ -1,86 +1,182 @@
-"""Sources of images, named by one string: ``builtin:NAME[:SPLIT]``, ``folder:PATH``, ``npy:PATH``.
+"""One grammar for every source of images, labelled or not (``labelcast sources`` lists it).
 
-* ``builtin:fashion`` / ``builtin:digits`` — a scenario's unlabelled reference pool;
-  ``builtin:fashion:train`` / ``:test`` — its labelled target data.
-* ``folder:PATH`` — image files Pillow reads (JPEG, PNG, WebP, …) found
-  recursively; canonical order = sorted relative POSIX paths; group = parent
-  folder. As labelled data, the first folder level is the class.
-* ``npy:PATH`` — an N×H×W[×C] uint8 array, memory-mapped. As labelled data, a
-  sibling ``PATH-labels.npy`` (or ``labels.npy`` beside it) holds the labels.
+====================================  ===========================================================
+form                                  what it is
+====================================  ===========================================================
+``builtin:NAME``                      a built-in scenario's unlabelled reference pool
+``builtin:NAME:train`` / ``:test``    its labelled target data (the sender's private set / held out)
+``folder:PATH``                       image files (JPEG, PNG, WebP, …) found recursively; canonical
+                                      order = sorted relative paths; group = parent folder; as
+                                      labelled data the first folder level is the class
+``npy:PATH``                          an N×H×W[×C] uint8 array (memory-mapped); labels from
+                                      ``--labels LABELS.npy``, else ``PATH-labels.npy`` or
+                                      ``labels.npy`` beside it
+``npz:PATH``                          arrays ``x`` (images) and, for labelled use, ``y`` (labels)
+                                      and optionally ``names`` (class names)
+====================================  ===========================================================
+
+Every form is a source of images; a labelled form also carries labels, which a command
+that needs none simply does not read. A form without labels where labels are needed is a
+:class:`SourceError` naming the forms that would do. Images are brought to the size asked
+for with a documented policy (``fit``): ``crop`` (the default: scale the short side, cut the
+centre — the aspect ratio is kept), ``squash`` (scale each side independently) or ``pad``
+(scale the long side, pad the rest with black).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import io
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..codec.errors import SourceError
 from . import builtin
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".pgm", ".ppm"}
+KINDS = ("builtin", "folder", "npy", "npz")
+FITS = ("crop", "squash", "pad")
+STREAM_OVER_BYTES = 1 << 30  # labelled folders decoding to more than this are cached on disk, memory-mapped
 
-__all__ = ["Pool", "open_pool", "load_labelled", "list_images", "decode_image", "SourceError"]
+FORMS = {
+    "builtin:NAME": "a built-in scenario's unlabelled pool, e.g. builtin:fashion",
+    "builtin:NAME:SPLIT": "its labelled target data, e.g. builtin:fashion:train or builtin:digits:test",
+    "folder:PATH": "images below PATH, e.g. folder:/data/pool (labelled: one subfolder per class)",
+    "npy:PATH": "an N×H×W[×C] uint8 array, e.g. npy:images.npy (labels: --labels labels.npy)",
+    "npz:PATH": "arrays x and y (and names) in one file, e.g. npz:train.npz",
+}
+LABELLED_FORMS = "builtin:NAME:train, folder:PATH (one subfolder per class), npy:PATH with --labels, npz:PATH with y"
 
-
-class SourceError(ValueError):
-    """A source string or the data behind it is unusable."""
+__all__ = [
+    "Source",
+    "SourceError",
+    "open_source",
+    "open_pool",
+    "load_labelled",
+    "parse_source",
+    "list_images",
+    "decode_image",
+    "parse_size",
+    "FORMS",
+]
 
 
 @dataclass
-class Pool:
-    """An unlabelled source in canonical order."""
+class Source:
+    """A source in canonical order: images on demand, groups, and labels where it has them."""
 
     name: str
     n: int
     item_shape: tuple[int, int, int]
     groups: np.ndarray
     group_names: list[str]
-    paths: list[str] = field(default_factory=list)
-    _array: np.ndarray | None = None
-    _files: list[Path] = field(default_factory=list)
+    paths: list[str]
+    reader: Callable[[int, int], tuple[np.ndarray, list[bytes]]]
+    labels: np.ndarray | None = None
+    class_names: list[str] | None = None
+    skipped: list[str] = field(default_factory=list)  # unreadable files left out (--skip-bad)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def labelled(self) -> bool:
+        return self.labels is not None
 
     def read(self, start: int, stop: int) -> tuple[np.ndarray, list[bytes]]:
-        """Items [start, stop) as uint8 and the SHA-256 of each source file (or item)."""
-        if self._array is not None:
-            x = np.ascontiguousarray(self._array[start:stop])
-            if x.ndim == 3:
-                x = x[..., None]
-            return x, [hashlib.sha256(r.tobytes()).digest() for r in x]
-        h, w, c = self.item_shape
-        out = np.empty((stop - start, h, w, c), dtype=np.uint8)
-        hashes = []
-        for j, f in enumerate(self._files[start:stop]):
-            try:
-                raw = f.read_bytes()
-            except OSError as e:
-                raise SourceError(f"cannot read {f}: {e.strerror}") from e
-            hashes.append(hashlib.sha256(raw).digest())
-            out[j] = decode_image(raw, (h, w), c, name=str(f))
-        return out, hashes
+        """Items [start, stop) as uint8 N×H×W×C and the SHA-256 of each source file (or item)."""
+        return self.reader(start, stop)
 
     def chunks(self, chunk: int = 4096, start: int = 0) -> Iterator[tuple[int, np.ndarray, list[bytes]]]:
         for s in range(start, self.n, chunk):
             x, hs = self.read(s, min(self.n, s + chunk))
             yield s, x, hs
 
+    def images(self) -> np.ndarray:
+        """Every image in one array (use chunks() for large sources)."""
+        return np.concatenate([x for _, x, _ in self.chunks()]) if self.n else np.zeros((0, *self.item_shape), np.uint8)
 
-def decode_image(raw: bytes, size: tuple[int, int], channels: int, name: str = "image") -> np.ndarray:
-    import io
 
+def parse_size(text: str | int | None) -> tuple[int, int] | None:
+    """``S`` or ``HxW`` → (height, width)."""
+    if text is None:
+        return None
+    if isinstance(text, int):
+        return (text, text)
+    t = str(text).lower().replace("×", "x")
+    try:
+        parts = [int(v) for v in t.split("x")] if "x" in t else [int(t)] * 2
+    except ValueError:
+        raise SourceError(f"size {text!r}: give S or HxW, e.g. 64 or 48x64") from None
+    if len(parts) != 2 or min(parts) < 1 or max(parts) > 4096:
+        raise SourceError(f"size {text!r}: give S or HxW with sides 1..4096")
+    return parts[0], parts[1]
+
+
+def parse_source(source: str) -> tuple[str, str]:
+    if not isinstance(source, str) or ":" not in source:
+        raise SourceError(f"source {source!r} must be one of: {', '.join(FORMS)}")
+    kind, rest = source.split(":", 1)
+    if kind not in KINDS:
+        raise SourceError(f"unknown source kind {kind!r} in {source!r}; forms: {', '.join(FORMS)}")
+    if not rest:
+        raise SourceError(f"source {source!r} names nothing after {kind}:")
+    return kind, rest
+
+
+# -- image decoding and fitting -------------------------------------------------------------------
+def _fit_pil(im, size: tuple[int, int], fit: str):
+    from PIL import Image
+
+    h, w = size
+    if im.size == (w, h):
+        return im
+    if fit == "squash":
+        return im.resize((w, h), Image.BOX if im.size[0] >= w else Image.BILINEAR)
+    iw, ih = im.size
+    scale = max(w / iw, h / ih) if fit == "crop" else min(w / iw, h / ih)
+    nw, nh = max(1, round(iw * scale)), max(1, round(ih * scale))
+    im = im.resize((nw, nh), Image.BOX if scale < 1 else Image.BILINEAR)
+    if fit == "crop":
+        left, top = (nw - w) // 2, (nh - h) // 2
+        return im.crop((left, top, left + w, top + h))
+    canvas = Image.new(im.mode, (w, h))
+    canvas.paste(im, ((w - nw) // 2, (h - nh) // 2))
+    return canvas
+
+
+def decode_image(
+    raw: bytes, size: tuple[int, int], channels: int, name: str = "image", fit: str = "crop"
+) -> np.ndarray:
+    """Decode one image file's bytes to size × channels uint8 (transparent pixels become black)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(raw)) as im:
-            im = im.convert("L" if channels == 1 else "RGB")
-            if im.size != (size[1], size[0]):
-                im = im.resize((size[1], size[0]), Image.BILINEAR)
+            im.load()
+            if im.mode in ("RGBA", "LA", "P", "PA"):
+                im = im.convert("RGBA")
+                base = Image.new("RGBA", im.size, (0, 0, 0, 255))
+                im = Image.alpha_composite(base, im)
+            im = _fit_pil(im.convert("L" if channels == 1 else "RGB"), size, fit)
             a = np.asarray(im, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise SourceError(f"{name} is not a readable image: {e}") from e
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
+        raise SourceError(f"{name} is not a readable image ({type(e).__name__}: {e})") from e
     return a.reshape(size[0], size[1], channels)
+
+
+def fit_array(x: np.ndarray, size: tuple[int, int] | None, channels: int | None) -> np.ndarray:
+    """Arrays (N×H×W×C uint8) to another size/channel count: the codec's area/bilinear resize (squash)."""
+    from ..codec.preprocess import resize
+
+    a = x if x.ndim == 4 else x[..., None]
+    if channels and channels != a.shape[3]:
+        a = np.repeat(a, 3, axis=3) if a.shape[3] == 1 else np.rint(a.mean(axis=3, keepdims=True)).astype(np.uint8)
+    if size and tuple(size) != a.shape[1:3]:
+        a = np.clip(np.rint(resize(a.astype(np.float32), size[0], size[1])), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(a, dtype=np.uint8)
 
 
 def list_images(root: Path) -> list[Path]:
@@ -91,87 +187,240 @@ def list_images(root: Path) -> list[Path]:
     return sorted(files, key=lambda p: p.relative_to(root).as_posix())
 
 
-def _split(source: str) -> tuple[str, str]:
-    if ":" not in source:
-        raise SourceError(f"source {source!r} must look like builtin:NAME, folder:PATH or npy:PATH")
-    kind, rest = source.split(":", 1)
-    if kind not in ("builtin", "folder", "npy"):
-        raise SourceError(f"unknown source kind {kind!r} in {source!r}; use builtin:, folder: or npy:")
-    return kind, rest
+# -- the forms ------------------------------------------------------------------------------------
+def _array_reader(arr: np.ndarray, size, channels) -> Callable[[int, int], tuple[np.ndarray, list[bytes]]]:
+    def read(start: int, stop: int):
+        x = fit_array(np.asarray(arr[start:stop]), size, channels)
+        return x, [hashlib.sha256(r.tobytes()).digest() for r in x]
+
+    return read
 
 
-def open_pool(source: str, size: int | None = None, channels: int | None = None) -> Pool:
-    kind, rest = _split(source)
-    if kind == "builtin":
-        try:
-            x, g, names = builtin.pool(rest)
-        except ValueError as e:
-            raise SourceError(str(e)) from e
-        if size not in (None, 28) or channels not in (None, 1):
-            raise SourceError("built-in pools are 28×28×1; omit --size/--channels")
-        return Pool(source, x.shape[0], (28, 28, 1), g, names, [f"{rest}#{i}" for i in range(x.shape[0])], _array=x)
-    if kind == "npy":
-        try:
-            arr = np.load(rest, mmap_mode="r")
-        except (OSError, ValueError) as e:
-            raise SourceError(f"cannot open {rest} as a .npy array: {e}") from e
-        if arr.dtype != np.uint8 or arr.ndim not in (3, 4):
-            raise SourceError(f"{rest}: need an N×H×W[×C] uint8 array, got {arr.dtype} {arr.shape}")
-        shape = (arr.shape[1], arr.shape[2], arr.shape[3] if arr.ndim == 4 else 1)
-        if (size and size != shape[0]) or (channels and channels != shape[2]):
-            raise SourceError(f"{rest} holds {shape} items; array stores are used at their own size")
-        g = np.zeros(arr.shape[0], dtype=np.uint32)
-        return Pool(
-            source, arr.shape[0], shape, g, [Path(rest).name], [f"{rest}#{i}" for i in range(arr.shape[0])], arr
+def _shape(arr: np.ndarray, size, channels) -> tuple[int, int, int]:
+    h, w = size or arr.shape[1:3]
+    c = channels or (arr.shape[3] if arr.ndim == 4 else 1)
+    return int(h), int(w), int(c)
+
+
+def _builtin(rest: str, size, channels) -> Source:
+    name, _, split = rest.partition(":")
+    try:
+        if split:
+            x, y, names = builtin.target(name, split)
+        else:
+            x, g, gnames = builtin.pool(name)
+    except ValueError as e:
+        raise SourceError(str(e)) from e
+    shape = _shape(x, size, channels)
+    src = f"builtin:{rest}"
+    paths = [f"{rest}#{i}" for i in range(x.shape[0])]
+    if split:
+        return Source(
+            src,
+            x.shape[0],
+            shape,
+            np.zeros(x.shape[0], np.uint32),
+            [rest],
+            paths,
+            _array_reader(x, size, channels),
+            y,
+            names,
         )
+    return Source(src, x.shape[0], shape, g, gnames, paths, _array_reader(x, size, channels))
+
+
+def _npy(rest: str, size, channels, labels: str | None) -> Source:
+    p = Path(rest)
+    try:
+        arr = np.load(p, mmap_mode="r")
+    except (OSError, ValueError) as e:
+        raise SourceError(f"cannot open {p} as a .npy array: {e}") from e
+    if arr.dtype != np.uint8 or arr.ndim not in (3, 4):
+        raise SourceError(f"{p}: need an N×H×W[×C] uint8 array, got {arr.dtype} {arr.shape}")
+    y = None
+    cands = [Path(labels)] if labels else [p.with_name(p.stem + "-labels.npy"), p.with_name("labels.npy")]
+    for lp in cands:
+        if lp.exists():
+            try:
+                y = np.asarray(np.load(lp), dtype=np.int64)
+            except (OSError, ValueError) as e:
+                raise SourceError(f"cannot read labels {lp}: {e}") from e
+            break
+    else:
+        if labels:
+            raise SourceError(f"labels file {labels} not found")
+    if y is not None and y.shape != (arr.shape[0],):
+        raise SourceError(f"{p} has {arr.shape[0]} images but its labels {y.shape}")
+    names = [str(i) for i in range(int(y.max()) + 1)] if y is not None and y.size else None
+    n = arr.shape[0]
+    return Source(
+        f"npy:{rest}",
+        n,
+        _shape(arr, size, channels),
+        np.zeros(n, np.uint32),
+        [p.name],
+        [f"{rest}#{i}" for i in range(n)],
+        _array_reader(arr, size, channels),
+        y,
+        names,
+    )
+
+
+def _npz(rest: str, size, channels) -> Source:
+    p = Path(rest)
+    try:
+        z = np.load(p)
+        x = np.asarray(z["x"])
+        y = np.asarray(z["y"], dtype=np.int64) if "y" in z.files else None
+        names = [str(v) for v in z["names"]] if "names" in z.files else None
+    except (OSError, ValueError, KeyError) as e:
+        raise SourceError(f"cannot read {p} as an .npz with arrays x (and y): {e}") from e
+    if x.dtype != np.uint8 or x.ndim not in (3, 4) or (y is not None and y.shape != (x.shape[0],)):
+        raise SourceError(f"{p}: x must be N×H×W[×C] uint8 and y N labels")
+    if y is not None and names is None and y.size:
+        names = [str(i) for i in range(int(y.max()) + 1)]
+    n = x.shape[0]
+    return Source(
+        f"npz:{rest}",
+        n,
+        _shape(x, size, channels),
+        np.zeros(n, np.uint32),
+        [p.name],
+        [f"{rest}#{i}" for i in range(n)],
+        _array_reader(x, size, channels),
+        y,
+        names,
+    )
+
+
+def _folder(rest: str, size, channels, fit: str, skip_bad: bool) -> Source:
     root = Path(rest)
     files = list_images(root)
     if not files:
-        raise SourceError(f"no image files found under {root}")
+        raise SourceError(f"no image files found under {root} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+    skipped: list[str] = []
+    h, w = size or (32, 32)
+    c = channels or 3
+    if skip_bad:
+        good = []
+        for f in files:
+            try:
+                decode_image(f.read_bytes(), (8, 8), 1, str(f))
+                good.append(f)
+            except (SourceError, OSError):
+                skipped.append(f.relative_to(root).as_posix())
+        files = good
+        if not files:
+            raise SourceError(f"no readable image under {root}; skipped {len(skipped)} file(s)")
     rel = [f.relative_to(root).as_posix() for f in files]
     parents = [r.rsplit("/", 1)[0] if "/" in r else "." for r in rel]
-    names = sorted(set(parents))
-    gid = {n: i for i, n in enumerate(names)}
-    groups = np.array([gid[p] for p in parents], dtype=np.uint32)
-    c = channels or 3
-    s = size or 32
-    return Pool(source, len(files), (s, s, c), groups, names, rel, _files=files)
+    gnames = sorted(set(parents))
+    gid = {g: i for i, g in enumerate(gnames)}
+
+    def read(start: int, stop: int):
+        out = np.empty((stop - start, h, w, c), dtype=np.uint8)
+        hashes = []
+        for j, f in enumerate(files[start:stop]):
+            try:
+                raw = f.read_bytes()
+            except OSError as e:
+                raise SourceError(f"cannot read {f}: {e.strerror}") from e
+            hashes.append(hashlib.sha256(raw).digest())
+            out[j] = decode_image(raw, (h, w), c, name=str(f), fit=fit)
+        return out, hashes
+
+    src = Source(
+        f"folder:{rest}", len(files), (h, w, c), np.array([gid[p] for p in parents], np.uint32), gnames, rel, read
+    )
+    src.skipped = skipped
+    _folder_labels(src, root, rel)
+    return src
 
 
-def load_labelled(source: str, size: int | None = None, channels: int | None = None):
-    """Labelled data: (N×H×W×C uint8, labels int64, class names)."""
-    kind, rest = _split(source)
-    if kind == "builtin":
-        if ":" not in rest:
-            raise SourceError(f"labelled built-in data is {source}:train or {source}:test")
-        name, split = rest.split(":", 1)
-        try:
-            return builtin.target(name, split)
-        except ValueError as e:
-            raise SourceError(str(e)) from e
-    if kind == "npy":
-        p = Path(rest)
-        x = np.load(p, mmap_mode="r")
-        for lp in (p.with_name(p.stem + "-labels.npy"), p.with_name("labels.npy")):
-            if lp.exists():
-                y = np.load(lp).astype(np.int64)
-                break
-        else:
-            raise SourceError(f"no labels for {p}: put them in {p.stem}-labels.npy beside it")
-        x = np.asarray(x)
-        if x.ndim == 3:
-            x = x[..., None]
-        return x, y, [str(i) for i in range(int(y.max()) + 1)]
-    root = Path(rest)
-    files = list_images(root)
-    if not files:
-        raise SourceError(f"no image files found under {root}")
-    classes = sorted({f.relative_to(root).parts[0] for f in files if len(f.relative_to(root).parts) > 1})
-    if not classes:
-        raise SourceError(f"{root} needs one subfolder per class")
+def _folder_labels(src: Source, root: Path, rel: list[str]) -> None:
+    """Labels from the first folder level, where every image sits in a class folder."""
+    top = [r.split("/", 1)[0] if "/" in r else None for r in rel]
+    if any(t is None for t in top):
+        src.notes.append(f"images directly in {root} have no class folder: not usable as labelled data")
+        return
+    classes = sorted(set(top))
+    empty = sorted(
+        d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name not in classes
+    )
+    if empty:
+        src.notes.append(f"class folder(s) without images: {', '.join(empty)}")
     cid = {c: i for i, c in enumerate(classes)}
-    s, c = size or 32, channels or 3
-    keep = [f for f in files if len(f.relative_to(root).parts) > 1]
-    x = np.stack([decode_image(f.read_bytes(), (s, s), c, str(f)) for f in keep])
-    y = np.array([cid[f.relative_to(root).parts[0]] for f in keep], dtype=np.int64)
-    return x, y, classes
+    src.labels = np.array([cid[t] for t in top], dtype=np.int64)
+    src.class_names = classes
+
+
+def open_source(
+    source: str,
+    size: int | tuple[int, int] | str | None = None,
+    channels: int | None = None,
+    *,
+    fit: str = "crop",
+    labels: str | None = None,
+    skip_bad: bool = False,
+) -> Source:
+    """Open any form (see the module docstring) as images of ``size`` × ``channels`` (None: the source's own;
+    32×32×3 for folders). ``labels``: a labels .npy for an ``npy:`` source."""
+    kind, rest = parse_source(source)
+    hw = parse_size(size) if not isinstance(size, tuple) else size
+    if channels not in (None, 1, 3):
+        raise SourceError("channels must be 1 or 3")
+    if fit not in FITS:
+        raise SourceError(f"fit must be one of {', '.join(FITS)}")
+    if labels and kind != "npy":
+        raise SourceError(f"--labels applies to npy: sources; {kind}: sources carry their own labels")
+    if kind == "builtin":
+        return _builtin(rest, hw, channels)
+    if kind == "npy":
+        return _npy(rest, hw, channels, labels)
+    if kind == "npz":
+        return _npz(rest, hw, channels)
+    return _folder(rest, hw, channels, fit, skip_bad)
+
+
+def open_pool(source: str, size=None, channels: int | None = None, **kw) -> Source:
+    """A source of images (labels, if any, are not read)."""
+    return open_source(source, size, channels, **kw)
+
+
+def _cache_dir() -> Path:
+    env = os.environ.get("LABELCAST_CACHE_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "labelcast" / "sources"
+
+
+def _images_streamed(src: Source) -> np.ndarray:
+    """All images of a large source decoded once into a memory-mapped cache file (bounded RAM)."""
+    key = hashlib.sha256(repr((src.name, src.item_shape, src.n, src.paths[:3], src.paths[-3:])).encode()).hexdigest()[
+        :20
+    ]
+    path = _cache_dir() / f"{key}.u8"
+    shape = (src.n, *src.item_shape)
+    if path.exists() and path.stat().st_size == int(np.prod(shape)):
+        return np.memmap(path, dtype=np.uint8, mode="r", shape=shape)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".partial")
+    mm = np.memmap(tmp, dtype=np.uint8, mode="w+", shape=shape)
+    for s, x, _ in src.chunks(2048):
+        mm[s : s + x.shape[0]] = x
+    mm.flush()
+    del mm
+    os.replace(tmp, path)
+    return np.memmap(path, dtype=np.uint8, mode="r", shape=shape)
+
+
+def load_labelled(
+    source: str, size=None, channels: int | None = None, *, labels: str | None = None, fit: str = "crop"
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Labelled images: (N×H×W×C uint8, labels int64, class names). Large folders are decoded once into a
+    memory-mapped cache (``$LABELCAST_CACHE_DIR``) rather than into RAM."""
+    src = open_source(source, size, channels, labels=labels, fit=fit)
+    if not src.labelled:
+        why = f" ({'; '.join(src.notes)})" if src.notes else ""
+        raise SourceError(f"{source} has no labels{why}; labelled forms: {LABELLED_FORMS}")
+    big = src.n * int(np.prod(src.item_shape)) > STREAM_OVER_BYTES
+    x = _images_streamed(src) if big and source.startswith("folder:") else src.images()
+    return x, src.labels, list(src.class_names or [])

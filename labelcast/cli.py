@@ -2,13 +2,16 @@
 
 Each command lives in its own module with its side (``labelcast.sender.cli.*``,
 ``labelcast.receiver.cli.*``) and is imported only when run or asked for help,
-so ``labelcast receive --help`` works on a lean receiver install.
+so ``labelcast receive --help`` works on a lean receiver install. The one-line
+summaries below are what ``labelcast --help`` lists without importing anything;
+a test checks that each equals the first line of its command's own help.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 import sys
 from typing import Any
@@ -26,6 +29,7 @@ COMMANDS: dict[str, Any] = {
         "inspect": "labelcast.sender.cli.teacher:inspect",
         "calibrate": "labelcast.sender.cli.teacher:calibrate",
     },
+    "student": {"pretrain": "labelcast.sender.cli.student:pretrain"},
     "score": "labelcast.sender.cli.score:score",
     "send": "labelcast.sender.cli.send:send",
     "link": {"plan": "labelcast.sender.cli.link:plan", "simulate": "labelcast.sender.cli.link:simulate"},
@@ -39,23 +43,49 @@ COMMANDS: dict[str, Any] = {
         "rollback": "labelcast.receiver.cli.model:model_rollback",
     },
     "status": "labelcast.receiver.cli.model:status",
+    "sources": "labelcast.cli_sources:sources",
     "demo": "labelcast.demo:demo",
     "bench": "labelcast.cli_bench:bench",
 }
 
-HELP = {
+SUMMARY = {
+    "keygen": "Make an Ed25519 signing key pair: OUT/sender.key (0600) and OUT/sender.pub.",
     "reference": "Build and verify reference stores.",
+    "reference build": "Turn SOURCE (see `labelcast sources`) into a reference store with its manifest.",
+    "reference verify": "Check a reference store: manifest integrity always; items with --full or --items.",
     "teacher": "Train, inspect or calibrate a teacher.",
+    "teacher train": "Train the built-in teacher CNN on labelled DATA and export it to ONNX.",
+    "teacher inspect": "Show a teacher's input, outputs, classes and preprocessing (stored, given or guessed).",
+    "teacher calibrate": "Describe MODEL once: store its preprocessing and its median confidence on its own domain.",
+    "student": "Prepare the device's student on the ground (pretrained backbones).",
+    "student pretrain": "Pretrain the device's student on the reference pool itself, without target labels.",
+    "score": "Score every reference item with the teacher into OUT/logits.f32 (N × classes, float32).",
+    "send": "Score the reference set, select, encode, sign and frame a payload into OUT.",
     "link": "Plan and simulate transmission over a link profile.",
+    "link plan": "Frames, parity, delivery probability and time on the link for a payload.",
+    "link simulate": "Pass FRAMES_DIR through a simulated link into OUT and measure how often it rebuilds.",
+    "reassemble": "Rebuild a payload from FRAMES (a folder of frame files, or '-' for a frame stream on stdin).",
+    "receive": "Verify INPUT (frames folder or payload file), then train and export a student.",
+    "evaluate": "Accuracy of a classifier on labelled DATA; classes are matched to the model's by name.",
     "profiles": "List and show link and device profiles.",
+    "profiles list": "List the built-in link and device profiles.",
+    "profiles show": "Show one profile (a link or a device) by NAME or .toml path, with units.",
     "model": "A/B model slots on the device: status, promote, rollback.",
+    "model status": "Show the active, previous and candidate models.",
+    "model promote": "Make the candidate model active (the active one becomes previous).",
+    "model rollback": "Return to the previous model (the active one becomes previous).",
+    "status": "Summarise the device: models in service and the latest events.",
+    "sources": "List the source forms every command takes, with one example each.",
+    "demo": "Run a built-in scenario end to end and print a report.",
+    "bench": "Labels vs. images vs. models vs. distilled data at equal bytes, one student recipe.",
 }
 
 
 class LazyGroup(click.Group):
-    def __init__(self, *a: Any, lazy: dict[str, Any] | None = None, **k: Any) -> None:
+    def __init__(self, *a: Any, lazy: dict[str, Any] | None = None, prefix: str = "", **k: Any) -> None:
         super().__init__(*a, **k)
         self.lazy = lazy or {}
+        self.prefix = prefix
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(self.lazy))
@@ -66,14 +96,15 @@ class LazyGroup(click.Group):
         target = self.lazy.get(name)
         if target is None:
             return None
+        full = f"{self.prefix}{name}"
         if isinstance(target, dict):
-            return LazyGroup(name=name, lazy=target, help=HELP.get(name))
+            return LazyGroup(name=name, lazy=target, prefix=f"{full} ", help=SUMMARY.get(full))
         mod, attr = target.split(":")
         return getattr(importlib.import_module(mod), attr)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        # list names without importing every module (short help would need the import)
-        rows = [(n, HELP.get(n, "") if isinstance(self.lazy.get(n), dict) else "") for n in self.list_commands(ctx)]
+        # one line per command from SUMMARY, without importing any command's module
+        rows = [(n, SUMMARY.get(f"{self.prefix}{n}", "")) for n in self.list_commands(ctx)]
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
@@ -98,8 +129,25 @@ def emit(result: dict, as_json: bool, lines: list[str] | None = None) -> None:
             click.echo(line)
 
 
+class _Stderr(logging.Handler):
+    """Log lines to whatever ``sys.stderr`` is when they are emitted."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        sys.stderr.write(self.format(record) + "\n")
+
+
+def _logging() -> None:
+    """labelcast's log lines (e.g. where training runs, and why) on stderr, as plain text."""
+    lg = logging.getLogger("labelcast")
+    if not any(isinstance(h, _Stderr) for h in lg.handlers):
+        lg.addHandler(_Stderr())
+        lg.setLevel(logging.INFO)
+        lg.propagate = False
+
+
 def main(argv: list[str] | None = None) -> None:
     debug = os.environ.get("LABELCAST_DEBUG") == "1" or "--debug" in (argv if argv is not None else sys.argv[1:])
+    _logging()
     try:
         from .codec.errors import LabelcastError
     except ImportError:  # pragma: no cover

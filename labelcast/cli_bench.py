@@ -1,13 +1,42 @@
-"""``labelcast bench``: the equitable benchmark (a thin shell over :func:`labelcast.bench.run_bench`)."""
+"""``labelcast bench``: the equitable benchmark (a thin shell over ``benchmarks/equitable``).
+
+The benchmark lives beside the other benchmarks in the source checkout, not in the installed
+``labelcast`` package; this command finds it there.
+"""
 
 from __future__ import annotations
 
 import shlex
 import sys
+from pathlib import Path
 
 import click
 
-from .bench import METHODS, BenchConfig
+# the benchmark's methods (a test checks this list against benchmarks/equitable/runner.py)
+METHODS = (
+    "labelcast",
+    "labelcast-soft",
+    "random",
+    "full-pool",
+    "images",
+    "model-fp16",
+    "model-int8",
+    "distilled",
+)
+
+
+def load_equitable():
+    """Import ``benchmarks/equitable`` from the source checkout this labelcast runs from."""
+    root = Path(__file__).resolve().parent.parent / "benchmarks"
+    if not (root / "equitable" / "__init__.py").is_file():
+        raise click.UsageError(
+            "labelcast bench runs from a source checkout (benchmarks/equitable is not part of the installed package)"
+        )
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    import equitable
+
+    return equitable
 
 
 @click.command("bench")
@@ -46,7 +75,8 @@ def bench(scenarios, budgets, seeds, methods, train_samples, quick, work, json_p
     """
     import json
 
-    from .bench import markdown, run_bench, write_report
+    eq = load_equitable()
+    BenchConfig, markdown, run_bench, write_report = eq.BenchConfig, eq.markdown, eq.run_bench, eq.write_report
 
     if replot:
         with open(replot) as f:

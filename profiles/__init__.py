@@ -1,5 +1,5 @@
 """Link and device profiles: TOML data files and a small, strict loader (stdlib only)."""
 
-from .loader import DeviceProfile, LinkProfile, ProfileError, list_profiles, load_device, load_link
+from .loader import DeviceProfile, LinkProfile, ProfileError, list_profiles, load_device, load_link, load_profile
 
-__all__ = ["DeviceProfile", "LinkProfile", "ProfileError", "list_profiles", "load_device", "load_link"]
+__all__ = ["DeviceProfile", "LinkProfile", "ProfileError", "list_profiles", "load_device", "load_link", "load_profile"]

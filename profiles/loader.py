@@ -18,7 +18,7 @@ try:
 except ImportError:  # Python 3.10 (JetPack 6)
     import tomli as tomllib  # type: ignore[no-redef]
 
-__all__ = ["LinkProfile", "DeviceProfile", "ProfileError", "load_link", "load_device", "list_profiles"]
+__all__ = ["LinkProfile", "DeviceProfile", "ProfileError", "load_link", "load_device", "load_profile", "list_profiles"]
 
 _HERE = Path(__file__).parent
 
@@ -38,12 +38,25 @@ class LinkProfile:
     duty_cycle: float = 1.0  # fraction of time the transmitter may be on (regulatory)
     pass_bytes: int = 0  # bytes per contact pass; 0 = continuous link
     passes_per_day: float = 0.0  # contact passes per day (when pass_bytes > 0)
-    loss_rate: float = 0.05  # expected fraction of frames lost
-    fec_overhead_percent: int = 25  # default parity frames per 100 data frames
+    # Delivery model. "arq": the link retransmits (a lost message is retried or waits at the
+    # gateway), so every frame arrives in the end and parity buys nothing; "lossy": a lost frame is
+    # gone (one-way links), so the sender adds parity for a delivery target (send --delivery).
+    delivery: str = "lossy"  # arq | lossy
+    loss_rate: float = 0.05  # fraction of frames lost (lossy) or of sessions failed and retried (arq)
+    cut_rate: float = 0.0  # lossy only: probability a transmission ends early (a pass cut short)
+    cut_max: float = 0.0  # an early end loses the last u of the frames, u uniform in [0, cut_max]
     source: str = ""  # where the numbers come from
 
-    def seconds_for(self, frames: int) -> float:
-        """Time on the link for ``frames`` frames, duty cycle and passes included."""
+    @property
+    def retransmits(self) -> bool:
+        return self.delivery == "arq"
+
+    def transmissions_for(self, frames: int) -> float:
+        """Expected frame transmissions: on an ARQ link each lost session is retried."""
+        return frames / (1.0 - self.loss_rate) if self.retransmits else float(frames)
+
+    def seconds_for(self, frames: float) -> float:
+        """Time on the link for ``frames`` frame transmissions, duty cycle and passes included."""
         on_air = frames * (
             (self.frame_bytes + self.frame_overhead_bytes) * 8 / self.bit_rate_bps + self.frame_latency_s
         )
@@ -58,6 +71,21 @@ class LinkProfile:
             return 1
         per_pass = max(1, self.pass_bytes // (self.frame_bytes + self.frame_overhead_bytes))
         return max(1, math.ceil(frames / per_pass))
+
+    def units(self) -> dict[str, str]:
+        """The unit of each numeric field, for people reading a profile."""
+        return {
+            "frame_bytes": "B",
+            "frame_overhead_bytes": "B",
+            "bit_rate_bps": "bit/s",
+            "frame_latency_s": "s",
+            "duty_cycle": "fraction",
+            "pass_bytes": "B",
+            "passes_per_day": "1/day",
+            "loss_rate": "fraction",
+            "cut_rate": "probability",
+            "cut_max": "fraction",
+        }
 
 
 @dataclass(frozen=True)
@@ -78,6 +106,21 @@ class DeviceProfile:
     def budget_bytes(self) -> int:
         return int(self.memory_mb * self.usable_fraction * (1 << 20))
 
+    def units(self) -> dict[str, str]:
+        return {
+            "memory_mb": "MiB",
+            "usable_fraction": "fraction",
+            "cpu_cores": "cores",
+            "max_batch": "images",
+            "workspace_mb": "MiB",
+        }
+
+
+_RETIRED = {
+    "fec_overhead_percent": "parity now follows the link's delivery model (delivery, loss_rate, cut_rate) and "
+    "`send --delivery P`; remove the key, or pass `send --overhead N` for a fixed parity",
+}
+
 
 def _load(kind: str, cls, name_or_path: str):
     p = Path(name_or_path)
@@ -94,6 +137,8 @@ def _load(kind: str, cls, name_or_path: str):
     values = dataclasses.asdict(_load(kind, cls, base)) if base else {}
     names = {f.name: f for f in fields(cls)}
     for k, v in data.items():
+        if k in _RETIRED:
+            raise ProfileError(f"{p}: key {k!r} is no longer used: {_RETIRED[k]}")
         if k not in names:
             raise ProfileError(f"{p}: unknown key {k!r}; allowed: {', '.join(names)}")
         typ = names[k].type
@@ -111,6 +156,8 @@ def load_link(name: str) -> LinkProfile:
     prof = _load("links", LinkProfile, name)
     if prof.frame_bytes < 24 or prof.bit_rate_bps <= 0 or not 0 < prof.duty_cycle <= 1 or not 0 <= prof.loss_rate < 1:
         raise ProfileError(f"link profile {prof.name}: values out of range")
+    if prof.delivery not in ("arq", "lossy") or not 0 <= prof.cut_rate < 1 or not 0 <= prof.cut_max < 1:
+        raise ProfileError(f"link profile {prof.name}: delivery must be arq or lossy, cut_rate and cut_max in [0, 1)")
     return prof
 
 
@@ -123,3 +170,35 @@ def load_device(name: str) -> DeviceProfile:
 
 def list_profiles(kind: str) -> list[str]:
     return sorted(p.stem for p in (_HERE / kind).glob("*.toml"))
+
+
+def _kind_of_file(p: Path) -> str:
+    """links or devices, told by a profile file's ``base`` or its keys."""
+    try:
+        data = tomllib.loads(p.read_text())
+    except OSError as e:
+        raise ProfileError(f"cannot read profile {p}: {e.strerror}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ProfileError(f"{p}: {e}") from e
+    base = data.get("base")
+    if isinstance(base, str):
+        return "devices" if base in list_profiles("devices") else "links"
+    link_keys = {f.name for f in fields(LinkProfile)}
+    device_keys = {f.name for f in fields(DeviceProfile)}
+    keys = set(data)
+    return "devices" if len(keys & (device_keys - link_keys)) > len(keys & (link_keys - device_keys)) else "links"
+
+
+def load_profile(name: str) -> LinkProfile | DeviceProfile:
+    """A link or a device profile by NAME or .toml path, with the one loader's messages."""
+    p = Path(name)
+    if p.suffix == ".toml":
+        return load_device(name) if _kind_of_file(p) == "devices" else load_link(name)
+    if name in list_profiles("links"):
+        return load_link(name)
+    if name in list_profiles("devices"):
+        return load_device(name)
+    raise ProfileError(
+        f"unknown profile {name!r}; links: {', '.join(list_profiles('links'))}; "
+        f"devices: {', '.join(list_profiles('devices'))}"
+    )

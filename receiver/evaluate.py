@@ -1,4 +1,10 @@
-"""Evaluate an ONNX classifier with ONNX Runtime on labelled uint8 images."""
+"""Evaluate a classifier on labelled uint8 images (ONNX Runtime, or its TensorRT engine where one loads).
+
+Labels are matched to the model's classes **by name** when both sides have names (the
+teacher's and the student's are in their metadata): a folder holding only ``circle/`` and
+``triangle/`` of a three-class model is scored against the model's indices of those two
+names, and a folder whose name the model does not know is refused, naming it.
+"""
 
 from __future__ import annotations
 
@@ -6,44 +12,60 @@ import os
 
 import numpy as np
 
-from ..codec.errors import DecodeError
-from ..codec.preprocess import PRESETS, Preprocess
+from ..codec.errors import SourceError
+from ..codec.preprocess import Preprocess
+from .serve import load_classifier
 
-__all__ = ["evaluate", "load_session"]
-
-
-def load_session(path: str | os.PathLike):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    try:
-        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    except Exception as e:
-        raise DecodeError(f"cannot load {path} with ONNX Runtime: {e}") from e
-    meta = sess.get_modelmeta().custom_metadata_map
-    if "labelcast.preprocess" in meta:
-        pp = Preprocess.from_json(meta["labelcast.preprocess"])
-    else:
-        shp = sess.get_inputs()[0].shape
-        pp = PRESETS["imagenet"] if shp[1:] == [3, 224, 224] else Preprocess(int(shp[2]), int(shp[1]))
-    return sess, pp
+__all__ = ["evaluate", "match_classes"]
 
 
-def evaluate(path: str | os.PathLike, x: np.ndarray, y: np.ndarray, batch: int = 512) -> dict:
-    sess, pp = load_session(path)
-    name = sess.get_inputs()[0].name
-    correct = 0
-    per_class = np.zeros((2, int(y.max()) + 1 if y.size else 0), dtype=np.int64)
-    for s in range(0, x.shape[0], batch):
-        pred = sess.run(None, {name: pp.apply(np.asarray(x[s : s + batch]))})[0].argmax(1)
-        yy = y[s : s + batch]
-        correct += int((pred == yy).sum())
-        np.add.at(per_class[0], yy, pred == yy)
-        np.add.at(per_class[1], yy, 1)
-    acc = correct / max(1, x.shape[0])
+def _is_positional(names: list[str]) -> bool:
+    """Names that are only positions ("0", "1", …): arrays without class names."""
+    return names == [str(i) for i in range(len(names))]
+
+
+def match_classes(data_names: list[str] | None, model_names: list[str] | None) -> tuple[np.ndarray | None, str]:
+    """Index map data label → model class (None: labels are the model's indices already) and a note."""
+    if not data_names or not model_names:
+        return None, "" if model_names else "the model carries no class names: labels taken as its class indices"
+    if _is_positional(data_names):
+        return None, "the data carries no class names: labels taken as the model's class indices"
+    unknown = [n for n in data_names if n not in model_names]
+    if unknown:
+        raise SourceError(
+            f"class folder(s) {', '.join(unknown)} are not among the model's classes ({', '.join(model_names)}); "
+            "rename or remove them"
+        )
+    return np.array([model_names.index(n) for n in data_names], dtype=np.int64), "classes matched by name"
+
+
+def evaluate(
+    path: str | os.PathLike,
+    x: np.ndarray,
+    y: np.ndarray,
+    batch: int = 512,
+    *,
+    class_names: list[str] | None = None,
+    preprocess: Preprocess | str | dict | None = None,
+    providers: str | list[str] = "auto",
+    input_name: str | None = None,
+    output_name: str | None = None,
+) -> dict:
+    """Accuracy of the model at ``path`` on images ``x`` with labels ``y`` (named ``class_names``)."""
+    model = load_classifier(path, preprocess, providers=providers, input_name=input_name, output_name=output_name)
+    mapping, note = match_classes(class_names, model.classes)
+    yy = np.asarray(y, dtype=np.int64)
+    truth = mapping[yy] if mapping is not None else yy
+    pred = model.predict(x, batch)
+    ok = pred == truth
+    names = model.classes or [str(i) for i in range(int(model.num_classes or (truth.max(initial=0) + 1)))]
+    present = np.unique(truth)
+    per_class = {names[c] if c < len(names) else str(c): round(float(ok[truth == c].mean()), 4) for c in present}
     return {
-        "accuracy": round(acc, 4),
+        "accuracy": round(float(ok.mean()) if ok.size else 0.0, 4),
         "items": int(x.shape[0]),
-        "per_class_accuracy": [round(float(a / max(b, 1)), 4) for a, b in zip(*per_class, strict=False)],
+        "per_class_accuracy": per_class,
+        "backend": model.backend,
+        "provider": getattr(model, "provider", "tensorrt engine"),
+        "notes": [n for n in [note, *model.notes] if n],
     }

@@ -19,61 +19,77 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..codec.errors import StorageError
+from ..codec.errors import ExportError, StorageError
 from ..codec.preprocess import Preprocess
+from ..codec.storage import atomic_write
 from ..profiles import DeviceProfile
 
 __all__ = ["export_onnx", "build_tensorrt_engine", "tensorrt_available"]
 
 
+def _torch_export(model: torch.nn.Module, dummy: torch.Tensor, path: Path) -> None:
+    """torch.export-based ONNX export to one self-contained file (no .onnx.data side file), quietly."""
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model.eval(),
+            (dummy,),
+            str(path),
+            input_names=["image"],
+            output_names=["logits"],
+            dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+        )
+
+
 def export_onnx(
     model: torch.nn.Module, path: str | os.PathLike, preprocess: Preprocess, classes: int, meta: dict | None = None
 ) -> dict:
-    """Write ``path`` atomically; returns the check results (max |ONNX − torch|)."""
+    """Export a classifier to one self-contained ONNX file, written atomically, with labelcast metadata:
+    ``labelcast.preprocess``, ``labelcast.num_classes`` and ``labelcast.<key>`` = JSON of each ``meta`` item
+    (teachers and students alike: ``classes`` holds the class names where known).
+
+    The file is checked (onnx checker, one file, ONNX Runtime output within 1e-3 of torch) before it
+    replaces ``path``; returns the check results. Failures are :class:`ExportError`/:class:`StorageError`."""
     import onnx
     import onnxruntime as ort
 
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp.onnx")
-    dummy = torch.zeros(2, preprocess.channels, preprocess.size, preprocess.size)
-    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.export.onnx")
+    side = Path(str(tmp) + ".data")
+    size = preprocess.hw
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                model.eval(),
-                (dummy,),
-                str(tmp),
-                input_names=["image"],
-                output_names=["logits"],
-                dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
-                dynamo=True,
-                external_data=False,
-                verbose=False,
-            )
+        try:
+            _torch_export(model, torch.zeros(2, preprocess.channels, *size), tmp)
+        except OSError as e:
+            raise StorageError(f"cannot write the model {path}: {e.strerror}") from e
+        except Exception as e:  # torch.export raises many types for unsupported models
+            raise ExportError(f"the model could not be exported to ONNX: {type(e).__name__}: {e}") from e
+        if side.exists():  # must be one file: a student that travels cannot lose its weights
+            raise ExportError("ONNX export wrote external weights; the model is too large for one file")
         m = onnx.load(str(tmp))
         props = {"labelcast.preprocess": preprocess.to_json(), "labelcast.num_classes": str(classes)}
         props.update({f"labelcast.{k}": json.dumps(v) for k, v in (meta or {}).items()})
+        del m.metadata_props[:]
         for k, v in props.items():
             e = m.metadata_props.add()
             e.key, e.value = k, v
         onnx.checker.check_model(m)
-        onnx.save(m, str(tmp))
-        side = Path(str(tmp) + ".data")
-        if side.exists():  # must be one file: a student that travels cannot lose its weights
-            raise RuntimeError("ONNX export wrote external weights")
-        x = np.random.default_rng(0).random((4, preprocess.channels, preprocess.size, preprocess.size), np.float32)
-        sess = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
-        got = sess.run(None, {"image": x})[0]
+        x = np.random.default_rng(0).random((4, preprocess.channels, *size), np.float32)
+        sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+        got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
         with torch.no_grad():
-            want = model(torch.from_numpy(x)).numpy()
+            want = model(torch.from_numpy(x)).float().numpy()
         diff = float(np.abs(got - want).max())
         if diff > 1e-3:
-            raise RuntimeError(f"ONNX output differs from torch by {diff}")
-        os.replace(tmp, path)
-    except OSError as e:
+            raise ExportError(f"the exported ONNX model differs from torch by {diff:.2g}; not written")
+        atomic_write(path, m.SerializeToString(), what=f"model {path}")
+    finally:
         tmp.unlink(missing_ok=True)
-        raise StorageError(f"cannot write the model {path}: {e.strerror}") from e
+        side.unlink(missing_ok=True)
     return {"onnx": str(path), "onnx_bytes": path.stat().st_size, "max_abs_diff_vs_torch": diff}
 
 
@@ -95,7 +111,7 @@ def build_tensorrt_engine(onnx_path: str | os.PathLike, out: str | os.PathLike, 
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(Path(onnx_path).read_bytes()):
         errs = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise RuntimeError(f"TensorRT could not parse {onnx_path}: {errs}")
+        raise ExportError(f"TensorRT could not parse {onnx_path}: {errs}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, profile.workspace_mb << 20)
     if profile.precision == "fp16" and builder.platform_has_fast_fp16:
@@ -107,9 +123,7 @@ def build_tensorrt_engine(onnx_path: str | os.PathLike, out: str | os.PathLike, 
     config.add_optimization_profile(opt)
     blob = builder.build_serialized_network(network, config)
     if blob is None:
-        raise RuntimeError("TensorRT engine build failed")
+        raise ExportError("TensorRT engine build failed (see the TensorRT log above)")
     out = Path(out)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_bytes(bytes(blob))
-    os.replace(tmp, out)
+    atomic_write(out, bytes(blob), what=f"TensorRT engine {out}")
     return {"engine": str(out), "engine_bytes": out.stat().st_size, "fp16": profile.precision == "fp16"}

@@ -2,14 +2,17 @@
 
 1. reassemble frames (corrupted ones dropped by their CRC)
 2. verify the Ed25519 signature over the exact bytes with the trusted keys and
-   the *local* manifest root (a different reference set fails here)
+   the *local* manifest root (a different reference set fails here) — once per payload
 3. refuse replayed or older sequence numbers, and expired payloads
 4. decode; check the selected items' hashes against the manifest
 5. only then train, export ONNX (and TensorRT where present), and accept the
    sequence number — the last step, so an interrupted run can be resumed.
 
 Nothing is written to ``out`` before step 5; the model and the report are
-replaced atomically, the report last.
+replaced atomically, the report last. Replay state and the event log live in
+``state_dir`` — by default the user's state folder (``$LABELCAST_STATE_DIR``, else
+platformdirs' ``user_state_dir("labelcast")``, e.g. ``~/.local/state/labelcast``):
+pass ``state_dir`` to keep a device's state elsewhere.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,12 +30,13 @@ from ..codec.errors import StorageError
 from ..codec.framing import Reassembler, frames_from_stream, read_frames_dir
 from ..codec.keys import TrustSet
 from ..codec.manifest import ReferenceStore
-from ..codec.payload import Payload, open_payload
+from ..codec.payload import MAGIC, Payload, Verified, decode_payload, verify_payload
 from ..codec.preprocess import Preprocess
+from ..codec.storage import atomic_write
 from ..profiles import load_device
-from .state import ReplayState
+from .state import EventLog, ReplayState, default_state_dir
 
-__all__ = ["ReceiveConfig", "read_input", "verify_and_decode", "receive"]
+__all__ = ["ReceiveConfig", "read_input", "verify_and_decode", "receive", "validation_mask"]
 
 
 @dataclass
@@ -43,6 +47,9 @@ class ReceiveConfig:
     tensorrt: bool = True  # build a TensorRT engine when TensorRT and the profile allow
     preprocess: Preprocess | None = None  # None: the store's own size and channels, pixels / 255
     compare_model: str | None = None  # ONNX model (the active slot) to score on the validation slice too
+    # "auto": start from the store's backbone for the student's arch (REF/backbone-ARCH.safetensors, from
+    # `student pretrain`) when it is there; "none": random weights; or a path to a backbone file
+    backbone: str = "auto"
 
 
 def read_input(path: str | os.PathLike) -> tuple[bytes, dict]:
@@ -56,7 +63,7 @@ def read_input(path: str | os.PathLike) -> tuple[bytes, dict]:
             data = p.read_bytes()
         except OSError as e:
             raise StorageError(f"cannot read {p}: {e.strerror}") from e
-        if data[:4] == b"LCST":
+        if data[:4] == MAGIC:
             return data, {**info, "kind": "payload"}
         frames = frames_from_stream(data)
     r = Reassembler()
@@ -68,13 +75,19 @@ def read_input(path: str | os.PathLike) -> tuple[bytes, dict]:
 
 
 def verify_and_decode(
-    data: bytes, store: ReferenceStore, trust: TrustSet, state: ReplayState | None, now: float | None = None
+    data: bytes | Verified,
+    store: ReferenceStore,
+    trust: TrustSet,
+    state: ReplayState | None,
+    now: float | None = None,
 ) -> tuple[Payload, np.ndarray]:
-    """Steps 2-4 of the order of trust; returns the decoded payload and the verified item bytes."""
-    head = open_payload(data, trust, store.root, n_items=store.n, now=now, decode=False)
+    """Steps 2-4 of the order of trust; returns the decoded payload and the verified item bytes.
+
+    ``data`` may be a payload already verified (by the watcher): its signature is not checked again."""
+    v = data if isinstance(data, Verified) else verify_payload(data, trust, store.root, n_items=store.n, now=now)
     if state is not None:
-        state.check(head.header.key_id, head.header.sequence)
-    p = open_payload(data, trust, store.root, n_items=store.n, segments=store.manifest.segments, now=now)
+        state.check(v.header.key_id, v.header.sequence)
+    p = decode_payload(v, store.manifest.segments)
     return p, store.require_items(p.indices)
 
 
@@ -87,92 +100,72 @@ def validation_mask(k: int, hints: dict) -> np.ndarray:
     return mask
 
 
-def _student_config(cfg: ReceiveConfig, hints: dict):
+def _student_config(cfg: ReceiveConfig, hints: dict, store: ReferenceStore | None = None):
+    """The student recipe: the config's (or the defaults, with the payload's hints), and its start: the
+    backbone asked for, else the store's own for this arch; its expected hash comes from the hints."""
     from .train import StudentConfig
 
     sc = cfg.student or StudentConfig()
-    allowed = {"arch", "train_samples", "shift", "flip", "mosaic", "lr"}
+    allowed = {"arch", "train_samples", "shift", "flip", "mosaic", "lr", "augment", "finetune"}
     changes = {k: v for k, v in (hints.get("student") or {}).items() if k in allowed}
     if changes and cfg.student is None:
         sc = StudentConfig(**{**asdict(sc), **changes})
+    if not sc.init and cfg.backbone not in ("auto", "none"):
+        sc = replace(sc, init=cfg.backbone)
+    elif not sc.init and cfg.backbone == "auto" and store is not None:
+        own = store.path / f"backbone-{sc.arch}.safetensors"
+        if own.exists():
+            sc = replace(sc, init=str(own))
+    if sc.init and store is not None and not sc.init_sha256 and Path(sc.init).parent.resolve() == store.path.resolve():
+        recorded = store.path / "backbones.json"  # `student pretrain` records the hash of the store's backbones
+        expect = json.loads(recorded.read_text()).get(sc.arch) if recorded.exists() else None
+        sc = replace(sc, init_sha256=expect or "")
     return sc
 
 
-def receive(
-    input_path: str | os.PathLike,
-    reference: str | os.PathLike | ReferenceStore,
-    trust: TrustSet,
-    out: str | os.PathLike,
-    cfg: ReceiveConfig | None = None,
-    *,
-    state_dir: str | os.PathLike | None = None,
-    dry_run: bool = False,
-    resume: bool = False,
-    now: float | None = None,
-    progress=None,
-) -> dict:
-    """Run the receiver; returns the report (also written to ``out/receive-report.json``)."""
-    cfg = cfg or ReceiveConfig()
-    t0 = time.time()
-    stages: dict[str, float] = {}
-    profile = load_device(cfg.device)
-    data, info = read_input(input_path)
-    stages["reassemble"] = time.time() - t0
-    t = time.time()
-    store = reference if isinstance(reference, ReferenceStore) else ReferenceStore(reference)
-    state = ReplayState(state_dir)
-    p, x = verify_and_decode(data, store, trust, state, now)
+def _base_report(data: bytes, p: Payload, profile, info: dict) -> dict:
     h = p.header
-    stages["verify_decode"] = time.time() - t
-    counts = np.bincount(p.labels, minlength=h.classes).tolist()
-    report = {
+    return {
         "payload_sha256": hashlib.sha256(data).hexdigest(),
         "payload_bytes": len(data),
+        "format_version": h.version,
         "key_id": h.key_id.hex(),
         "sequence": h.sequence,
         "expires_at": h.expires_at,
         "selected_items": h.k,
         "classes": h.classes,
-        "class_counts": counts,
+        "class_counts": np.bincount(p.labels, minlength=h.classes).tolist(),
         "section_bytes": p.section_bytes,
         "soft_labels": p.soft is not None,
         "device": profile.name,
         **info,
     }
-    if dry_run:
-        report["dry_run"] = True
-        report["stage_seconds"] = {k: round(v, 3) for k, v in stages.items()}
-        return report
+
+
+def _train_and_export(p, x, store, cfg, profile, outp, report, resume, progress) -> dict:
+    """Step 5: train on the rebuilt subset, export, score the held-back slice."""
     from .export import build_tensorrt_engine, export_onnx, tensorrt_available
     from .train import train_student
 
-    outp = Path(out)
+    h = p.header
     work = outp / ".work"
-    try:
-        work.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise StorageError(f"cannot create output folder {outp}: {e.strerror}") from e
-    state.begin(h.key_id, h.sequence, report["payload_sha256"])
-    t = time.time()
     targets = p.soft.dense(p.labels, h.classes) if (p.soft is not None and cfg.use_soft) else p.labels
     val = validation_mask(h.k, p.hints)
-    train_sel = ~val
-    sc = _student_config(cfg, p.hints)
-    ih, _, ic = store.manifest.item_shape
+    ih, _, ic = x.shape[1:]
     pp = cfg.preprocess or Preprocess(size=ih, channels=ic, mean=(0.0,) * ic, std=(1.0,) * ic)
     model, tinfo = train_student(
-        x[train_sel],
-        targets[train_sel],
+        x[~val],
+        targets[~val],
         h.classes,
         pp,
         profile,
-        sc,
+        _student_config(cfg, p.hints, store),
         checkpoint=work / "checkpoint.pt",
         resume=resume,
         tag=report["payload_sha256"],
         progress=progress,
+        root=store.root,
     )
-    stages["train"] = time.time() - t
     t = time.time()
     meta = {"payload_sha256": report["payload_sha256"], "sequence": h.sequence, "classes": p.class_names}
     exp = export_onnx(model, outp / "student.onnx", pp, h.classes, meta)
@@ -190,26 +183,80 @@ def receive(
         }
         if cfg.compare_model:
             report["validation"]["compare_accuracy"] = evaluate(cfg.compare_model, x[val], p.labels[val])["accuracy"]
-    stages["export"] = time.time() - t
-    report.update(
-        training=tinfo,
-        export=exp,
-        student=str(outp / "student.onnx"),
-        stage_seconds={k: round(v, 3) for k, v in stages.items()},
-        seconds=round(time.time() - t0, 3),
-    )
+    report.update(training=tinfo, export=exp, student=str(outp / "student.onnx"))
+    return {"export": time.time() - t}
+
+
+def receive(
+    input_path: str | os.PathLike | Verified,
+    reference: str | os.PathLike | ReferenceStore,
+    trust: TrustSet,
+    out: str | os.PathLike | None,
+    cfg: ReceiveConfig | None = None,
+    *,
+    state_dir: str | os.PathLike | None = None,
+    dry_run: bool = False,
+    resume: bool = False,
+    now: float | None = None,
+    progress=None,
+) -> dict:
+    """Run the receiver; returns the report (also written to ``out/receive-report.json``).
+
+    ``input_path``: a frames folder, a frame stream, a payload file, or a payload the caller already
+    verified. ``state_dir``: replay state and event log (default: the user's state folder, see the
+    module docstring). ``dry_run``: verify and decode, report the training plan, write nothing
+    (``out`` may be None)."""
+    cfg = cfg or ReceiveConfig()
+    t0 = time.time()
+    stages: dict[str, float] = {}
+    profile = load_device(cfg.device)
+    if isinstance(input_path, Verified):
+        data, info = input_path.data, {"input": "verified payload", "kind": "payload"}
+    else:
+        data, info = read_input(input_path)
+    stages["reassemble"] = time.time() - t0
+    t = time.time()
+    store = reference if isinstance(reference, ReferenceStore) else ReferenceStore(reference)
+    state_path = Path(state_dir) if state_dir else default_state_dir()
+    state = ReplayState(state_path)
+    p, x = verify_and_decode(input_path if isinstance(input_path, Verified) else data, store, trust, state, now)
+    h = p.header
+    stages["verify_decode"] = time.time() - t
+    report = _base_report(data, p, profile, info)
+    if dry_run:
+        from .train import plan_training
+
+        targets_soft = p.soft is not None and cfg.use_soft
+        report["would_train"] = plan_training(
+            x, h.classes, targets_soft, profile, _student_config(cfg, p.hints, store), validation_mask(h.k, p.hints)
+        )
+        report["dry_run"] = True
+        report["stage_seconds"] = {k: round(v, 3) for k, v in stages.items()}
+        return report
+    if out is None:
+        raise ValueError("receive needs an output folder (out) unless dry_run")
+    outp = Path(out)
+    try:
+        (outp / ".work").mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StorageError(f"cannot create output folder {outp}: {e.strerror}") from e
+    state.begin(h.key_id, h.sequence, report["payload_sha256"])
+    t = time.time()
+    extra = _train_and_export(p, x, store, cfg, profile, outp, report, resume, progress)
+    stages["train"] = time.time() - t - extra["export"]
+    stages["export"] = extra["export"]
+    report.update(stage_seconds={k: round(v, 3) for k, v in stages.items()}, seconds=round(time.time() - t0, 3))
     # the report is durable before the sequence is accepted: a power cut between the two leaves a
     # begun payload that resumes (from its last checkpoint), never an accepted one without a report
-    tmp = outp / "receive-report.json.tmp"
-    try:
-        with open(tmp, "w") as fh:
-            fh.write(json.dumps(report, indent=2, default=str))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, outp / "receive-report.json")
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise StorageError(f"cannot write the report in {outp}: {e.strerror}") from e
+    atomic_write(outp / "receive-report.json", json.dumps(report, indent=2, default=str), what=f"report in {outp}")
     state.accept(h.key_id, h.sequence)
-    (work / "checkpoint.pt").unlink(missing_ok=True)
+    (outp / ".work" / "checkpoint.pt").unlink(missing_ok=True)
+    EventLog(state_path / "events.jsonl")(
+        "received",
+        sequence=h.sequence,
+        key_id=h.key_id.hex(),
+        items=h.k,
+        model=report["student"],
+        validation=report.get("validation"),
+    )
     return report

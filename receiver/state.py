@@ -1,20 +1,23 @@
-"""Device-wide replay state: the last accepted sequence number per key id.
+"""Device state: the replay state (last accepted sequence number per key id) and the event log.
 
 One small JSON file per key id in the state directory, replaced atomically
 (write, fsync, rename). A payload is *begun* when its training starts and
 *accepted* only when the model is exported; a rerun of a begun payload resumes,
-a rerun of an accepted one is a replay.
+a rerun of an accepted one is a replay. ``events.jsonl`` records what every
+``receive`` (one-shot or ``--watch``) did, for ``labelcast status``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 from ..codec.errors import ReplayError, StaleError, StorageError
+from ..codec.storage import atomic_write
 
-__all__ = ["ReplayState", "default_state_dir"]
+__all__ = ["ReplayState", "EventLog", "default_state_dir"]
 
 
 def default_state_dir() -> Path:
@@ -57,17 +60,7 @@ class ReplayState:
 
     def _write(self, kid: bytes, st: dict) -> None:
         f = self._file(kid)
-        tmp = f.with_suffix(".tmp")
-        try:
-            self.path.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "w") as fh:
-                fh.write(json.dumps(st))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, f)
-        except OSError as e:
-            tmp.unlink(missing_ok=True)
-            raise StorageError(f"cannot write replay state {f}: {e.strerror}") from e
+        atomic_write(f, json.dumps(st), what=f"replay state {f}")
 
     def begin(self, kid: bytes, seq: int, payload_sha256: str) -> None:
         st = self.read(kid)
@@ -79,3 +72,32 @@ class ReplayState:
         st["accepted"] = max(int(st.get("accepted", 0)), seq)
         st["begun"] = None
         self._write(kid, st)
+
+
+class EventLog:
+    """JSON-lines event log, one fsync'd line per event (a line cut by a power loss is skipped on read)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def __call__(self, event: str, **fields) -> None:
+        rec = {"ts": round(time.time(), 3), "event": event, **fields}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a") as f:
+                f.write(json.dumps(rec, default=str) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            raise StorageError(f"cannot write the event log {self.path}: {e.strerror}") from e
+
+    def read(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        out = []
+        for line in self.path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue  # a line cut by a power loss
+        return out

@@ -1,12 +1,28 @@
 """Fine-tune a student on the rebuilt subset, within the device profile's memory.
 
-The loop reads top to bottom: explicit seed, a pure learning-rate schedule,
-stateless per-epoch/per-step random streams (so a resumed run repeats the
-uninterrupted one exactly), atomic checkpoints every N steps.
+The loop (:func:`train_student`) reads top to bottom: explicit seed, a pure learning-rate
+schedule, stateless per-epoch/per-step random streams (so a resumed run repeats the
+uninterrupted one exactly), atomic checkpoints every N steps. Around it:
+
+* **accelerator** (:func:`select_device`): CUDA when the profile says ``cuda = true`` and
+  torch sees a GPU, else the CPU — with one log line saying why; mixed precision per the
+  profile's ``precision`` (fp16 with a gradient scaler, bf16, fp32); ``channels_last`` on CUDA.
+* **memory** (:func:`plan_memory`): the batch is first estimated from the model, then
+  *measured* — a probe step at that batch records the real peak (``max_memory_allocated`` on
+  GPU, process RSS above the interpreter+torch baseline on CPU) and the batch halves until
+  it fits; the schedule is computed for the batch finally used. A profile too small for
+  batch 1 is refused before training (:class:`BudgetError`). On GPU the process is also capped
+  at the profile's budget (``set_per_process_memory_fraction``).
+* **pretrained start and sparse updates** (``init``, ``finetune``): a backbone pretrained on
+  the reference pool (``labelcast student pretrain``) is loaded — refused when its arch, keys
+  or hash differ — and ``finetune`` trains everything, the head only, or the last N blocks:
+  the frozen prefix runs without autograd, so it keeps no activations.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import math
 import os
 import resource
@@ -18,32 +34,52 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..codec.errors import BudgetError, StorageError
+from ..codec.errors import BudgetError, ModelError, ReferenceMismatchError
 from ..codec.preprocess import Preprocess
+from ..codec.storage import atomic_write
 from ..profiles import DeviceProfile
-from .students import build_student
+from .students import build_student, split_for_finetune
 
-__all__ = ["StudentConfig", "train_student", "plan_batch", "lr_at", "peak_rss_mb"]
+__all__ = [
+    "StudentConfig",
+    "train_student",
+    "plan_training",
+    "plan_memory",
+    "select_device",
+    "amp_settings",
+    "load_backbone",
+    "random_crop",
+    "lr_at",
+    "peak_rss_mb",
+    "rss_bytes",
+]
+
+log = logging.getLogger("labelcast.receiver")
 
 
 @dataclass
 class StudentConfig:
-    arch: str = "cnn-small"  # see students.ARCHS
+    arch: str = "cnn-small"  # a built-in (students.ARCHS) or your own pkg.module:factory
     train_samples: int = 100_000  # images seen in training (epochs = this / k, clamped)
     min_epochs: int = 10
     max_epochs: int = 300
-    batch: int = 0  # 0: derived from the device profile
+    batch: int = 0  # 0: planned from the device profile (and measured)
     lr: float = 3e-3  # peak AdamW learning rate
     weight_decay: float = 5e-4
     warmup: float = 0.05  # fraction of steps warming up linearly
     label_smoothing: float = 0.05
-    shift: int = 2  # max random translation, pixels
-    flip: bool = False  # horizontal flips (off for digits)
+    augment: str = "crop"  # crop: padded random crops; roll: wrap-around shifts (the old default); none
+    shift: int = 2  # crop padding / max shift, pixels
+    flip: bool = False  # horizontal flips (a payload hint; off for digits)
     mosaic: float = 0.0  # fraction of a batch replaced by 2×2 mosaics of same-label items
     seed: int = 0
     checkpoint_every: int = 200  # steps between checkpoints
     threads: int = 0  # torch intra-op threads; 0: the profile's cores
-    pretrained: str = ""  # optional state_dict file to start from
+    init: str = ""  # backbone (.safetensors from `student pretrain`) to start from; "" = random weights
+    init_sha256: str = ""  # refuse a backbone whose hash differs (the store's backbones.json), "" = any
+    finetune: str = "all"  # all | head | last:N (N last blocks and the head; the rest frozen)
+    precision: str = "auto"  # auto (the profile's) | fp32 | fp16 | bf16
+    accelerator: str = "auto"  # auto | cpu | cuda
 
 
 def lr_at(step: int, total: int, peak: float, warmup: float) -> float:
@@ -58,51 +94,158 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def rss_bytes() -> int:
+    """Current resident set size of this process (Linux /proc; falls back to the peak)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return int(peak_rss_mb() * (1 << 20))
+
+
+_BASELINE_RSS = rss_bytes()  # interpreter + numpy + torch, measured when this module loads
+
+
+def select_device(profile: DeviceProfile, want: str = "auto") -> tuple[torch.device, str]:
+    """The training device and why (one line for the log and the report)."""
+    has = torch.cuda.is_available()
+    if want == "cpu":
+        return torch.device("cpu"), "cpu: asked for with accelerator=cpu"
+    if want == "cuda" and not has:
+        raise ValueError("accelerator=cuda, but torch sees no CUDA GPU (a CPU build of torch, or no driver)")
+    if want == "cuda" or (profile.cuda and has):
+        return torch.device("cuda"), f"cuda: {torch.cuda.get_device_name(0)} (profile {profile.name})"
+    if profile.cuda:
+        return torch.device(
+            "cpu"
+        ), f"cpu: profile {profile.name} has a GPU but torch sees none (CPU build or no driver)"
+    return torch.device("cpu"), f"cpu: profile {profile.name} has no GPU"
+
+
+def amp_settings(
+    device: torch.device, profile: DeviceProfile, precision: str = "auto"
+) -> tuple[torch.dtype | None, str]:
+    """(autocast dtype or None for fp32, why). fp16 uses a gradient scaler; int8 profiles train in fp16."""
+    want = profile.precision if precision == "auto" else precision
+    want = "fp16" if want == "int8" else want
+    if want not in ("fp32", "fp16", "bf16"):
+        raise ValueError(f"precision must be fp32, fp16 or bf16, not {want!r}")
+    if want == "fp32":
+        return None, "fp32"
+    if device.type == "cuda":
+        if want == "bf16" and not torch.cuda.is_bf16_supported():
+            return torch.float16, "fp16 (bf16 not supported by this GPU)"
+        return (torch.float16, "fp16 autocast + gradient scaler") if want == "fp16" else (torch.bfloat16, "bf16")
+    if want == "bf16" and precision != "auto":
+        return torch.bfloat16, "bf16 autocast on the CPU (asked for)"
+    return None, f"fp32 ({want} mixed precision is for GPUs; the CPU trains in fp32)"
+
+
 def _activation_bytes(model: torch.nn.Module, shape: tuple[int, ...]) -> int:
-    """Bytes of activations one sample keeps for backward (leaf outputs × 4 B × 2 for grads)."""
+    """Bytes one sample keeps for backward: outputs of leaf modules run with autograd, × 4 B × 2 (grads).
+    A frozen prefix runs without autograd, so it adds nothing."""
     total = 0
 
     def hook(_m, _i, out):
         nonlocal total
-        if isinstance(out, torch.Tensor):
+        if isinstance(out, torch.Tensor) and torch.is_grad_enabled():
             total += out.numel()
 
     hs = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
     was = model.training
-    model.eval()
-    with torch.no_grad():
-        model(torch.zeros(1, *shape))
+    model.train()
+    model(torch.zeros(2, *shape, device=next(model.parameters()).device))
     model.train(was)
     for h in hs:
         h.remove()
-    return total * 4 * 2
+    return total // 2 * 4 * 2
 
 
-def plan_batch(model: torch.nn.Module, shape: tuple[int, ...], data_bytes: int, profile: DeviceProfile) -> dict:
-    """Largest batch (power of two ≤ max_batch) whose estimated memory fits the profile."""
-    params = sum(p.numel() for p in model.parameters())
-    fixed = params * 4 * 4 + data_bytes + 200 * (1 << 20)  # weights+grads+Adam; data; runtime
+def _estimate(model: torch.nn.Module, shape: tuple[int, ...], data_bytes: int, profile: DeviceProfile) -> dict:
+    """The batch an estimate allows (power of two ≤ max_batch) and its parts; BudgetError if none."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    fixed = trainable * 4 * 4 + frozen * 4 + data_bytes + 64 * (1 << 20)  # weights+grads+AdamW; data; runtime
     per = _activation_bytes(model, shape) + int(np.prod(shape)) * 4 * 2
     room = profile.budget_bytes - fixed
     if room < per:
         raise BudgetError(
             f"training needs ~{(fixed + per) >> 20} MiB, the profile {profile.name} allows "
-            f"{profile.budget_bytes >> 20} MiB; choose a smaller student or a larger device"
+            f"{profile.budget_bytes >> 20} MiB; choose a smaller student, --finetune head, or a larger device"
         )
     b = 1
     while b * 2 <= min(profile.max_batch, room // per):
         b *= 2
-    return {"batch": b, "estimated_bytes": fixed + b * per, "budget_bytes": profile.budget_bytes}
+    return {"max_batch": b, "estimated_bytes": fixed + b * per, "fixed_bytes": fixed, "per_item_bytes": per}
+
+
+def _loss(out: torch.Tensor, yb: torch.Tensor, soft: bool, smoothing: float = 0.0) -> torch.Tensor:
+    out = out.float()
+    if soft:
+        return F.kl_div(F.log_softmax(out, 1), yb.clamp_min(1e-8), reduction="batchmean")
+    return F.cross_entropy(out, yb, label_smoothing=smoothing)
+
+
+def _probe_peak(model, opt, xb, yb, soft, amp, device) -> int:
+    """Memory one forward+backward at this batch really takes (no weights change): on GPU the allocator's
+    peak, on the CPU the process RSS above the interpreter+torch baseline after forward and after backward."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+        loss = _loss(model(xb), yb, soft)
+    mid = rss_bytes()
+    loss.backward()
+    after = rss_bytes()
+    opt.zero_grad(set_to_none=True)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        return int(torch.cuda.max_memory_allocated())
+    return max(mid, after) - _BASELINE_RSS
+
+
+def plan_memory(model, opt, xs, ys, soft, batch: int, profile: DeviceProfile, amp, device) -> dict:
+    """Measure the peak of one step at ``batch`` and halve it until it fits the profile's budget."""
+    budget = profile.budget_bytes
+    while True:
+        peak = _probe_peak(model, opt, xs[:batch].to(device), ys[:batch].to(device), soft, amp, device)
+        if peak <= budget or batch == 1:
+            break
+        batch //= 2
+    if peak > budget:
+        raise BudgetError(
+            f"one training step at batch 1 takes {peak >> 20} MiB; the profile {profile.name} allows "
+            f"{budget >> 20} MiB. Choose a smaller student, --finetune head, or a larger device"
+        )
+    return {"batch": batch, "measured_peak_bytes": int(peak), "budget_bytes": budget, "measured_on": device.type}
+
+
+def random_crop(xb: torch.Tensor, pad: int, rng: np.random.Generator, groups: int = 8) -> torch.Tensor:
+    """Padded random crops: pad by ``pad`` pixels (edges repeated) and cut the original size back out at a
+    random offset per group of the batch (nothing wraps around the border)."""
+    if pad <= 0:
+        return xb
+    h, w = xb.shape[2], xb.shape[3]
+    padded = F.pad(xb, (pad, pad, pad, pad), mode="replicate")
+    out = torch.empty_like(xb)
+    for i, chunk in enumerate(torch.arange(xb.shape[0]).chunk(groups)):
+        dy, dx = (int(v) for v in rng.integers(0, 2 * pad + 1, size=2))
+        out[chunk] = padded[chunk, :, dy : dy + h, dx : dx + w]
+        del i
+    return out
 
 
 def _augment(xb: torch.Tensor, cfg: StudentConfig, rng: np.random.Generator) -> torch.Tensor:
-    if cfg.shift:
-        # four shift groups per batch; rolled in place, slice by slice (no concatenation copy)
-        for chunk in xb.chunk(4):
+    if cfg.augment == "crop":
+        xb = random_crop(xb, cfg.shift, rng)
+    elif cfg.augment == "roll" and cfg.shift:
+        for chunk in xb.chunk(4):  # the former default: shifts that wrap around the border
             dy, dx = (int(v) for v in rng.integers(-cfg.shift, cfg.shift + 1, size=2))
             chunk.copy_(torch.roll(chunk, shifts=(dy, dx), dims=(2, 3)))
+    elif cfg.augment not in ("none", "roll"):
+        raise ValueError(f"augment must be crop, roll or none, not {cfg.augment!r}")
     if cfg.flip:
-        m = torch.from_numpy(rng.random(xb.shape[0]) < 0.5)
+        m = torch.from_numpy(rng.random(xb.shape[0]) < 0.5).to(xb.device)
         xb = torch.where(m[:, None, None, None], torch.flip(xb, dims=(3,)), xb)
     return xb
 
@@ -117,7 +260,7 @@ def _mosaic(xb, yb, xs, by_class, cfg, rng):
     for j in range(m):
         pool = by_class[int(yb[j])]
         pick = pool[rng.integers(0, pool.size, size=4)]
-        small = F.interpolate(xs[pick], size=(h // 2, w // 2), mode="bilinear", align_corners=False)
+        small = F.interpolate(xs[pick].to(xb.device), size=(h // 2, w // 2), mode="bilinear", align_corners=False)
         top = torch.cat([small[0], small[1]], dim=2)
         bot = torch.cat([small[2], small[3]], dim=2)
         tile = torch.cat([top, bot], dim=1)
@@ -126,15 +269,193 @@ def _mosaic(xb, yb, xs, by_class, cfg, rng):
 
 
 def _save(path: Path, state: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    atomic_write(path, lambda f: torch.save(state, f), what=f"checkpoint {path} (the previous checkpoint is intact)")
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_backbone(
+    model: torch.nn.Module, path: str | os.PathLike, arch: str, expect_sha256: str = "", root: bytes | None = None
+) -> dict:
+    """Load a pretrained backbone into ``model`` (its head excepted); refuses another arch, other keys or
+    shapes, a backbone pretrained on another reference store (``root``), or (with ``expect_sha256``) another
+    file, naming what differs. Returns what was loaded."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    p = Path(path)
     try:
-        torch.save(state, tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise StorageError(f"cannot write checkpoint {path}: {e.strerror}; the previous checkpoint is intact") from e
+        digest = file_sha256(p)
+        with safe_open(str(p), "pt") as f:
+            meta = f.metadata() or {}
+        sd = load_file(str(p))
+    except (OSError, ValueError, RuntimeError) as e:
+        raise ModelError(f"cannot read the backbone {p}: {e}") from e
+    if expect_sha256 and digest != expect_sha256:
+        raise ReferenceMismatchError(
+            f"backbone {p} has SHA-256 {digest[:16]}…, the payload was planned for {expect_sha256[:16]}…; "
+            "install the backbone built with the store (labelcast student pretrain)"
+        )
+    if meta.get("labelcast.arch", arch) != arch:
+        raise ModelError(f"backbone {p} is for arch {meta.get('labelcast.arch')}; the student is {arch}")
+    made_on = meta.get("labelcast.reference_root")
+    if root is not None and made_on and made_on != root.hex():
+        raise ReferenceMismatchError(
+            f"backbone {p} was pretrained on the store with root {made_on[:16]}…; this device's store is "
+            f"{root.hex()[:16]}…"
+        )
+    own = {k: v for k, v in model.state_dict().items() if not k.startswith("head.")}
+    theirs = {k: v for k, v in sd.items() if not k.startswith("head.")}
+    missing, unexpected = sorted(set(own) - set(theirs)), sorted(set(theirs) - set(own))
+    shapes = sorted(k for k in set(own) & set(theirs) if tuple(own[k].shape) != tuple(theirs[k].shape))
+    if missing or unexpected or shapes:
+        raise ModelError(
+            f"backbone {p} does not fit {arch}: missing {missing[:5]}{'…' if len(missing) > 5 else ''}, "
+            f"unexpected {unexpected[:5]}{'…' if len(unexpected) > 5 else ''}, other shapes {shapes[:5]}"
+        )
+    model.load_state_dict(theirs, strict=False)
+    return {
+        "backbone": str(p),
+        "sha256": digest,
+        "tensors": len(theirs),
+        "pretrained_on": meta.get("labelcast.reference_root"),
+    }
+
+
+def plan_training(
+    x: np.ndarray, classes: int, soft: bool, profile: DeviceProfile, cfg: StudentConfig | None = None, val=None
+) -> dict:
+    """What :func:`train_student` would do, without training: arch, epochs, batch, memory, device."""
+    cfg = cfg or StudentConfig()
+    k = int(x.shape[0] - (0 if val is None else int(np.asarray(val).sum())))
+    pp = Preprocess(size=(x.shape[1], x.shape[2]), channels=x.shape[3])
+    model = split_for_finetune(build_student(cfg.arch, pp.channels, classes, pp.hw), cfg.finetune)
+    est = _estimate(model, (pp.channels, *pp.hw), k * pp.channels * pp.hw[0] * pp.hw[1] * 4, profile)
+    batch = cfg.batch or min(est["max_batch"], 64, max(16, 1 << max(0, (k // 4).bit_length() - 1)))
+    epochs = int(min(cfg.max_epochs, max(cfg.min_epochs, math.ceil(cfg.train_samples / max(k, 1)))))
+    device, why = select_device(profile, cfg.accelerator)
+    amp, amp_why = amp_settings(device, profile, cfg.precision)
+    return {
+        "arch": cfg.arch,
+        "params": sum(p.numel() for p in model.parameters()),
+        "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "finetune": cfg.finetune,
+        "init": cfg.init or None,
+        "items": k,
+        "epochs": epochs,
+        "batch": batch,
+        "steps": epochs * math.ceil(k / batch),
+        "labels": "soft (KL)" if soft else "hard (cross-entropy, label smoothing)",
+        "device": why,
+        "precision": amp_why,
+        "memory_plan": {**est, "batch": batch, "budget_bytes": profile.budget_bytes},
+    }
+
+
+def _build(cfg: StudentConfig, preprocess: Preprocess, classes: int, device: torch.device, warm, root):
+    """The student, its pretrained or warm start, its frozen prefix, on the device."""
+    model = build_student(cfg.arch, preprocess.channels, classes, preprocess.hw)
+    loaded = load_backbone(model, cfg.init, cfg.arch, cfg.init_sha256, root) if cfg.init else None
+    if warm is not None:
+        loaded = _warm_start(model, warm)
+    model = split_for_finetune(model, cfg.finetune).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    return model, loaded
+
+
+def _warm_start(model: torch.nn.Module, state: dict) -> dict:
+    """Start from an earlier model's weights; a head for more classes keeps the old rows (new rows fresh)."""
+    own = model.state_dict()
+    copied = 0
+    for name, v in state.items():
+        if name not in own:
+            continue
+        if own[name].shape == v.shape:
+            own[name] = v
+        elif own[name].ndim == v.ndim and own[name].shape[1:] == v.shape[1:] and own[name].shape[0] > v.shape[0]:
+            own[name][: v.shape[0]] = v  # a wider classifier: old classes keep their weights
+        else:
+            raise ModelError(f"cannot warm-start {name}: {tuple(v.shape)} → {tuple(own[name].shape)}")
+        copied += 1
+    model.load_state_dict(own)
+    return {"warm_start": True, "tensors": copied}
+
+
+def _resume(ck: Path | None, resume: bool, tag: str, cfg: StudentConfig, total: int, model, opt, scaler) -> int:
+    if ck is None or not resume or not ck.exists():
+        return 0
+    st = torch.load(ck, map_location="cpu", weights_only=False)
+    if st.get("tag") != tag or st.get("config") != asdict(cfg) or st.get("total") != total:
+        return 0
+    model.load_state_dict(st["model"])
+    opt.load_state_dict(st["opt"])
+    if st.get("scaler"):
+        scaler.load_state_dict(st["scaler"])
+    return int(st["step"])
+
+
+@dataclass
+class _Run:
+    """Everything the loop needs, prepared and measured before the first step."""
+
+    model: torch.nn.Module
+    opt: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    xs: torch.Tensor
+    ys: torch.Tensor
+    soft: bool
+    batch: int
+    epochs: int
+    total: int
+    device: torch.device
+    amp: torch.dtype | None
+    notes: dict
+
+
+def _prepare(x, targets, classes, preprocess, profile, cfg: StudentConfig, warm, root) -> _Run:
+    device, why = select_device(profile, cfg.accelerator)
+    log.info("training on %s", why)
+    amp, amp_why = amp_settings(device, profile, cfg.precision)
+    if device.type == "cuda":
+        total_mem = torch.cuda.get_device_properties(0).total_memory
+        torch.cuda.set_per_process_memory_fraction(min(1.0, profile.budget_bytes / total_mem))
+    xs = torch.from_numpy(preprocess.apply(x)).to(device)
+    soft = targets.ndim == 2
+    ys = torch.from_numpy(targets.astype(np.float32) if soft else targets.astype(np.int64)).to(device)
+    k = xs.shape[0]
+    model, loaded = _build(cfg, preprocess, classes, device, warm, root)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    est = _estimate(model, tuple(xs.shape[1:]), xs.numel() * 4, profile)  # BudgetError before any step
+    # small batches: more optimizer steps per image, which small sets need (measured: 64 beats 128-256)
+    want = cfg.batch or min(est["max_batch"], 64, max(16, 1 << max(0, (k // 4).bit_length() - 1)))
+    mem = plan_memory(model, opt, xs, ys, soft, min(want, k), profile, amp, device)
+    batch = mem["batch"]
+    epochs = int(min(cfg.max_epochs, max(cfg.min_epochs, math.ceil(cfg.train_samples / max(k, 1)))))
+    scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16 and device.type == "cuda")
+    notes = {"device": why, "precision": amp_why, "init": loaded, "memory_plan": {**mem, "estimate": est}}
+    return _Run(model, opt, scaler, xs, ys, soft, batch, epochs, epochs * math.ceil(k / batch), device, amp, notes)
+
+
+def _train_step(run: _Run, cfg: StudentConfig, step: int, idx: torch.Tensor, by_class, rng) -> None:
+    xb, yb = run.xs[idx], run.ys[idx]
+    xb = _mosaic(xb, yb, run.xs, by_class, cfg, rng) if cfg.mosaic else xb
+    xb = _augment(xb, cfg, rng)
+    for g in run.opt.param_groups:
+        g["lr"] = lr_at(step, run.total, cfg.lr, cfg.warmup)
+    with torch.autocast(run.device.type, dtype=run.amp or torch.float32, enabled=run.amp is not None):
+        loss = _loss(run.model(xb), yb, run.soft, cfg.label_smoothing)
+    run.opt.zero_grad(set_to_none=True)
+    run.scaler.scale(loss).backward()
+    run.scaler.step(run.opt)
+    run.scaler.update()
 
 
 def train_student(
@@ -150,82 +471,59 @@ def train_student(
     tag: str = "",
     progress=None,
     stop_after: int | None = None,
+    warm: dict | None = None,
+    root: bytes | None = None,
 ) -> tuple[torch.nn.Module, dict]:
-    """Train on uint8 items with hard labels (k,) or soft targets (k, classes).
+    """Train on uint8 items with hard labels (k,) or soft targets (k, classes); returns (model on the CPU, info).
 
-    ``tag`` identifies the payload: a checkpoint from another payload is never resumed.
-    """
+    ``tag`` identifies the payload: a checkpoint from another payload is never resumed. ``warm``: the
+    state dict of an earlier model to start from (incremental payloads). ``root``: the device's reference
+    root, which a pretrained backbone must have been made on."""
     cfg = cfg or StudentConfig()
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads or max(1, profile.cpu_cores))
     t0 = time.time()
-    xs = torch.from_numpy(preprocess.apply(x))
-    soft = targets.ndim == 2
-    ys = torch.from_numpy(targets.astype(np.float32) if soft else targets.astype(np.int64))
-    k = xs.shape[0]
-    model = build_student(cfg.arch, preprocess.channels, classes)
-    if cfg.pretrained:
-        sd = torch.load(cfg.pretrained, map_location="cpu", weights_only=True)
-        own = model.state_dict()  # keep what fits; a new head for another class count starts fresh
-        model.load_state_dict({n: v for n, v in sd.items() if n in own and own[n].shape == v.shape}, strict=False)
-    plan = plan_batch(model, tuple(xs.shape[1:]), xs.numel() * 4, profile)
-    # small batches: more optimizer steps per image, which small sets need (measured: 64 beats 128-256)
-    batch = cfg.batch or min(plan["batch"], 64, max(16, 1 << max(0, (k // 4).bit_length() - 1)))
-    epochs = int(min(cfg.max_epochs, max(cfg.min_epochs, math.ceil(cfg.train_samples / max(k, 1)))))
+    run = _prepare(x, targets, classes, preprocess, profile, cfg, warm, root)
+    k, batch = run.xs.shape[0], run.batch
     steps_per = math.ceil(k / batch)
-    total = epochs * steps_per
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    hard = ys if not soft else ys.argmax(1)
-    by_class = {c: np.flatnonzero(hard.numpy() == c) for c in range(classes)}
-    step = 0
     ck = Path(checkpoint) if checkpoint else None
-    if ck is not None and resume and ck.exists():
-        st = torch.load(ck, map_location="cpu", weights_only=False)
-        if st.get("tag") == tag and st.get("config") == asdict(cfg) and st.get("total") == total:
-            model.load_state_dict(st["model"])
-            opt.load_state_dict(st["opt"])
-            step = int(st["step"])
-    model.train()
+    step = _resume(ck, resume, tag, cfg, run.total, run.model, run.opt, run.scaler)
+    hard = run.ys if not run.soft else run.ys.argmax(1)
+    by_class = {c: np.flatnonzero(hard.cpu().numpy() == c) for c in range(classes)}
+    run.model.train()
     perm_epoch, perm = -1, None
-    while step < total:
+    while step < run.total:
         epoch, b = divmod(step, steps_per)
         if epoch != perm_epoch:  # a pure function of (seed, epoch): a resumed run sees the same order
             perm_epoch, perm = epoch, torch.from_numpy(np.random.default_rng([cfg.seed, epoch]).permutation(k))
         rng = np.random.default_rng([cfg.seed, 1, step])
-        idx = perm[b * batch : (b + 1) * batch]
-        xb, yb = xs[idx], ys[idx]
-        xb = _mosaic(xb, yb, xs, by_class, cfg, rng) if cfg.mosaic else xb
-        xb = _augment(xb, cfg, rng)
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, total, cfg.lr, cfg.warmup)
-        out = model(xb)
-        if soft:
-            loss = F.kl_div(F.log_softmax(out, 1), yb.clamp_min(1e-8), reduction="batchmean")
-        else:
-            loss = F.cross_entropy(out, yb, label_smoothing=cfg.label_smoothing)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        _train_step(run, cfg, step, perm[b * batch : (b + 1) * batch].to(run.device), by_class, rng)
         step += 1
         if progress:
             progress(1)
-        if ck is not None and (step % cfg.checkpoint_every == 0 or step == total):
-            state = {"tag": tag, "config": asdict(cfg), "total": total, "step": step}
-            _save(ck, {**state, "model": model.state_dict(), "opt": opt.state_dict()})
+        if ck is not None and (step % cfg.checkpoint_every == 0 or step == run.total):
+            state = {"tag": tag, "config": asdict(cfg), "total": run.total, "step": step}
+            state.update(model=run.model.state_dict(), opt=run.opt.state_dict(), scaler=run.scaler.state_dict())
+            _save(ck, state)
         if stop_after is not None and step >= stop_after:
             break
-    model.eval()
+    model = run.model.eval()
+    on_gpu = run.device.type == "cuda"
+    peak = int(torch.cuda.max_memory_allocated()) if on_gpu else max(0, int(peak_rss_mb() * (1 << 20)) - _BASELINE_RSS)
     info = {
         "arch": cfg.arch,
         "params": sum(p.numel() for p in model.parameters()),
+        "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "finetune": cfg.finetune,
         "items": k,
-        "epochs": epochs,
-        "steps": total,
+        "epochs": run.epochs,
+        "steps": run.total,
         "batch": batch,
-        "soft_labels": soft,
-        "memory_plan": plan,
+        "soft_labels": run.soft,
+        **run.notes,
         "train_seconds": round(time.time() - t0, 3),
-        "images_per_second": round(total * batch / max(time.time() - t0, 1e-9), 1),
+        "images_per_second": round(run.total * batch / max(time.time() - t0, 1e-9), 1),
         "peak_rss_mb": round(peak_rss_mb(), 1),
+        "peak_training_bytes": peak,
     }
-    return model, info
+    return model.cpu().to(memory_format=torch.contiguous_format), info

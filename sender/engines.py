@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..codec.errors import EngineError
 from ..codec.manifest import ReferenceStore
 from .scoring import score_store
 from .teacher import Teacher
@@ -41,12 +42,12 @@ class _ShardScorer:
     def __call__(self, rows: dict) -> dict:
         n = self.store.n
         done = []
-        pp, sess, name = self.teacher.preprocess, self.teacher.session, self.teacher.input_name
+        pp = self.teacher.preprocess
         for start in rows["start"].tolist():
             stop = min(n, start + self.shard)
             for s in range(start, stop, self.batch):
                 e = min(stop, s + self.batch)
-                z = sess.run(None, {name: pp.apply(self.store.read_range(s, e))})[0]
+                z = self.teacher.run(pp.apply(self.store.read_range(s, e)))
                 os.pwrite(self.fd, np.ascontiguousarray(z, dtype=np.float32).tobytes(), s * self.row)
             os.fsync(self.fd)
             done.append(stop - start)
@@ -68,7 +69,7 @@ def score_ray(
     try:
         import ray
     except ImportError as e:
-        raise ValueError("the ray engine needs Ray: pip install 'labelcast[scale]'") from e
+        raise EngineError("the ray engine needs Ray: pip install 'labelcast[scale]'") from e
     shard = max(batch, shard // batch * batch)  # whole batches per shard: same batches as the local engine
     classes = int(Teacher(teacher).num_classes)
     outp = Path(out)
@@ -79,7 +80,10 @@ def score_ray(
     started = not ray.is_initialized()
     if started:
         kw = {"address": address} if address else {"num_cpus": workers, "include_dashboard": False}
-        ray.init(ignore_reinit_error=True, log_to_driver=False, configure_logging=False, **kw)
+        try:
+            ray.init(ignore_reinit_error=True, log_to_driver=False, configure_logging=False, **kw)
+        except Exception as e:  # ray raises ConnectionError, RuntimeError, its own types
+            raise EngineError(f"cannot start or join the Ray cluster ({address or 'local'}): {e}") from e
     try:
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
@@ -102,28 +106,32 @@ def score_ray(
             },
         )
         total = sum(int(b["items"].sum()) for b in scored.iter_batches(batch_format="numpy", batch_size=None))
+    except Exception as e:  # a worker that failed surfaces as Ray's own exception types
+        raise EngineError(f"Ray scoring failed: {type(e).__name__}: {e}") from e
     finally:
         if started:
             ray.shutdown()
     if total != store.n:
-        raise RuntimeError(f"ray scored {total} of {store.n} items")
+        raise EngineError(f"ray scored {total} of {store.n} items; rerun (scoring is deterministic)")
     from .scoring import ScoreFile
 
     return ScoreFile(path, store.n, classes)
 
 
 def score(
-    engine: str, teacher: str | os.PathLike, store: ReferenceStore, out: str | os.PathLike | None = None, **kw
+    engine: str, teacher: str | os.PathLike | Teacher, store: ReferenceStore, out: str | os.PathLike | None = None, **kw
 ) -> tuple[np.ndarray, float]:
     """Score with the named engine; returns (logits, seconds)."""
     t = time.time()
     if engine == "local":
-        logits = score_store(Teacher(teacher), store, out, batch=kw.get("batch", 1024), progress=kw.get("progress"))
+        tea = teacher if isinstance(teacher, Teacher) else Teacher(teacher, providers=kw.get("provider", "cpu"))
+        logits = score_store(tea, store, out, batch=kw.get("batch", 1024), progress=kw.get("progress"))
     elif engine == "ray":
         if out is None:
             raise ValueError("the ray engine writes its scores to a folder: give out")
+        path = teacher.path if isinstance(teacher, Teacher) else teacher
         logits = score_ray(
-            teacher, store, out, address=kw.get("address"), workers=kw.get("workers", 2), batch=kw.get("batch", 1024)
+            path, store, out, address=kw.get("address"), workers=kw.get("workers", 2), batch=kw.get("batch", 1024)
         )
     else:
         raise ValueError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")

@@ -1,52 +1,64 @@
-"""Link planning: frames, bytes, time and success probability of a payload on a profile."""
+"""Link planning: frames, parity, delivery probability and time on the link for a payload."""
 
 from __future__ import annotations
 
-import math
-
-from ..codec.framing import layout_for
+from ..codec.framing import FrameLayout, layout_for
 from ..profiles import LinkProfile
+from .delivery import DEFAULT_TARGET, DeliveryModel, parity_for, success_probability
 
-__all__ = ["plan", "success_probability"]
+__all__ = ["plan", "success_probability_for"]
 
-
-def _binom_tail(m: int, k: int, p_ok: float) -> float:
-    """P(at least k of m frames arrive), frames independent."""
-    if k <= 0:
-        return 1.0
-    total = 0.0
-    for j in range(k, m + 1):
-        total += math.comb(m, j) * p_ok**j * (1 - p_ok) ** (m - j)
-    return min(1.0, total)
+ALTERNATIVE_TARGETS = (0.9, 0.99, 0.999, 0.9999)
 
 
-def success_probability(
-    length: int, link: LinkProfile, overhead: int | None = None, loss: float | None = None
-) -> float:
-    ov = link.fec_overhead_percent if overhead is None else overhead
-    lay = layout_for(length, link.frame_bytes, ov)
-    p_ok = 1 - (link.loss_rate if loss is None else loss)
-    prob = 1.0
-    for s in range(lay.stripes):
-        prob *= _binom_tail(lay.stripe_m(s), lay.stripe_k(s), p_ok)
-    return prob
+def success_probability_for(length: int, link: LinkProfile, parity: int, loss: float | None = None) -> float:
+    """P(a ``length``-byte payload with ``parity`` parity frames rebuilds) on ``link``."""
+    return success_probability(layout_for(length, link.frame_bytes, parity=parity), DeliveryModel.of(link, loss))
 
 
-def plan(length: int, link: LinkProfile, overhead: int | None = None) -> dict:
-    ov = link.fec_overhead_percent if overhead is None else overhead
-    lay = layout_for(length, link.frame_bytes, ov)
+def _row(lay: FrameLayout, link: LinkProfile, model: DeliveryModel) -> dict:
+    frames = lay.total_frames
+    return {
+        "frames": frames,
+        "parity_frames": lay.parity,
+        "framed_bytes": frames * link.frame_bytes,
+        "success_probability": round(success_probability(lay, model), 6),
+        "link_seconds": round(link.seconds_for(link.transmissions_for(frames)), 2),
+    }
+
+
+def plan(length: int, link: LinkProfile, overhead: int | None = None, delivery: float = DEFAULT_TARGET) -> dict:
+    """How a ``length``-byte payload goes over ``link``: parity from the delivery target (or a fixed
+    ``overhead`` per 100 data frames), the probability it rebuilds, time on the link (retries included on
+    links that retransmit), and what other delivery targets would cost."""
+    model = DeliveryModel.of(link)
+    if overhead is not None:
+        lay = layout_for(length, link.frame_bytes, overhead)
+    else:
+        lay = layout_for(length, link.frame_bytes, parity=parity_for(length, link.frame_bytes, model, delivery))
+    alternatives = []
+    if not link.retransmits:
+        for target in ALTERNATIVE_TARGETS:
+            try:
+                par = parity_for(length, link.frame_bytes, model, target)
+            except ValueError:
+                continue
+            alternatives.append(
+                {"target": target, **_row(layout_for(length, link.frame_bytes, parity=par), link, model)}
+            )
     frames = lay.total_frames
     return {
         "link": link.name,
-        "payload_bytes": length,
-        "frames": frames,
-        "data_frames": lay.data_blocks,
-        "fec_overhead_percent": ov,
-        "frame_bytes": link.frame_bytes,
-        "bytes_on_link": frames * (link.frame_bytes + link.frame_overhead_bytes),
-        "link_seconds": round(link.seconds_for(frames), 2),
-        "messages": frames,
-        "passes": link.passes_for(frames),
+        "delivery_model": "arq (retransmits: no parity)" if link.retransmits else "lossy",
         "loss_rate": link.loss_rate,
-        "success_probability": round(success_probability(length, link, ov), 6),
+        "cut_rate": link.cut_rate,
+        "payload_bytes": length,
+        "data_frames": lay.data_blocks,
+        "delivery_target": None if (overhead is not None or link.retransmits) else delivery,
+        "overhead_percent": overhead,
+        **_row(lay, link, model),
+        "bytes_on_link": frames * (link.frame_bytes + link.frame_overhead_bytes),
+        "expected_transmissions": round(link.transmissions_for(frames), 2),
+        "passes": link.passes_for(frames),
+        "alternatives": alternatives,
     }

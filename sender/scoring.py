@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..codec.manifest import ReferenceStore
+from ..codec.storage import atomic_write
 from .teacher import Teacher
 
 __all__ = ["score_store", "load_scores", "ScoreFile"]
@@ -84,6 +85,8 @@ def score_store(
                 f.truncate(n * c * 4)
         fh = open(path, "r+b")  # noqa: SIM115 - closed below; written with pwrite, not a memory map
     pp = teacher.preprocess
+    if teacher.static_batch:  # a model with a static batch runs that many at a time: keep batches whole
+        batch = max(teacher.static_batch, batch // teacher.static_batch * teacher.static_batch)
 
     def load(s: int) -> np.ndarray:
         return pp.apply(store.read_range(s, min(n, s + batch)))
@@ -95,7 +98,7 @@ def score_store(
             x = fut.result()
             if i + 1 < len(starts):
                 fut = pool.submit(load, starts[i + 1])
-            z = teacher.session.run(None, {teacher.input_name: x})[0]
+            z = teacher.run(x)
             if out is None:
                 logits[s : s + x.shape[0]] = z
             else:
@@ -105,9 +108,7 @@ def score_store(
             end = s + x.shape[0]
             if prog is not None and (end % shard < batch or end == n):
                 os.fsync(fh.fileno())
-                tmp = prog.with_suffix(".tmp")
-                tmp.write_text(json.dumps({"key": key, "done": end}))
-                os.replace(tmp, prog)
+                atomic_write(prog, json.dumps({"key": key, "done": end}), what=f"scoring progress {prog}")
     if out is None:
         return logits
     fh.close()

@@ -1,7 +1,14 @@
-"""``send``: score → select → fit the budget → encode → sign → frame → outbox.
+"""``send``: a pipeline of plain steps, each with a typed result.
 
-The outbox holds ``payload.lcst`` (the signed payload), ``frames/`` (one file per
-frame, ready for the modem) and ``send-report.json``.
+    link budget (bytes, parity rule)  ─►  scored pool (teacher logits)
+      ─►  recipes (``auto`` or the one asked for)  ─►  fitted payload (largest k that fits)
+      ─►  outbox (payload.lcst, frames/, send-report.json)
+
+Each step is a function of what the previous ones returned, so the benchmarks and
+the planner call the same steps (:func:`encoder`, :func:`fit_recipes`) instead
+of copies of them. The outbox holds ``payload.lcst`` (the signed payload),
+``frames/`` (one file per frame, ready for the modem) and ``send-report.json``;
+an existing outbox is never replaced without ``force``.
 """
 
 from __future__ import annotations
@@ -9,25 +16,43 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ..codec.errors import StorageError
-from ..codec.framing import layout_for, make_frames, write_frames
+from ..codec.framing import make_frames, write_frames
 from ..codec.keys import key_id, load_private_key
 from ..codec.manifest import ReferenceStore
 from ..codec.payload import build_payload
 from ..codec.softlabels import soft_from_probs
-from ..profiles import LinkProfile, load_link
-from .budget import fit_budget, framed_bytes
+from ..codec.storage import atomic_write
+from ..profiles import load_link
+from .budget import Encoded, Fit, LinkBudget, fit_budget, link_budget
+from .delivery import DEFAULT_TARGET
 from .refine import refine
 from .scoring import score_store
 from .selection import AUTO, SelectConfig, choose_auto, prefix_key, pseudo_labels, rank_items, select, softmax
 from .teacher import Teacher
 
-__all__ = ["SendConfig", "send", "next_sequence"]
+__all__ = [
+    "SendConfig",
+    "Recipe",
+    "Scored",
+    "PayloadSpec",
+    "send",
+    "score",
+    "recipes_for",
+    "encoder",
+    "fit_recipes",
+    "check_outbox",
+    "write_outbox",
+    "next_sequence",
+]
 
 
 @dataclass
@@ -39,7 +64,8 @@ class SendConfig:
     # "auto" (the default): random-keyed for pools near the teacher's domain, energy-high with soft
     # labels (4 runner-ups, T = 2) for far ones (selection.AUTO, choose_auto)
     select: SelectConfig = field(default_factory=lambda: SelectConfig(strategy="auto"))
-    overhead: int | None = None  # erasure-code parity per 100 frames; None: the profile's default
+    delivery: float = DEFAULT_TARGET  # probability the payload rebuilds on a lossy link (parity follows)
+    overhead: int | None = None  # fixed parity frames per 100 data frames (overrides delivery)
     expires_in: float = 30 * 86400.0  # seconds until the payload expires
     sequence: int | None = None  # None: the counter kept beside the key
     soft: bool = False  # add the soft-label section
@@ -51,25 +77,259 @@ class SendConfig:
     engine: str = "local"  # scoring engine: local | ray
     ray_address: str | None = None  # existing Ray cluster (None: start a local one)
     workers: int = 2  # Ray workers (actors)
+    provider: str = "cpu"  # ONNX Runtime execution provider for scoring: cpu | cuda | tensorrt | auto
     hints: dict = field(default_factory=dict)  # training hints for the receiver (JSON)
     validation_every: int = 0  # hold back every n-th item for the device's A/B check (0: none)
+    force: bool = False  # replace an existing outbox
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One way to turn scores into a payload: a selection and how its labels are sent."""
+
+    select: SelectConfig
+    soft: bool = False
+    soft_extra: int = 2
+    soft_levels: int = 16
+    soft_temperature: float = 1.0
+
+    @classmethod
+    def from_config(cls, cfg: SendConfig, select: SelectConfig | None = None, **changes) -> Recipe:
+        base = cls(select or cfg.select, cfg.soft, cfg.soft_extra, cfg.soft_levels, cfg.soft_temperature)
+        return replace(base, **changes)
+
+    def describe(self) -> dict:
+        return {
+            "strategy": self.select.strategy,
+            "quota": self.select.quota,
+            "keyed": prefix_key(self.select) is not None,
+            "soft": self.soft,
+            **({"soft_extra": self.soft_extra, "soft_temperature": self.soft_temperature} if self.soft else {}),
+        }
+
+
+@dataclass
+class Scored:
+    """A reference store scored by a teacher: logits, pseudo-labels, probabilities on demand.
+
+    ``store`` and ``teacher`` may be None where only the logits matter (benchmarks over in-memory pools)."""
+
+    store: ReferenceStore | None
+    teacher: Teacher | None
+    logits: np.ndarray
+
+    @cached_property
+    def labels(self) -> np.ndarray:
+        return pseudo_labels(self.logits)
+
+    @property
+    def classes(self) -> int:
+        return int(self.logits.shape[1])
+
+    def probs(self, temperature: float) -> np.ndarray:
+        cache = self.__dict__.setdefault("_probs", {})
+        if temperature not in cache:
+            cache[temperature] = softmax(self.logits, temperature)
+        return cache[temperature]
+
+
+@dataclass
+class PayloadSpec:
+    """Everything signed into a payload beside the selection and its labels."""
+
+    key: Ed25519PrivateKey
+    root: bytes
+    n_items: int
+    segments: np.ndarray
+    sequence: int
+    expires_at: int
+    class_names: list[str] | None = None
+    hints: dict | None = None
 
 
 def next_sequence(key_path: Path, explicit: int | None = None) -> int:
     """Next sequence number: one more than the last one recorded beside the key."""
+    if explicit is not None:
+        return explicit
     counter = key_path.with_name(key_path.stem + ".seq")
-    last = int(counter.read_text().strip() or 0) if counter.exists() else 0
-    seq = explicit if explicit is not None else last + 1
-    return seq
+    return (int(counter.read_text().strip() or 0) if counter.exists() else 0) + 1
 
 
 def _record_sequence(key_path: Path, seq: int) -> None:
     counter = key_path.with_name(key_path.stem + ".seq")
     last = int(counter.read_text().strip() or 0) if counter.exists() else 0
     if seq > last:
-        tmp = counter.with_suffix(".seq.tmp")
-        tmp.write_text(str(seq))
-        os.replace(tmp, counter)
+        atomic_write(counter, str(seq), what=f"sequence counter {counter}")
+
+
+def score(teacher: Teacher, store: ReferenceStore, cfg: SendConfig, out: Path | None = None, progress=None) -> Scored:
+    """Step 1: teacher logits for every reference item (the local engine, or Ray into ``out/scores``)."""
+    if cfg.engine == "local":
+        return Scored(store, teacher, score_store(teacher, store, progress=progress))
+    from .engines import score as run_engine
+
+    scores_dir = (out or Path(".")) / "scores"
+    logits, _ = run_engine(
+        cfg.engine, teacher, store, scores_dir, address=cfg.ray_address, workers=cfg.workers, provider=cfg.provider
+    )
+    return Scored(store, teacher, logits)
+
+
+def recipes_for(cfg: SendConfig, scored: Scored) -> tuple[list[Recipe], dict | None]:
+    """Step 2: the recipes to try, in order, and the ``auto`` decision (None when a strategy was named).
+
+    Far pools try soft labels first and fall back to the small-budget recipe when the soft payload
+    leaves fewer than ``AUTO["soft_min_per_class"]`` items per class (see :func:`fit_recipes`)."""
+    if cfg.select.strategy != "auto":
+        return [Recipe.from_config(cfg)], None
+    auto = choose_auto(scored.logits, scored.teacher.confidence)
+    names = ("far", "far_small") if auto["far"] else ("near",)
+    recipes = []
+    for name in names:
+        r = dict(AUTO[name])
+        sel = replace(cfg.select, strategy=r.pop("strategy"))
+        recipes.append(Recipe.from_config(cfg, sel, **r))
+    return recipes, auto
+
+
+def encoder(
+    scored: Scored, recipe: Recipe, spec: PayloadSpec, detector_logits: np.ndarray | None = None
+) -> Callable[[int], Encoded]:
+    """Step 3a: ``build(k)`` → the signed payload of the recipe's best k items (what the device decodes)."""
+    order = rank_items(scored.logits, recipe.select, spec.segments)
+    probs = scored.probs(recipe.soft_temperature) if recipe.soft else None
+    pl = scored.labels
+    key = prefix_key(recipe.select)
+
+    def build(k: int) -> Encoded:
+        idx = select(scored.logits, k, recipe.select, order, spec.segments)
+        extra = {}
+        if detector_logits is not None:
+            idx, extra["refinement"] = refine(idx, pl, order, scored.logits, detector_logits)
+        lab = pl[idx]
+        soft = soft_from_probs(probs[idx], lab, recipe.soft_extra, recipe.soft_levels) if probs is not None else None
+        payload, sections = build_payload(
+            idx,
+            lab,
+            n_items=spec.n_items,
+            classes=scored.classes,
+            root=spec.root,
+            key=spec.key,
+            sequence=spec.sequence,
+            expires_at=spec.expires_at,
+            segments=spec.segments,
+            soft=soft,
+            class_names=spec.class_names,
+            hints=spec.hints,
+            prefix_key=key,
+        )
+        return Encoded(payload, sections, np.asarray(idx), lab, extra)
+
+    return build
+
+
+def fit_recipes(
+    scored: Scored,
+    recipes: list[Recipe],
+    spec: PayloadSpec,
+    budget: LinkBudget,
+    *,
+    keep: float | None = None,
+    detector_logits: np.ndarray | None = None,
+    auto: dict | None = None,
+) -> tuple[Recipe, Fit]:
+    """Step 3b: the first recipe whose fitted payload is usable (see :func:`recipes_for`), fitted to the
+    budget with the real encoder and framer (or at a fixed fraction ``keep`` of the store)."""
+    fit = None
+    for i, recipe in enumerate(recipes):
+        build = encoder(scored, recipe, spec, detector_logits)
+        if keep is not None:
+            k = max(1, int(round(keep * spec.n_items)))
+            enc = build(k)
+            lay = budget.final_layout(len(enc.payload))
+            fit = Fit(k, enc, lay, lay.total_frames * budget.frame_bytes, 1)
+        else:
+            fit = fit_budget(build, spec.n_items, budget)
+        if auto is not None:
+            auto["chose"] = recipe.describe()
+        if i + 1 < len(recipes) and fit.k < AUTO["soft_min_per_class"] * scored.classes:
+            if auto is not None:
+                auto["soft_items_too_few"] = int(fit.k)
+            continue
+        return recipe, fit
+    raise AssertionError("no recipe")  # pragma: no cover - recipes is never empty
+
+
+def check_outbox(out: Path, force: bool = False) -> None:
+    """Refuse an outbox that already holds a payload unless ``force`` (its frames may still be queued)."""
+    old = out / "payload.lcst"
+    if old.exists() and not force:
+        raise FileExistsError(
+            f"{out} already holds a payload ({old.stat().st_size} B, sent or queued); "
+            "use a new --out folder, or --force to replace it"
+        )
+
+
+def write_outbox(out: Path, fit: Fit, frame_bytes: int, *, force: bool = False) -> list[bytes]:
+    """Step 4: ``payload.lcst`` and ``frames/``, atomically (see :func:`check_outbox`)."""
+    check_outbox(out, force)
+    frames = make_frames(fit.payload, frame_bytes, parity=fit.layout.parity)
+    frames_dir = out / "frames"
+    if frames_dir.exists():
+        try:
+            for f in frames_dir.glob("*.lcf"):
+                f.unlink()
+        except OSError as e:
+            raise StorageError(f"cannot clear the old frames in {frames_dir}: {e.strerror}") from e
+    atomic_write(out / "payload.lcst", fit.payload, what=f"payload in {out}")
+    write_frames(frames, frames_dir)
+    return frames
+
+
+def _report(cfg, scored, recipe, fit, budget, spec, frames, auto, stages, t0) -> dict:
+    sel = recipe.select
+    link = budget.link
+    lay = fit.layout
+    return {
+        "strategy": sel.strategy,
+        "auto": auto,
+        "quota": sel.quota,
+        "keyed": prefix_key(sel) is not None,
+        "alpha": sel.alpha,
+        "reference_items": spec.n_items,
+        "reference_root": spec.root.hex(),
+        "selected_items": int(fit.k),
+        "classes": scored.classes,
+        "class_counts": np.bincount(fit.encoded.labels, minlength=scored.classes).tolist(),
+        "payload_bytes": len(fit.payload),
+        "section_bytes": fit.encoded.sections,
+        "frames": len(frames),
+        "frame_bytes": link.frame_bytes,
+        "framed_bytes": len(frames) * link.frame_bytes,
+        "budget_bytes": budget.budget_bytes,
+        "delivery": {
+            "model": "arq" if link.retransmits else "lossy",
+            "loss_rate": link.loss_rate,
+            "target": None if budget.overhead is not None or link.retransmits else budget.delivery,
+            "overhead_percent": budget.overhead,
+            "parity_frames": lay.parity,
+            "probability": round(budget.probability(lay), 6),
+        },
+        "parity_frames": lay.parity,
+        "link": link.name,
+        "link_seconds": round(link.seconds_for(link.transmissions_for(len(frames))), 2),
+        "link_passes": link.passes_for(len(frames)),
+        "budget_tries": fit.tries,
+        "sequence": spec.sequence,
+        "key_id": key_id(spec.key.public_key()).hex(),
+        "expires_at": spec.expires_at,
+        "soft_labels": recipe.soft,
+        "soft_temperature": recipe.soft_temperature if recipe.soft else None,
+        "refinement": fit.encoded.extra.get("refinement"),
+        "stage_seconds": {k: round(v, 3) for k, v in stages.items()},
+        "seconds": round(time.time() - t0, 3),
+        "config": {k: v for k, v in asdict(cfg).items() if k != "select"},
+    }
 
 
 def send(
@@ -83,170 +343,44 @@ def send(
     progress=None,
     logits: np.ndarray | None = None,
 ) -> dict:
-    """Run the sender pipeline; writes the outbox and returns the report."""
+    """Run the sender pipeline; writes the outbox and returns the report (also ``send-report.json``)."""
     cfg = cfg or SendConfig()
     t0 = time.time()
     stages: dict[str, float] = {}
-    link: LinkProfile = load_link(cfg.link)
-    overhead = link.fec_overhead_percent if cfg.overhead is None else cfg.overhead
+    if cfg.keep is not None and not 0 < cfg.keep <= 1:
+        raise ValueError("keep must be a fraction in (0, 1]")
+    outp = Path(out)
+    check_outbox(outp, cfg.force)  # before any work
+    link = load_link(cfg.link)
+    budget = link_budget(link, cfg.budget, cfg.seconds, delivery=cfg.delivery, overhead=cfg.overhead)
     key_path = Path(key)
     priv = load_private_key(key_path)
     store = reference if isinstance(reference, ReferenceStore) else ReferenceStore(reference)
     tea = teacher if isinstance(teacher, Teacher) else Teacher(teacher)
-    outp = Path(out)
     t = time.time()
-    if logits is None and cfg.engine != "local":
-        from .engines import score
-
-        logits, _ = score(cfg.engine, tea.path, store, outp / "scores", address=cfg.ray_address, workers=cfg.workers)
-    elif logits is None:
-        logits = score_store(tea, store, progress=progress)
+    scored = Scored(store, tea, logits) if logits is not None else score(tea, store, cfg, outp, progress)
+    det = score_store(Teacher(cfg.detector), store, progress=progress) if cfg.detector else None
     stages["score"] = time.time() - t
     t = time.time()
-    auto = None
-    recipes: list[dict | None] = [None]
-    if cfg.select.strategy == "auto":
-        auto = choose_auto(logits, tea.confidence)
-        # far pools: soft labels first; if they leave too few items per class, the small-budget recipe
-        recipes = [AUTO["far"], AUTO["far_small"]] if auto["far"] else [AUTO["near"]]
-    base = cfg
-    classes = int(logits.shape[1])
-    pl = pseudo_labels(logits)
-    seq = next_sequence(key_path, cfg.sequence)
     now = time.time() if now is None else now
-    expires = int(now + cfg.expires_in)
-    names = tea.classes if (cfg.class_names and tea.classes) else None
-    order: np.ndarray
-    probs: np.ndarray | None = None
-    chosen: dict[int, np.ndarray] = {}
-
-    det_logits = None
-    if cfg.detector:
-        det_logits = score_store(Teacher(cfg.detector), store, progress=progress)
-    refine_report: dict = {}
-
-    def build(k: int, refined: bool = False):  # reads cfg, order and probs of the recipe being tried
-        idx = select(logits, k, cfg.select, order, store.manifest.segments)
-        if refined and det_logits is not None:
-            idx, rep = refine(idx, pl, order, logits, det_logits)
-            refine_report.update(rep)
-        chosen[int(idx.size)] = idx
-        lab = pl[idx]
-        soft = soft_from_probs(probs[idx], lab, cfg.soft_extra, cfg.soft_levels) if probs is not None else None
-        return build_payload(
-            idx,
-            lab,
-            n_items=store.n,
-            classes=classes,
-            root=store.root,
-            key=priv,
-            sequence=seq,
-            expires_at=expires,
-            segments=store.manifest.segments,
-            soft=soft,
-            class_names=names,
-            hints={**cfg.hints, **({"val_every": cfg.validation_every} if cfg.validation_every else {})} or None,
-            prefix_key=prefix_key(cfg.select),
-        )
-
-    if cfg.keep is not None and not 0 < cfg.keep <= 1:
-        raise ValueError("keep must be a fraction in (0, 1]")
-    budget = cfg.budget
-    if cfg.seconds is not None:
-        frames_ok = 0
-        while link.seconds_for(frames_ok + 1) <= cfg.seconds and frames_ok < 1 << 20:
-            frames_ok += 1
-        budget = frames_ok * link.frame_bytes
-    budget = 8192 if budget is None else budget
-    for attempt, recipe in enumerate(recipes):
-        if recipe is not None:
-            r = dict(recipe)
-            cfg = replace(base, select=replace(base.select, strategy=r.pop("strategy")), **r)
-            auto["chose"] = dict(recipe)
-        order = rank_items(logits, cfg.select, store.manifest.segments)
-        probs = softmax(logits, cfg.soft_temperature) if cfg.soft else None
-        chosen.clear()
-        if cfg.keep is not None:
-            k = max(1, int(round(cfg.keep * store.n)))
-            payload, sections = build(k, refined=True)
-            tries, parity = 1, None
-        else:
-            fit = fit_budget(build, store.n, budget, link.frame_bytes, overhead)
-            payload, sections, tries, parity, k = fit.payload, fit.sections, fit.tries, fit.parity, fit.k
-        if attempt + 1 < len(recipes) and k < AUTO["soft_min_per_class"] * classes:
-            auto["soft_items_too_few"] = int(k)
-            continue
-        break
-    if cfg.keep is None and det_logits is not None:
-        # refine at the fitted size (same k, other items); shrink if the refined set codes larger
-        while True:
-            payload, sections = build(k, refined=True)
-            frames_n, fb = framed_bytes(len(payload), link.frame_bytes, overhead)
-            if fb <= budget or k <= 1:
-                break
-            k = max(1, int(k * 0.99))
-        parity = layout_for(len(payload), link.frame_bytes, overhead).parity + max(
-            0, budget // link.frame_bytes - frames_n
-        )
+    hints = {**cfg.hints, **({"val_every": cfg.validation_every} if cfg.validation_every else {})}
+    spec = PayloadSpec(
+        priv,
+        store.root,
+        store.n,
+        store.manifest.segments,
+        next_sequence(key_path, cfg.sequence),
+        int(now + cfg.expires_in),
+        tea.classes if (cfg.class_names and tea.classes) else None,
+        hints or None,
+    )
+    recipes, auto = recipes_for(cfg, scored)
+    recipe, fit = fit_recipes(scored, recipes, spec, budget, keep=cfg.keep, detector_logits=det, auto=auto)
     stages["select_encode"] = time.time() - t
     t = time.time()
-    frames = make_frames(payload, link.frame_bytes, overhead, parity)
-    try:
-        outp.mkdir(parents=True, exist_ok=True)
-        tmp = outp / "payload.lcst.tmp"
-        tmp.write_bytes(payload)
-        os.replace(tmp, outp / "payload.lcst")
-        frames_dir = outp / "frames"
-        if frames_dir.exists():
-            for f in frames_dir.glob("*.lcf"):
-                f.unlink()
-        write_frames(frames, frames_dir)
-    except OSError as e:
-        raise StorageError(f"cannot write the outbox {outp}: {e.strerror}") from e
-    _record_sequence(key_path, seq)
+    frames = write_outbox(outp, fit, link.frame_bytes, force=cfg.force)
+    _record_sequence(key_path, spec.sequence)
     stages["frame_write"] = time.time() - t
-    sel_idx = chosen[_selected_count(payload)]
-    k = int(sel_idx.size)
-    sel_labels = pl[sel_idx]
-    report = {
-        "strategy": cfg.select.strategy,
-        "auto": auto,
-        "quota": cfg.select.quota,
-        "keyed": prefix_key(cfg.select) is not None,
-        "alpha": cfg.select.alpha,
-        "reference_items": store.n,
-        "reference_root": store.root.hex(),
-        "selected_items": int(k),
-        "classes": classes,
-        "class_counts": np.bincount(sel_labels, minlength=classes).tolist(),
-        "payload_bytes": len(payload),
-        "section_bytes": sections,
-        "frames": len(frames),
-        "frame_bytes": link.frame_bytes,
-        "framed_bytes": len(frames) * link.frame_bytes,
-        "fec_overhead_percent": overhead,
-        "parity_frames": layout_for(len(payload), link.frame_bytes, overhead, parity).parity,
-        "link": link.name,
-        "link_seconds": round(link.seconds_for(len(frames)), 2),
-        "link_passes": link.passes_for(len(frames)),
-        "budget_tries": tries,
-        "sequence": seq,
-        "key_id": key_id(priv.public_key()).hex(),
-        "expires_at": expires,
-        "soft_labels": cfg.soft,
-        "soft_temperature": cfg.soft_temperature if cfg.soft else None,
-        "refinement": refine_report or None,
-        "stage_seconds": {k_: round(v, 3) for k_, v in stages.items()},
-        "seconds": round(time.time() - t0, 3),
-        "config": {k_: v for k_, v in asdict(cfg).items() if k_ != "select"},
-    }
-    (outp / "send-report.json").write_text(json.dumps(report, indent=2))
+    report = _report(cfg, scored, recipe, fit, budget, spec, frames, auto, stages, t0)
+    atomic_write(outp / "send-report.json", json.dumps(report, indent=2), what=f"report in {outp}")
     return report
-
-
-def _selected_count(payload: bytes) -> int:
-    """k as written in the payload's header (the selection that was actually encoded)."""
-    from ..codec._wire import Reader
-    from ..codec.payload import SIG_LEN, _read_header
-
-    return _read_header(Reader(payload[:-SIG_LEN])).k

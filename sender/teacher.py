@@ -1,9 +1,18 @@
-"""Teachers: train one with torch and export ONNX, or load any ONNX image classifier.
+"""Teachers: train one with torch and export ONNX, or bring any ONNX image classifier.
 
-A teacher is an ONNX model with one image input (N×C×H×W float) and one logits
-output (N×classes). How store pixels become that input is the teacher's
-:class:`Preprocess`, stored as ONNX metadata (``labelcast.preprocess``) in the
-files labelcast writes and read back from them; other models take a preset.
+A teacher is an ONNX model with one image input and one class-score output. How store
+pixels become that input is the teacher's :class:`Preprocess` — stored as ONNX metadata
+(``labelcast.preprocess``) in files labelcast writes or calibrates, given as a spec
+(``--preprocess``) for any other model, or, failing both, guessed from the model's input
+shape (and said so). The spec is checked against the model's real input (rank, static
+dimensions, layout, dtype): a mismatch is a :class:`ModelError` naming both sides, never
+silently wrong scores. Models with a static batch dimension (batch 1 is common in exported
+models) are run in batches of that size; models with several inputs or outputs take
+``input_name``/``output_name``; models that end in a softmax declare ``output: "probs"`` and
+are scored from log-probabilities.
+
+The ground station trains with the device's own building blocks (``receiver.train.lr_at``,
+``receiver.export.export_onnx``): one schedule and one ONNX export for teachers and students.
 """
 
 from __future__ import annotations
@@ -12,22 +21,27 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from ..codec.errors import DecodeError, StorageError
 from ..codec.preprocess import PRESETS, Preprocess
+from ..codec.storage import atomic_write
+from ..receiver.serve import OnnxClassifier, _dims
 
 __all__ = [
     "Preprocess",
     "PRESETS",
     "TeacherConfig",
     "train_teacher",
+    "train_and_export",
     "train_confidence",
     "calibrate",
-    "export_onnx",
+    "export_teacher",
     "Teacher",
+    "preprocess_for_data",
 ]
 
 
@@ -42,7 +56,22 @@ class TeacherConfig:
     seed: int = 0
     augment_shift: int = 2  # max random translation in pixels
     flip: bool = False  # horizontal flips (off for digits)
-    preprocess: Preprocess = field(default_factory=Preprocess)
+    preprocess: Preprocess | None = None  # None: derived from the training images (size, channels, /255)
+
+
+def preprocess_for_data(x: np.ndarray, pp: Preprocess | None = None) -> Preprocess:
+    """The preprocessing a teacher trained on ``x`` (N×H×W×C uint8) uses: derived from the data when
+    ``pp`` is None; a given ``pp`` must agree with the images' channels (refused otherwise, so colour is
+    never averaged away unasked). Its size may differ (the images are resized to it)."""
+    c = 1 if x.ndim == 3 else int(x.shape[3])
+    if pp is None:
+        return Preprocess((int(x.shape[1]), int(x.shape[2])), c, 1 / 255, (0.0,), (1.0,))
+    if pp.channels != c:
+        raise ValueError(
+            f"the preprocessing says {pp.channels} channel(s) but the images have {c}; "
+            "pass preprocess=None to derive it from the data"
+        )
+    return pp
 
 
 def _build(classes: int, channels: int, width: int):
@@ -67,12 +96,13 @@ def _build(classes: int, channels: int, width: int):
     )
 
 
-def lr_at(step: int, total: int, peak: float, warmup: float) -> float:
-    """Linear warm-up then cosine decay to zero; a pure function of the step."""
-    w = max(1, int(total * warmup))
-    if step < w:
-        return peak * (step + 1) / w
-    return peak * 0.5 * (1 + math.cos(math.pi * (step - w) / max(1, total - w)))
+def _check_labels(y: np.ndarray, classes: int) -> None:
+    counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=classes)
+    if classes < 2:
+        raise ValueError("a classifier needs at least two classes; the data has one")
+    if counts.size > classes or (counts == 0).any():
+        empty = np.flatnonzero(counts[:classes] == 0).tolist()
+        raise ValueError(f"classes {empty} have no training images (or labels exceed the {classes} classes)")
 
 
 def train_teacher(x: np.ndarray, y: np.ndarray, classes: int, cfg: TeacherConfig | None = None, progress=None):
@@ -80,12 +110,19 @@ def train_teacher(x: np.ndarray, y: np.ndarray, classes: int, cfg: TeacherConfig
     import torch
     import torch.nn.functional as F
 
+    from ..receiver.train import lr_at
+
     cfg = cfg or TeacherConfig()
+    _check_labels(y, classes)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    pp = cfg.preprocess
+    pp = preprocess_for_data(x, cfg.preprocess)
+    if pp.layout != "nchw":
+        raise ValueError("the built-in teacher trains on nchw input; drop layout from the preprocessing")
     model = _build(classes, pp.channels, cfg.width)
-    xs = torch.from_numpy(pp.apply(x))
+    # data on disk (a memory-mapped cache of a large folder) is preprocessed batch by batch, never all in RAM
+    streamed = isinstance(x, np.memmap)
+    xs = x if streamed else torch.from_numpy(pp.apply(x))
     ys = torch.from_numpy(np.asarray(y, dtype=np.int64))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per = math.ceil(len(xs) / cfg.batch)
@@ -96,7 +133,10 @@ def train_teacher(x: np.ndarray, y: np.ndarray, classes: int, cfg: TeacherConfig
         perm = torch.from_numpy(rng.permutation(len(xs)))
         for b in range(steps_per):
             idx = perm[b * cfg.batch : (b + 1) * cfg.batch]
-            xb = _augment(xs[idx], cfg.augment_shift, cfg.flip, rng)
+            xb = torch.from_numpy(pp.apply(xs[np.sort(idx.numpy())])) if streamed else xs[idx]
+            if streamed:
+                idx = torch.from_numpy(np.sort(idx.numpy()))
+            xb = _augment(xb, cfg.augment_shift, cfg.flip, rng)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, total, cfg.lr, cfg.warmup)
             loss = F.cross_entropy(model(xb), ys[idx], label_smoothing=0.05)
@@ -111,61 +151,26 @@ def train_teacher(x: np.ndarray, y: np.ndarray, classes: int, cfg: TeacherConfig
 
 
 def _augment(xb, shift: int, flip: bool, rng: np.random.Generator):
-    import torch
+    """Padded random crop (edge pixels repeated, nothing wraps around) and optional flips."""
+    from ..receiver.train import random_crop
 
     if shift:
-        dx, dy = rng.integers(-shift, shift + 1, size=2)
-        xb = torch.roll(xb, shifts=(int(dy), int(dx)), dims=(2, 3))
+        xb = random_crop(xb, shift, rng)
     if flip and rng.random() < 0.5:
+        import torch
+
         xb = torch.flip(xb, dims=(3,))
     return xb
 
 
-def export_onnx(model, path: str | os.PathLike, preprocess: Preprocess, classes: list[str], meta: dict | None = None):
-    """Export a torch classifier to one self-contained ONNX file with labelcast metadata."""
-    import onnx
-    import torch
+def export_teacher(
+    model, path: str | os.PathLike, preprocess: Preprocess, classes: list[str], meta: dict | None = None
+):
+    """Export a torch classifier to one self-contained ONNX file with labelcast metadata (class names)."""
+    from ..receiver.export import export_onnx
 
-    path = Path(path)
-    dummy = torch.zeros(2, preprocess.channels, preprocess.size, preprocess.size)
-    tmp = path.with_name(path.name + ".tmp.onnx")
-    _quiet_export(model, dummy, tmp)
-    m = onnx.load(str(tmp))
-    props = {"labelcast.preprocess": preprocess.to_json(), "labelcast.classes": json.dumps(classes)}
-    for k, v in (meta or {}).items():
-        props[f"labelcast.{k}"] = json.dumps(v)
-    for k, v in props.items():
-        e = m.metadata_props.add()
-        e.key, e.value = k, v
-    onnx.checker.check_model(m)
-    onnx.save(m, str(tmp))
-    os.replace(tmp, path)
-    return path
-
-
-def _quiet_export(model, dummy, path: Path) -> None:
-    """torch.export-based ONNX export to one self-contained file (no .onnx.data side file)."""
-    import contextlib
-    import io
-    import logging
-    import warnings
-
-    import torch
-
-    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model.eval(),
-            (dummy,),
-            str(path),
-            input_names=["image"],
-            output_names=["logits"],
-            dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
-            dynamo=True,
-            external_data=False,
-            verbose=False,
-        )
+    export_onnx(model, path, preprocess, len(classes), {"classes": list(classes), **(meta or {})})
+    return Path(path)
 
 
 def _meta_probability(meta: dict, key: str) -> float | None:
@@ -176,64 +181,56 @@ def _meta_probability(meta: dict, key: str) -> float | None:
     return v if 0.0 < v <= 1.0 else None
 
 
-class Teacher:
-    """An ONNX Runtime session over any image classifier, with its preprocessing."""
+class Teacher(OnnxClassifier):
+    """Any ONNX image classifier as a teacher (see :class:`labelcast.receiver.serve.OnnxClassifier` for the
+    preprocessing, input checks and static batches), with what the ground needs beside: its median
+    confidence on its own data (``send --strategy auto``) and a description for ``teacher inspect``."""
 
-    def __init__(self, path: str | os.PathLike, preprocess: Preprocess | str | None = None, threads: int = 0):
-        import onnxruntime as ort
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        preprocess: Preprocess | str | dict | None = None,
+        threads: int = 0,
+        *,
+        input_name: str | None = None,
+        output_name: str | None = None,
+        providers: str | list[str] | None = "cpu",
+    ):
+        super().__init__(path, preprocess, threads, input_name=input_name, output_name=output_name, providers=providers)
+        #: median max-softmax on the teacher's training data (``teacher train``/``calibrate``); None if unknown
+        self.confidence = _meta_probability(self.meta, "labelcast.train_confidence")
 
-        from ..codec.errors import DecodeError
-
-        self.path = Path(path)
-        so = ort.SessionOptions()
-        if threads:
-            so.intra_op_num_threads = threads
-        so.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(self.path), so, providers=["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime raises its own types
-            raise DecodeError(f"cannot load teacher {self.path} with ONNX Runtime: {e}") from e
-        meta = self.session.get_modelmeta().custom_metadata_map
-        if isinstance(preprocess, str):
-            if preprocess not in PRESETS:
-                raise ValueError(f"unknown preprocess preset {preprocess!r}; known: {', '.join(PRESETS)}")
-            preprocess = PRESETS[preprocess]
-        if preprocess is None and "labelcast.preprocess" in meta:
-            preprocess = Preprocess.from_json(meta["labelcast.preprocess"])
-        inp = self.session.get_inputs()
-        if len(inp) != 1 or len(inp[0].shape) != 4:
-            raise ValueError(f"{self.path}: a teacher needs one N×C×H×W image input, found {[i.shape for i in inp]}")
-        shp = inp[0].shape
-        if preprocess is None:
-            c = shp[1] if isinstance(shp[1], int) else 3
-            s = shp[2] if isinstance(shp[2], int) else 224
-            preprocess = (
-                PRESETS["imagenet"] if (c, s) == (3, 224) else Preprocess(s, c, 1 / 255, (0.0,) * c, (1.0,) * c)
-            )
-        for want, got, what in ((preprocess.channels, shp[1], "channels"), (preprocess.size, shp[2], "height")):
-            if isinstance(got, int) and got != want:
-                raise ValueError(f"{self.path}: model input has {got} {what}, preprocessing gives {want}")
-        self.preprocess = preprocess
-        self.input_name = inp[0].name
-        self.classes = json.loads(meta["labelcast.classes"]) if "labelcast.classes" in meta else None
-        #: median max-softmax on the teacher's training data (``teacher train`` writes it); None if unknown
-        self.confidence = _meta_probability(meta, "labelcast.train_confidence")
-        out = self.session.get_outputs()[0].shape
-        self.num_classes = out[1] if isinstance(out[1], int) else (len(self.classes) if self.classes else None)
-
-    def logits(self, x_uint8: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: self.preprocess.apply(x_uint8)})[0]
+    def describe(self) -> dict:
+        """What ``teacher inspect`` shows."""
+        return {
+            "model": str(self.path),
+            "input": {"name": self.input_name, "shape": _dims(self.input_shape), "layout": self.preprocess.layout},
+            "outputs": [{"name": o.name, "shape": _dims(o.shape)} for o in self.session.get_outputs()],
+            "output_used": self.output_name,
+            "static_batch": self.static_batch,
+            "classes": self.num_classes,
+            "class_names": self.classes,
+            "preprocess": json.loads(self.preprocess.to_json()),
+            "preprocess_source": self.spec_source,
+            "train_confidence": self.confidence,
+            "provider": self.provider,
+            "notes": self.notes,
+        }
 
 
 def train_and_export(x, y, classes: list[str], out: str | os.PathLike, cfg: TeacherConfig | None = None, progress=None):
+    """Train the built-in teacher on uint8 images ``x`` with labels ``y``, export it to ``out`` (ONNX with
+    its preprocessing, class names and training-data confidence); returns the torch model."""
     cfg = cfg or TeacherConfig()
+    pp = preprocess_for_data(x, cfg.preprocess)
+    cfg = replace(cfg, preprocess=pp)
     t0 = time.time()
     model = train_teacher(x, y, len(classes), cfg, progress)
     meta = {
         "trained_seconds": round(time.time() - t0, 2),
-        "train_confidence": train_confidence(model, x, cfg.preprocess),
+        "train_confidence": train_confidence(model, x, pp),
     }
-    export_onnx(model, out, cfg.preprocess, classes, meta)
+    export_teacher(model, out, pp, classes, meta)
     return model
 
 
@@ -251,45 +248,56 @@ def train_confidence(model, x: np.ndarray, preprocess: Preprocess, batch: int = 
     return round(median_confidence(np.concatenate(z)), 6)
 
 
+@dataclass
+class Calibration:
+    model: str
+    images: int
+    train_confidence: float
+    preprocess: dict
+    notes: list[str] = field(default_factory=list)
+
+
 def calibrate(
     model: str | os.PathLike,
     x: np.ndarray,
     out: str | os.PathLike | None = None,
     *,
-    preprocess: Preprocess | str | None = None,
+    preprocess: Preprocess | str | dict | None = None,
+    input_name: str | None = None,
+    output_name: str | None = None,
     batch: int = 1024,
-) -> float:
-    """Measure any ONNX teacher's median max-softmax on images of its own domain ``x`` (uint8
-    N×H×W×C, e.g. its training or validation data) and store it as ``labelcast.train_confidence``
-    in ``out`` (default: the model file itself, replaced atomically), so that
-    ``send --strategy auto`` can tell near pools from far ones. Returns the figure."""
+) -> Calibration:
+    """Describe any ONNX teacher once: measure its median max-softmax on images of its own domain ``x``
+    (uint8 N×H×W×C, e.g. its training or validation data) and store it as ``labelcast.train_confidence``,
+    with its preprocessing (``labelcast.preprocess``, and the chosen input/output names), in ``out``
+    (default: the model file itself, replaced atomically). Every later command then needs no flag."""
     import onnx
 
-    from ..codec.errors import DecodeError, StorageError
     from .selection import median_confidence
 
     src = Path(model)
     if len(x) == 0:
         raise ValueError("calibration needs at least one image")
-    t = Teacher(src, preprocess)
+    t = Teacher(src, preprocess, input_name=input_name, output_name=output_name)
     conf = round(median_confidence(np.concatenate([t.logits(x[s : s + batch]) for s in range(0, len(x), batch)])), 6)
     try:
         m = onnx.load(str(src))
     except Exception as e:  # onnx raises its own types
         raise DecodeError(f"cannot read {src} as ONNX: {e}") from e
-    keep = [(p.key, p.value) for p in m.metadata_props if p.key != "labelcast.train_confidence"]
+    new = {
+        "labelcast.train_confidence": json.dumps(conf),
+        "labelcast.preprocess": t.preprocess.to_json(),
+        "labelcast.input": json.dumps(t.input_name),
+        "labelcast.output": json.dumps(t.output_name),
+    }
+    keep = [(p.key, p.value) for p in m.metadata_props if p.key not in new]
     del m.metadata_props[:]
-    for k, v in keep:
+    for k, v in [*keep, *new.items()]:
         e = m.metadata_props.add()
         e.key, e.value = k, v
-    e = m.metadata_props.add()
-    e.key, e.value = "labelcast.train_confidence", json.dumps(conf)
     dst = Path(out) if out is not None else src
-    tmp = dst.with_name(dst.name + ".tmp.onnx")
     try:
-        onnx.save(m, str(tmp))
-        os.replace(tmp, dst)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise StorageError(f"cannot write {dst}: {e.strerror}; {src} is unchanged") from e
-    return conf
+        atomic_write(dst, m.SerializeToString(), what=f"model {dst}")
+    except StorageError as e:
+        raise StorageError(f"{e}; {src} is unchanged") from e
+    return Calibration(str(dst), int(len(x)), conf, json.loads(t.preprocess.to_json()), t.notes)

@@ -46,3 +46,26 @@ def resign(payload: bytes, key, root: bytes, edit) -> bytes:
     body = bytearray(payload[:-SIG_LEN])
     body = bytes(edit(body))
     return body + key.sign(DOMAIN + root + body)
+
+
+def run_cli(*args, cwd: Path | None = None) -> tuple[int, str, str]:
+    """Run ``labelcast ARGS`` in this process (much faster than a subprocess): (exit code, stdout, stderr)."""
+    import contextlib
+    import io
+
+    from labelcast.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    old = os.getcwd()
+    code = 0
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main([str(a) for a in args])
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        os.chdir(old)
+    return code, out.getvalue(), err.getvalue()

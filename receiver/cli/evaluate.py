@@ -9,19 +9,52 @@ from ...cli import emit
 
 @click.command()
 @click.argument("model", type=click.Path(exists=True, dir_okay=False))
-@click.option("--data", required=True, help="Labelled data: builtin:NAME:test, folder:PATH or npy:PATH.")
+@click.option("--data", required=True, help="Labelled data: builtin:NAME:test, folder:PATH, npy:PATH, npz:PATH.")
+@click.option("--labels", default=None, type=click.Path(exists=True, dir_okay=False), help="Labels .npy for npy:.")
+@click.option("--preprocess", "spec", default=None, help="Preprocessing spec (default: the model's stored one).")
+@click.option("--input", "input_name", default=None, help="Input to use, for models with several.")
+@click.option("--output", "output_name", default=None, help="Output to use, for models with several.")
+@click.option(
+    "--provider",
+    type=click.Choice(["auto", "cpu", "cuda", "tensorrt"]),
+    default="auto",
+    show_default=True,
+    help="ONNX Runtime execution provider (a TensorRT engine beside the model is used when it loads).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Last line: a JSON object with accuracy and items.")
-def evaluate(model: str, data: str, as_json: bool) -> None:
-    """Accuracy of an ONNX classifier on labelled DATA, with ONNX Runtime."""
-    from ...datasets.sources import SourceError, load_labelled
+def evaluate(model, data, labels, spec, input_name, output_name, provider, as_json) -> None:
+    """Accuracy of a classifier on labelled DATA; classes are matched to the model's by name."""
+    from ...codec.errors import ModelError, SourceError
+    from ...codec.preprocess import Preprocess
+    from ...datasets.sources import load_labelled
     from ..evaluate import evaluate as do_eval
-    from ..evaluate import load_session
+    from ..serve import OnnxClassifier
 
-    _, pp = load_session(model)
     try:
-        x, y, _ = load_labelled(data, size=pp.size, channels=pp.channels)
+        pp = Preprocess.from_spec(spec) if spec else None
+        probe = OnnxClassifier(model, pp, input_name=input_name, output_name=output_name)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--preprocess") from None
+    except ModelError as e:
+        raise click.UsageError(str(e)) from None
+    folder = data.startswith("folder:")
+    size, ch = (probe.preprocess.hw, probe.preprocess.channels) if folder else (None, None)
+    try:
+        x, y, names = load_labelled(data, size, ch, labels=labels)
+        res = do_eval(
+            model,
+            x,
+            y,
+            class_names=names,
+            preprocess=pp,
+            providers=provider,
+            input_name=input_name,
+            output_name=output_name,
+        )
     except SourceError as e:
         raise click.BadParameter(str(e), param_hint="--data") from None
-    res = do_eval(model, x, y)
     res.update(model=model, data=data)
-    emit(res, as_json, [f"accuracy {res['accuracy']:.4f} on {res['items']} items of {data}"])
+    for n in res["notes"]:
+        click.echo(n, err=True)
+    per = ", ".join(f"{k} {v:.3f}" for k, v in res["per_class_accuracy"].items())
+    emit(res, as_json, [f"accuracy {res['accuracy']:.4f} on {res['items']} items of {data} ({res['backend']})", per])

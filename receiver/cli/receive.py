@@ -2,10 +2,66 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from ..._progress import bar
 from ...cli import emit
+
+
+def _student(arch, train_samples, init, finetune, augment, precision, accelerator):
+    """A StudentConfig from the options given (None: the defaults and the payload's hints)."""
+    from ..train import StudentConfig
+
+    given = {
+        k: v
+        for k, v in dict(
+            arch=arch,
+            train_samples=train_samples,
+            init=init,
+            finetune=finetune,
+            augment=augment,
+            precision=precision,
+            accelerator=accelerator,
+        ).items()
+        if v is not None
+    }
+    return StudentConfig(**given) if given else None
+
+
+def _watch_lines(res: dict, inbox: str) -> list[str]:
+    active = res["slots"]["active"].get("slot") or "none"
+    return [
+        f"watched {inbox}: {res['processed']} payload(s) trained ({res['promoted']} promoted, "
+        f"{res['kept_aside']} kept aside), {res['refused']} refused, {res['retrying']} to retry",
+        f"active model: {active}; stopped: {res['stopped']}",
+    ]
+
+
+def _receive_lines(rep: dict, dry_run: bool) -> list[str]:
+    lines = [
+        f"payload {rep['sequence']} from key {rep['key_id']}: verified, {rep['selected_items']} items, "
+        f"{rep['classes']} classes (format v{rep['format_version']})",
+        f"class counts {rep['class_counts']}",
+    ]
+    if dry_run:
+        w = rep["would_train"]
+        mp = w["memory_plan"]
+        lines += [
+            f"would train {w['arch']} ({w['trainable_params']:,} of {w['params']:,} parameters, "
+            f"finetune {w['finetune']}) on {w['items']} items with {w['labels']} labels",
+            f"{w['epochs']} epochs × batch {w['batch']} = {w['steps']} steps on {w['device']}, {w['precision']}",
+            f"memory plan: ~{mp['fixed_bytes'] + w['batch'] * mp['per_item_bytes'] >> 20} MiB of the profile's "
+            f"{mp['budget_bytes'] >> 20} MiB (largest batch that fits: {mp['max_batch']})",
+        ]
+    else:
+        tr = rep["training"]
+        lines.append(
+            f"trained {tr['arch']} for {tr['epochs']} epochs (batch {tr['batch']}) in {tr['train_seconds']} s "
+            f"on {tr['device']} → {rep['student']}"
+        )
+    return lines
 
 
 @click.command()
@@ -40,15 +96,41 @@ from ...cli import emit
     "--out",
     default=None,
     type=click.Path(file_okay=False),
-    help="Folder for student.onnx and the report (not with --watch).",
+    help="Folder for student.onnx and the report (not with --watch; not needed with --dry-run).",
 )
 @click.option(
-    "--state", "state_dir", default=None, type=click.Path(file_okay=False), help="Replay-state folder (device-wide)."
+    "--state",
+    "state_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Replay state and event log (default: $LABELCAST_STATE_DIR, else the user's state folder).",
 )
-@click.option("--arch", default=None, help="Student architecture (cnn-small, resnet8, resnet18-narrow).")
 @click.option(
-    "--train-samples", type=click.IntRange(1, None), default=None, help="Images seen in training (default 60000)."
+    "--arch",
+    "--student",
+    "arch",
+    default=None,
+    help="Student: cnn-small (default), cnn-w8, cnn-w4, resnet8, resnet18-narrow, mobilenet, mobilenet-half "
+    "(`labelcast profiles show DEVICE --students`), or your own pkg.module:factory.",
 )
+@click.option(
+    "--train-samples", type=click.IntRange(1, None), default=None, help="Images seen in training (default 100000)."
+)
+@click.option(
+    "--init",
+    default="auto",
+    show_default=True,
+    help="Start from: auto (the store's backbone for the student's arch when present), none (random weights), "
+    "or a backbone .safetensors file (`labelcast student pretrain`).",
+)
+@click.option("--finetune", default=None, help="all, head, or last:N (the last N blocks and the head).")
+@click.option(
+    "--augment", type=click.Choice(["crop", "roll", "none"]), default=None, help="Augmentation (default crop)."
+)
+@click.option(
+    "--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default=None, help="Default: the profile's."
+)
+@click.option("--accelerator", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Default: auto.")
 @click.option("--hard", is_flag=True, help="Train on hard labels even if soft labels came.")
 @click.option("--dry-run", is_flag=True, help="Verify and decode only; report what would be trained.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted training from its checkpoint.")
@@ -66,18 +148,22 @@ def receive(
     state_dir,
     arch,
     train_samples,
+    init,
+    finetune,
+    augment,
+    precision,
+    accelerator,
     hard,
     dry_run,
     resume,
     as_json,
 ) -> None:
     """Verify INPUT (frames folder or payload file), then train and export a student."""
-
     from ...codec.keys import TrustSet
     from ...profiles import ProfileError, load_device
     from ..receive import ReceiveConfig
     from ..receive import receive as do_receive
-    from ..train import StudentConfig
+    from ..students import ARCHS
 
     try:
         load_device(device)
@@ -87,14 +173,16 @@ def receive(
         ts = TrustSet.from_files(trust, revoked)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--revoked") from None
-    student = None
-    if arch or train_samples:
-        from ..students import ARCHS
-
-        if arch and arch not in ARCHS:
-            raise click.BadParameter(f"choose one of {', '.join(ARCHS)}", param_hint="--arch")
-        student = StudentConfig(arch=arch or "cnn-small", train_samples=train_samples or StudentConfig().train_samples)
-    cfg = ReceiveConfig(device=device, student=student, use_soft=not hard)
+    if arch and arch not in ARCHS and ":" not in arch:
+        raise click.BadParameter(f"choose one of {', '.join(ARCHS)}, or pkg.module:factory", param_hint="--arch")
+    cfg = ReceiveConfig(
+        device=device,
+        student=_student(arch, train_samples, None, finetune, augment, precision, accelerator),
+        use_soft=not hard,
+        backbone=init,
+    )
+    if init not in ("auto", "none") and not Path(init).is_file():
+        raise click.BadParameter(f"{init} is not a file (give auto, none or a .safetensors path)", param_hint="--init")
     if watch_dir:
         from ...codec.manifest import ReferenceStore
         from ..watch import WatchConfig, watch
@@ -108,20 +196,15 @@ def receive(
             state_dir=state_dir,
             slots_dir=slots_dir,
         )
-        emit(res, as_json)
+        emit(res, as_json, _watch_lines(res, watch_dir))
         return
-    if not input_path or not out:
+    if not input_path or not (out or dry_run):
         raise click.UsageError("give INPUT (a frames folder or payload file) and --out DIR, or --watch INBOX")
-    with bar(None, "train", "step") as tick:
-        rep = do_receive(
-            input_path, reference, ts, out, cfg, state_dir=state_dir, dry_run=dry_run, resume=resume, progress=tick
-        )
-    lines = [
-        f"payload {rep['sequence']} from key {rep['key_id']}: verified, {rep['selected_items']} items, "
-        f"{rep['classes']} classes",
-        f"class counts {rep['class_counts']}",
-    ]
-    if not dry_run:
-        tr = rep["training"]
-        lines.append(f"trained {tr['arch']} for {tr['epochs']} epochs in {tr['train_seconds']} s → {rep['student']}")
-    emit(rep, as_json, lines)
+    try:
+        with bar(None, "train", "step") as tick:
+            rep = do_receive(
+                input_path, reference, ts, out, cfg, state_dir=state_dir, dry_run=dry_run, resume=resume, progress=tick
+            )
+    except ValueError as e:  # a student factory or finetune spec that does not apply
+        raise click.UsageError(str(e)) from None
+    emit(rep, as_json, _receive_lines(rep, dry_run))

@@ -8,34 +8,81 @@ from ..._progress import bar
 from ...cli import emit
 
 
+def _clusters(value: str) -> int | None:
+    if value == "auto":
+        return None
+    try:
+        k = int(value)
+    except ValueError:
+        raise click.BadParameter(
+            "give auto, 0 (keep the source's order and folders) or a count K", param_hint="--clusters"
+        ) from None
+    if not 0 <= k <= 1 << 20:
+        raise click.BadParameter("K must be 0..1,048,576", param_hint="--clusters")
+    return k
+
+
 @click.command()
 @click.argument("source")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Reference store folder to write.")
-@click.option("--size", type=click.IntRange(8, 1024), default=None, help="Pixels per side of stored items.")
-@click.option("--channels", type=click.Choice(["1", "3"]), default=None, help="1 grey or 3 RGB.")
+@click.option(
+    "--size",
+    default=None,
+    help="Stored item size: S or HxW (e.g. 64, 48x64). Default: the source's own; 32 for folder: sources.",
+)
+@click.option(
+    "--channels",
+    type=click.Choice(["1", "3"]),
+    default=None,
+    help="1 grey or 3 RGB. Default: the source's own; 3 for folder: sources.",
+)
+@click.option(
+    "--fit",
+    type=click.Choice(["crop", "squash", "pad"]),
+    default="crop",
+    show_default=True,
+    help="How images reach --size: crop keeps the aspect ratio and cuts the centre; squash scales each side; "
+    "pad letterboxes with black.",
+)
 @click.option(
     "--clusters",
-    type=click.IntRange(0, 1 << 20),
-    default=0,
+    default="auto",
     show_default=True,
-    help="Group items into K content clusters, stored cluster by cluster (0: keep the source's groups). "
-    "With `send --strategy random-keyed` labels then cost ~1.3 bits and positions nothing.",
+    help="Group items into content clusters (stored cluster by cluster): auto = round(√N/8) clusters unless the "
+    "source's folders describe the content as well; 0 keeps the source's order and folders; K forces K clusters.",
 )
+@click.option(
+    "--force", is_flag=True, help="Replace a finished store in OUT (devices holding it must get the new one)."
+)
+@click.option("--skip-bad", is_flag=True, help="Leave out unreadable image files (listed) instead of stopping.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def build(source: str, out: str, size: int | None, channels: str | None, clusters: int, as_json: bool) -> None:
-    """Turn SOURCE (builtin:NAME, folder:PATH, npy:PATH) into a reference store with its manifest.
+def build(source, out, size, channels, fit, clusters, force, skip_bad, as_json) -> None:
+    """Turn SOURCE (see `labelcast sources`) into a reference store with its manifest.
 
     Interrupted builds resume where they stopped when rerun with the same options.
     """
-    from ...datasets.sources import SourceError, open_pool
+    from ...datasets.sources import SourceError, open_source
     from ..reference import BuildConfig, build_store
 
+    k = _clusters(clusters)
+    ch = int(channels) if channels else None
+    cfg = BuildConfig(size, ch, clusters=k, fit=fit, force=force, skip_bad=skip_bad)
     try:
-        n = open_pool(source, size, int(channels) if channels else None).n
+        n = open_source(source, size, ch, fit=fit).n
         with bar(n, "build", "item") as tick:
-            info = build_store(
-                source, out, BuildConfig(size, int(channels) if channels else None, clusters=clusters), progress=tick
-            )
+            info = build_store(source, out, cfg, progress=tick)
     except SourceError as e:
         raise click.BadParameter(str(e), param_hint="SOURCE") from None
-    emit(info, as_json, [f"reference store {out}: {info['items']} items {info['item_shape']}, root {info['root']}"])
+    except (FileExistsError, ValueError) as e:
+        raise click.UsageError(str(e)) from None
+    lines = [
+        f"reference store {out}: {info['items']} items {'×'.join(map(str, info['item_shape']))}, "
+        f"{info['groups']} groups ({info['grouping']}), root {info['root']}"
+    ]
+    if info.get("replaced_root"):
+        lines.append(f"replaced the store with root {info['replaced_root']}: copy the new one to every device")
+    if info["skipped_files"]:
+        lines.append(
+            f"skipped {len(info['skipped_files'])} unreadable file(s): {', '.join(info['skipped_files'][:10])}"
+        )
+    emit(info, as_json, lines)

@@ -16,16 +16,32 @@ from ...cli import emit
 @click.option("--ray-address", default=None, help="Existing Ray cluster address (default: start a local one).")
 @click.option("--workers", type=click.IntRange(1, None), default=2, show_default=True, help="Ray workers.")
 @click.option("--batch", type=click.IntRange(1, None), default=1024, show_default=True)
+@click.option("--preprocess", "spec", default=None, help="Teacher preprocessing spec (default: its stored one).")
+@click.option("--input", "input_name", default=None, help="Teacher input to use, for models with several.")
+@click.option("--output", "output_name", default=None, help="Teacher output to use, for models with several.")
+@click.option(
+    "--provider",
+    type=click.Choice(["auto", "cpu", "cuda", "tensorrt"]),
+    default="cpu",
+    show_default=True,
+    help="ONNX Runtime execution provider (Ray: one GPU per actor with cuda/tensorrt).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def score(teacher, reference, out, engine, ray_address, workers, batch, as_json) -> None:
-    """Score every reference item with the teacher into OUT/logits.f32 (N × classes, float32, memory-mapped)."""
+def score(
+    teacher, reference, out, engine, ray_address, workers, batch, spec, input_name, output_name, provider, as_json
+):
+    """Score every reference item with the teacher into OUT/logits.f32 (N × classes, float32).
+
+    The file is memory-mapped on read; with --engine ray the scoring runs on a Ray cluster."""
     from ...codec.manifest import ReferenceStore
     from ..engines import score as run
+    from .teacher import open_teacher
 
     store = ReferenceStore(reference)
+    t = open_teacher(teacher, spec, input_name, output_name, provider)
     with bar(store.n, "score", "item") as tick:
         logits, secs = run(
-            engine, teacher, store, out, address=ray_address, workers=workers, batch=batch, progress=tick
+            engine, t, store, out, address=ray_address, workers=workers, batch=batch, progress=tick, provider=provider
         )
     res = {
         "engine": engine,

@@ -79,8 +79,20 @@ from ..selection import STRATEGIES
     help="Seconds until expiry.",
 )
 @click.option(
-    "--overhead", type=click.IntRange(0, 255), default=None, help="Parity frames per 100 (default: the link's)."
+    "--delivery",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.999,
+    show_default=True,
+    help="Probability the payload rebuilds on a lossy link; parity follows the link's loss model "
+    "(0 parity on links that retransmit, e.g. Iridium SBD).",
 )
+@click.option(
+    "--overhead",
+    type=click.IntRange(0, 1000),
+    default=None,
+    help="Fixed parity frames per 100 data frames (overrides --delivery).",
+)
+@click.option("--force", is_flag=True, help="Replace the payload and frames already in OUT.")
 @click.option(
     "--validation-every",
     type=click.IntRange(0, None),
@@ -92,6 +104,16 @@ from ..selection import STRATEGIES
     "--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="Scoring engine."
 )
 @click.option("--ray-address", default=None, help="Existing Ray cluster address (default: start a local one).")
+@click.option("--preprocess", "spec", default=None, help="Teacher preprocessing spec (default: its stored one).")
+@click.option("--input", "input_name", default=None, help="Teacher input to use, for models with several.")
+@click.option("--output", "output_name", default=None, help="Teacher output to use, for models with several.")
+@click.option(
+    "--provider",
+    type=click.Choice(["auto", "cpu", "cuda", "tensorrt"]),
+    default="cpu",
+    show_default=True,
+    help="ONNX Runtime execution provider for scoring.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Outbox folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
@@ -114,10 +136,16 @@ def send(
     names,
     sequence,
     expires_in,
+    delivery,
     overhead,
+    force,
     validation_every,
     engine,
     ray_address,
+    spec,
+    input_name,
+    output_name,
+    provider,
     seed,
     out,
     as_json,
@@ -128,7 +156,7 @@ def send(
     from ..selection import SelectConfig
     from ..send import SendConfig
     from ..send import send as do_send
-    from ..teacher import Teacher
+    from .teacher import open_teacher
 
     try:
         load_link(link)
@@ -140,7 +168,9 @@ def send(
         seconds=seconds,
         keep=keep,
         select=SelectConfig(strategy=strategy, quota=quota, alpha=alpha, seed=seed, keyed=keyed),
+        delivery=delivery,
         overhead=overhead,
+        force=force,
         expires_in=expires_in,
         sequence=sequence,
         soft=soft,
@@ -151,11 +181,15 @@ def send(
         detector=detector,
         engine=engine,
         ray_address=ray_address,
+        provider=provider,
     )
     store = ReferenceStore(reference)
-    t = Teacher(teacher)
-    with bar(store.n, "score", "item") as tick:
-        rep = do_send(t, store, key, out, cfg, progress=tick)
+    t = open_teacher(teacher, spec, input_name, output_name, provider)
+    try:
+        with bar(store.n, "score", "item") as tick:
+            rep = do_send(t, store, key, out, cfg, progress=tick)
+    except FileExistsError as e:
+        raise click.UsageError(str(e)) from None
     emit(
         rep,
         as_json,
@@ -163,7 +197,8 @@ def send(
             f"selected {rep['selected_items']} of {rep['reference_items']} items ({rep['strategy']}"
             + (f", auto: {'far' if rep['auto']['far'] else 'near'} pool" if rep.get("auto") else "")
             + ")",
-            f"payload {rep['payload_bytes']} B → {rep['frames']} frames of {rep['frame_bytes']} B on {rep['link']}, "
+            f"payload {rep['payload_bytes']} B → {rep['frames']} frames of {rep['frame_bytes']} B on {rep['link']} "
+            f"({rep['parity_frames']} parity, P(delivery) {rep['delivery']['probability']}), "
             f"~{rep['link_seconds']} s on the link",
             f"outbox {out}: payload.lcst, frames/, send-report.json",
         ],

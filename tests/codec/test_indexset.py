@@ -63,13 +63,20 @@ def test_segments_are_runs_of_groups():
 
 
 def test_decoder_rejects_garbage_with_typed_error():
+    # every garbage input either raises DecodeError (nothing else may escape) or, by chance, decodes
+    # to a well-formed selection: k distinct sorted indices in range
     rng = np.random.default_rng(3)
+    refused = 0
     for _ in range(300):
         junk = rng.integers(0, 256, size=int(rng.integers(0, 40)), dtype=np.uint8).tobytes()
+        k = int(rng.integers(0, 1000))
         try:
-            decode_indices(junk, 1000, int(rng.integers(0, 1000)), np.array([400, 600]))
+            out = decode_indices(junk, 1000, k, np.array([400, 600]))
         except DecodeError:
-            pass
+            refused += 1
+            continue
+        assert out.size == k and np.all(np.diff(out) > 0) and (k == 0 or 0 <= out[0] and out[-1] < 1000)
+    assert refused >= 250, refused
 
 
 def test_bad_arguments_are_value_errors():

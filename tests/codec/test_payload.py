@@ -9,6 +9,7 @@ from labelcast.codec.errors import (
     ExpiredError,
     LabelcastError,
     LimitError,
+    RevokedKeyError,
     SignatureError,
     UnknownKeyError,
 )
@@ -30,15 +31,34 @@ def small(**kw):
 
 
 def test_golden_bytes():
-    # pins the v1 container; a change here is a format change (bump the version)
+    # pins the v2 container; a change here is a format change (bump the version)
     p = small()
     assert p.hex() == GOLDEN
 
 
 GOLDEN = (
+    "4c435354020056475aa75463474c0790c0a7da06640404010700281234ce39010205020000003990c732806fbec86065eeb8"
+    "d3b779e1999eb3856ee663f2945c827d252118d56e3ed009e952299427c4d5f6a9196da5ca0a86774496d6ef95f53439c447131305"
+)
+# the same payload as written by format version 1 (release 197905a): it must keep opening
+GOLDEN_V1 = (
     "4c435354010056475aa75463474c0790c0a7da066404040700281234ce39010502000000396b4426f1365d3d29b7eb5c521e"
     "7d8e19e0b0f3d632d450601d43955cd44f2d8b93b0437d3b75fcc3ffbca2092255a40c7e6fad17dc209346d80b74775c4b5104"
 )
+
+
+def test_v1_golden_payload_still_opens_to_the_same_selection():
+    p = open_payload(bytes.fromhex(GOLDEN_V1), TRUST, ROOT, now=NOW)
+    assert p.header.version == 1
+    assert p.indices.tolist() == [3, 17, 42, 99] and p.labels.tolist() == [0, 1, 2, 3]
+
+
+def test_v1_payload_cannot_be_replayed_as_v2():
+    # the signature domain differs per version: relabelling the version byte breaks the signature
+    q = bytearray(bytes.fromhex(GOLDEN_V1))
+    q[4] = 2
+    with pytest.raises(SignatureError):
+        open_payload(bytes(q), TRUST, ROOT, now=NOW)
 
 
 def test_roundtrip_with_all_sections():
@@ -83,7 +103,7 @@ def test_payload_rejected_for_unknown_and_revoked_key():
     with pytest.raises(UnknownKeyError):
         open_payload(small(key=other), TRUST, ROOT, now=NOW)
     revoked = TrustSet(dict(TRUST.keys), {key_id(KEY.public_key())})
-    with pytest.raises(UnknownKeyError):
+    with pytest.raises(RevokedKeyError):
         open_payload(small(), revoked, ROOT, now=NOW)
 
 
@@ -125,7 +145,7 @@ def test_resigned_garbage_raises_only_typed_errors():
 
 def test_oversized_declarations_refused_before_allocating():
     with pytest.raises(LimitError):
-        peek_header(b"LCST\x01" + b"\0" * (65 << 20))
+        peek_header(b"LCST\x02" + b"\0" * (65 << 20))
 
     # declared k beyond N, re-signed so that only the limit check can refuse it
     def edit(body):

@@ -30,8 +30,8 @@ def test_lean_receiver_venv_receives_without_sender_packages(tmp_path):
     subprocess.run([*pip, "torch==2.13.0"], check=True, env=env)
     subprocess.run([*pip, f"{ROOT}[receiver]"], check=True, env=env, cwd=tmp_path)
 
-    # nothing from the sender side is installed
-    for mod in ("sklearn", "mlxtend", "matplotlib", "PIL"):
+    # nothing from the sender side is installed (Pillow is the device's too: exemplars, folder data)
+    for mod in ("sklearn", "mlxtend", "matplotlib", "ray", "zstandard"):
         r = subprocess.run([str(py), "-c", f"import {mod}"], capture_output=True, env=env, cwd=tmp_path)
         assert r.returncode != 0, f"{mod} is installed in the lean receiver venv"
     lc = str(venv / "bin" / "labelcast")
@@ -87,3 +87,21 @@ def test_lean_receiver_venv_receives_without_sender_packages(tmp_path):
     )
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "dev" / "student.onnx").exists()
+
+    # evaluate on the device, from an array and from a folder of images
+    items = np.fromfile(store / "items.u8", dtype=np.uint8).reshape(400, 8, 8, 1)
+    np.save(tmp_path / "x.npy", items[:60])
+    np.save(tmp_path / "x-labels.npy", (np.arange(60) * 4 % 3))
+    from PIL import Image
+
+    for i in range(12):
+        (tmp_path / "imgs" / str(i % 3)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(items[i, :, :, 0]).save(tmp_path / "imgs" / str(i % 3) / f"{i}.png")
+    for data in (f"npy:{tmp_path / 'x.npy'}", f"folder:{tmp_path / 'imgs'}"):
+        r = subprocess.run(
+            [lc, "evaluate", str(tmp_path / "dev" / "student.onnx"), "--data", data, "--json"],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        assert r.returncode == 0 and '"accuracy"' in r.stdout, r.stderr

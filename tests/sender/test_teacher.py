@@ -11,13 +11,20 @@ torch = pytest.importorskip("torch")
 
 
 def _foreign_model(path: Path) -> Path:
-    """A tiny classifier exported like any third-party ONNX file: no labelcast.train_confidence."""
-    from labelcast.codec.preprocess import Preprocess
-    from labelcast.sender.teacher import export_onnx
-
+    """A tiny classifier exported like any third-party ONNX file: a plain torch.onnx.export, no labelcast
+    metadata at all (preprocessing, classes or confidence)."""
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(8 * 8, 4)).eval()
-    return export_onnx(model, path, Preprocess(8, 1, 1 / 255, (0.0,), (1.0,)), ["a", "b", "c", "d"])
+    torch.onnx.export(
+        model,
+        (torch.zeros(1, 1, 8, 8),),
+        str(path),
+        input_names=["x"],
+        output_names=["y"],
+        dynamic_axes={"x": {0: "n"}, "y": {0: "n"}},
+        dynamo=False,
+    )
+    return path
 
 
 def test_train_and_export_stores_the_confidence_and_teacher_reads_it(tmp_path: Path):
@@ -45,11 +52,11 @@ def test_calibrate_writes_the_figure_once_and_keeps_the_rest(tmp_path: Path):
     x = np.random.default_rng(1).integers(0, 256, (500, 8, 8, 1), dtype=np.uint8)
     want = float(np.median(softmax(t.logits(x)).max(1)))
     out = tmp_path / "calibrated.onnx"
-    got = calibrate(src, x, out, batch=128)
+    got = calibrate(src, x, out, batch=128).train_confidence
     assert abs(got - want) < 1e-5 and src.read_bytes() == before  # the source is left alone
     c = Teacher(out)
-    assert c.confidence == pytest.approx(got) and c.classes == ["a", "b", "c", "d"]
-    again = calibrate(out, x[:100])  # in place; the key is replaced, not added twice
+    assert c.confidence == pytest.approx(got) and c.spec_source == "stored" and not c.notes  # nothing guessed now
+    again = calibrate(out, x[:100]).train_confidence  # in place; the key is replaced, not added twice
     import onnx
 
     keys = [p.key for p in onnx.load(str(out)).metadata_props]
@@ -67,5 +74,5 @@ def test_calibrate_refuses_bad_input(tmp_path: Path):
     junk.write_bytes(b"not a model")
     with pytest.raises(DecodeError):
         calibrate(junk, np.zeros((4, 8, 8, 1), np.uint8))
-    with pytest.raises(ValueError, match="preprocess"):
+    with pytest.raises(ValueError, match="preprocessing spec"):
         calibrate(src, np.zeros((4, 8, 8, 1), np.uint8), preprocess="no-such-preset")

@@ -1,0 +1,264 @@
+"""Run a classifier: any ONNX image classifier through ONNX Runtime, or a TensorRT engine.
+
+:class:`OnnxClassifier` is the one place that turns uint8 images into class scores for
+every command — the ground's teacher (``sender.teacher.Teacher`` builds on it), ``evaluate``
+and the device's serving script. Its :class:`Preprocess` is the model's stored spec
+(``labelcast.preprocess``), a given one, or a guess from the input shape (and it says so); it
+is checked against the model's real input, and models with a static batch dimension run in
+batches of that size. Providers: ``cpu``, ``cuda``, ``tensorrt`` (ONNX Runtime's execution
+providers, skipped with a note where absent) or ``auto`` (the best present).
+
+:func:`load_classifier` prefers a TensorRT engine (``student.engine`` beside ``student.onnx``)
+when TensorRT imports and the engine deserializes on this platform, and says which it used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from ..codec.errors import DecodeError, ModelError
+from ..codec.preprocess import PRESETS, Preprocess
+
+__all__ = ["OnnxClassifier", "EngineClassifier", "load_classifier", "providers_for", "PROVIDERS"]
+
+PROVIDERS = ("auto", "cpu", "cuda", "tensorrt")
+_ORT = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
+
+
+def providers_for(want: str | list[str] | None) -> tuple[list[str], str]:
+    """ONNX Runtime providers for ``want`` and a note when a wanted one is absent (then the CPU)."""
+    import onnxruntime as ort
+
+    have = ort.get_available_providers()
+    if isinstance(want, list):
+        return want, ""
+    want = want or "cpu"
+    if want not in PROVIDERS:
+        raise ValueError(f"provider must be one of {', '.join(PROVIDERS)}")
+    if want == "auto":
+        return [p for p in (_ORT["tensorrt"], _ORT["cuda"], _ORT["cpu"]) if p in have], ""
+    if want == "cpu" or _ORT[want] in have:
+        chain = {"cpu": ["cpu"], "cuda": ["cuda", "cpu"], "tensorrt": ["tensorrt", "cuda", "cpu"]}[want]
+        return [_ORT[c] for c in chain if _ORT[c] in have], ""
+    return [_ORT["cpu"]], f"note: ONNX Runtime has no {_ORT[want]} here (it has {', '.join(have)}); using the CPU"
+
+
+def _dims(shape) -> str:
+    return "×".join(str(d) if isinstance(d, int) else "N" for d in shape)
+
+
+def _guess(shape: list) -> tuple[Preprocess, str]:
+    """A preprocessing guessed from an input shape, and why."""
+    dims = [d if isinstance(d, int) else None for d in shape]
+    c1, c3 = dims[1], dims[3]
+    if c3 in (1, 3) and c1 not in (1, 3):
+        layout, c, h, w = "nhwc", c3, dims[1], dims[2]
+    else:
+        layout, c, h, w = "nchw", c1 if c1 in (1, 3) else 3, dims[2], dims[3]
+    h, w = h or 224, w or h or 224
+    why = f"the input is {_dims(shape)}: {layout}, {c} channel(s), {h}×{w}"
+    if (c, h, w) == (3, 224, 224):
+        return replace(PRESETS["imagenet"], layout=layout), why + "; 3×224×224 is taken as ImageNet mean/std"
+    return Preprocess((h, w), c, 1 / 255, (0.0,), (1.0,), layout), why + "; pixels / 255, no mean/std (a guess)"
+
+
+class OnnxClassifier:
+    """An ONNX Runtime session over an image classifier, with its checked preprocessing."""
+
+    backend = "onnxruntime"
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        preprocess: Preprocess | str | dict | None = None,
+        threads: int = 0,
+        *,
+        input_name: str | None = None,
+        output_name: str | None = None,
+        providers: str | list[str] | None = "cpu",
+    ) -> None:
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        self.notes: list[str] = []
+        chain, note = providers_for(providers)
+        if note:
+            self.notes.append(note)
+        so = ort.SessionOptions()
+        if threads:
+            so.intra_op_num_threads = threads
+        so.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(self.path), so, providers=chain)
+        except Exception as e:  # onnxruntime raises its own types
+            raise DecodeError(f"cannot load {self.path} with ONNX Runtime: {e}") from e
+        self.provider = self.session.get_providers()[0]
+        self.meta = self.session.get_modelmeta().custom_metadata_map
+        inp = self._pick(self.session.get_inputs(), input_name or self._stored("input"), "input", "--input")
+        out = self._pick(self.session.get_outputs(), output_name or self._stored("output"), "output", "--output")
+        self.input_name, self.output_name = inp.name, out.name
+        self.input_shape = list(inp.shape)
+        self.preprocess, self.spec_source = self._resolve(preprocess)
+        self._check_input(inp)
+        b = self.input_shape[0]
+        self.static_batch = b if isinstance(b, int) and b > 0 else None
+        names = self._stored("classes")
+        self.classes: list[str] | None = names if isinstance(names, list) else None
+        oshape = list(out.shape)
+        if len(oshape) != 2:
+            raise ModelError(f"{self.path}: output {out.name} is {_dims(oshape)}; a classifier outputs N×classes")
+        stored_n = self._stored("num_classes")
+        self.num_classes = (
+            oshape[1]
+            if isinstance(oshape[1], int)
+            else (len(self.classes) if self.classes else (stored_n if isinstance(stored_n, int) else None))
+        )
+
+    def _stored(self, key: str):
+        raw = self.meta.get(f"labelcast.{key}")
+        if raw is None:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return None
+
+    def _pick(self, items, name: str | None, what: str, flag: str):
+        names = [i.name for i in items]
+        if name is not None:
+            for i in items:
+                if i.name == name:
+                    return i
+            raise ModelError(f"{self.path} has no {what} named {name!r}; its {what}s: {', '.join(names)}")
+        if len(items) != 1:
+            raise ModelError(f"{self.path} has {len(items)} {what}s ({', '.join(names)}); choose one with {flag} NAME")
+        return items[0]
+
+    def _resolve(self, spec) -> tuple[Preprocess, str]:
+        stored = self.meta.get("labelcast.preprocess")
+        if spec is not None:
+            pp = Preprocess.from_spec(spec)
+            if stored is not None and Preprocess.from_json(stored) != pp:
+                self.notes.append(f"note: the given preprocessing overrides the one stored in {self.path.name}")
+            return pp, "given"
+        if stored is not None:
+            return Preprocess.from_json(stored), "stored"
+        if len(self.input_shape) != 4:
+            raise ModelError(f"{self.path}: input is {_dims(self.input_shape)}; an image input is 4-D")
+        pp, why = _guess(self.input_shape)
+        self.notes.append(f"guessed: {why}; declare it with `teacher calibrate --preprocess SPEC`")
+        return pp, "guessed"
+
+    def _check_input(self, inp) -> None:
+        pp = self.preprocess
+        if "float" not in inp.type:
+            raise ModelError(f"{self.path}: input {inp.name} takes {inp.type}; labelcast feeds float32 images")
+        want = pp.input_shape()
+        if len(self.input_shape) != 4 or any(
+            isinstance(m, int) and m != w for m, w in zip(self.input_shape[1:], want[1:], strict=True)
+        ):
+            raise ModelError(
+                f"model input {inp.name} is {_dims(self.input_shape)}, spec says {pp.layout} "
+                f"{'×'.join(str(d) for d in want[1:])}; fix --preprocess (size, channels, layout)"
+            )
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """Scores for preprocessed input ``x``, in batches of the model's static batch size if it has one."""
+        if self.static_batch is None:
+            out = self.session.run([self.output_name], {self.input_name: x})[0]
+        else:
+            b, n = self.static_batch, x.shape[0]
+            parts = []
+            for s in range(0, n, b):
+                chunk = x[s : s + b]
+                if chunk.shape[0] < b:  # pad the last batch; the padding's scores are dropped
+                    chunk = np.concatenate([chunk, np.zeros((b - chunk.shape[0], *chunk.shape[1:]), chunk.dtype)])
+                parts.append(self.session.run([self.output_name], {self.input_name: chunk})[0])
+            out = np.concatenate(parts)[:n] if parts else np.zeros((0, self.num_classes or 0), np.float32)
+        return self.preprocess.as_logits(out)
+
+    def logits(self, x_uint8: np.ndarray) -> np.ndarray:
+        """Class scores whose softmax is the model's distribution, for uint8 N×H×W×C images."""
+        return self.run(self.preprocess.apply(x_uint8))
+
+    def predict(self, x_uint8: np.ndarray, batch: int = 512) -> np.ndarray:
+        return (
+            np.concatenate(
+                [self.logits(np.asarray(x_uint8[s : s + batch])).argmax(1) for s in range(0, len(x_uint8), batch)]
+            )
+            if len(x_uint8)
+            else np.zeros(0, dtype=np.int64)
+        )
+
+
+class EngineClassifier:
+    """A serialized TensorRT engine (TensorRT 10 Python API, torch for device buffers)."""
+
+    backend = "tensorrt"
+
+    def __init__(self, engine: Path, onnx_model: OnnxClassifier) -> None:
+        import tensorrt as trt
+        import torch
+
+        self.path = engine
+        self.preprocess = onnx_model.preprocess
+        self.classes, self.num_classes = onnx_model.classes, onnx_model.num_classes
+        self.notes: list[str] = []
+        logger = trt.Logger(trt.Logger.WARNING)
+        self.engine = trt.Runtime(logger).deserialize_cuda_engine(engine.read_bytes())
+        if self.engine is None:
+            raise ModelError(f"{engine} does not deserialize on this platform (built for another GPU or TensorRT)")
+        self.context = self.engine.create_execution_context()
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        mode = trt.TensorIOMode.INPUT
+        self.input_name = next(n for n in names if self.engine.get_tensor_mode(n) == mode)
+        self.output_name = next(n for n in names if self.engine.get_tensor_mode(n) != mode)
+        self._torch = torch
+
+    def logits(self, x_uint8: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        x = torch.from_numpy(self.preprocess.apply(x_uint8)).cuda().contiguous()
+        self.context.set_input_shape(self.input_name, tuple(x.shape))
+        out = torch.empty((x.shape[0], self.num_classes), dtype=torch.float32, device="cuda")
+        self.context.set_tensor_address(self.input_name, x.data_ptr())
+        self.context.set_tensor_address(self.output_name, out.data_ptr())
+        stream = torch.cuda.current_stream()
+        if not self.context.execute_async_v3(stream.cuda_stream):
+            raise ModelError(f"TensorRT execution of {self.path} failed")
+        stream.synchronize()
+        return self.preprocess.as_logits(out.cpu().numpy())
+
+    def predict(self, x_uint8: np.ndarray, batch: int = 256) -> np.ndarray:
+        return np.concatenate([self.logits(x_uint8[s : s + batch]).argmax(1) for s in range(0, len(x_uint8), batch)])
+
+
+def load_classifier(
+    path: str | os.PathLike,
+    preprocess: Preprocess | str | dict | None = None,
+    *,
+    providers: str | list[str] | None = "auto",
+    engine: bool = True,
+    input_name: str | None = None,
+    output_name: str | None = None,
+) -> OnnxClassifier | EngineClassifier:
+    """The model at ``path``, served by its TensorRT engine (``.engine`` beside it) when TensorRT imports
+    and the engine loads here, else by ONNX Runtime; ``.backend`` and ``.notes`` say which and why."""
+    onnx_model = OnnxClassifier(path, preprocess, input_name=input_name, output_name=output_name, providers=providers)
+    eng = Path(path).with_suffix(".engine")
+    if not engine or not eng.exists():
+        return onnx_model
+    try:
+        import tensorrt  # noqa: F401
+    except Exception:
+        onnx_model.notes.append(f"note: {eng.name} is here but TensorRT does not import; serving with ONNX Runtime")
+        return onnx_model
+    try:
+        return EngineClassifier(eng, onnx_model)
+    except Exception as e:  # a stale or foreign engine: fall back, and say so
+        onnx_model.notes.append(f"note: {eng.name} did not load ({e}); serving with ONNX Runtime")
+        return onnx_model

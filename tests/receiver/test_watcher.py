@@ -1,0 +1,153 @@
+"""The watcher as one object, in this process: rollbacks, incremental scans, one verification, survival."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from labelcast.codec.framing import make_frames, write_frames
+from labelcast.codec.keys import TrustSet, generate_keypair, load_private_key
+from labelcast.codec.manifest import ReferenceStore
+from labelcast.codec.payload import build_payload
+from labelcast.receiver import watch as watch_module
+from labelcast.receiver.receive import ReceiveConfig
+from labelcast.receiver.train import StudentConfig
+from labelcast.receiver.watch import WatchConfig, Watcher
+from tests.conftest import make_store
+
+FAST = ReceiveConfig(student=StudentConfig(train_samples=200, min_epochs=1, checkpoint_every=5))
+
+
+@pytest.fixture
+def site(tmp_path: Path):
+    store = ReferenceStore(make_store(tmp_path / "ref", n=300))
+    priv, pub = generate_keypair(tmp_path / "keys")
+    key = load_private_key(priv)
+
+    def frames(seq: int, seed: int) -> list[bytes]:
+        rng = np.random.default_rng(seed)
+        idx = np.sort(rng.choice(store.n, 60, replace=False))
+        data, _ = build_payload(
+            idx,
+            rng.integers(0, 3, 60),
+            n_items=store.n,
+            classes=3,
+            root=store.root,
+            key=key,
+            sequence=seq,
+            expires_at=int(time.time()) + 3600,
+            segments=store.manifest.segments,
+        )
+        return make_frames(data, 64, 34)
+
+    def watcher(**kw) -> Watcher:
+        return Watcher(
+            tmp_path / "inbox",
+            store,
+            TrustSet.from_files([pub]),
+            FAST,
+            WatchConfig(once=True, **kw),
+            state_dir=tmp_path / "state",
+        )
+
+    return tmp_path, frames, watcher
+
+
+def _events(tmp: Path) -> list[dict]:
+    return [json.loads(line) for line in (tmp / "state" / "events.jsonl").read_text().splitlines()]
+
+
+def test_rollback_with_a_leftover_report_is_refused_not_installed(site):
+    tmp, frames, watcher = site
+    write_frames(frames(2, 0), tmp / "inbox")
+    assert watcher().run()["promoted"] == 1
+    # an older sequence arrives, and its work folder holds a report (as after a power cut): it is a rollback,
+    # not a benign replay whose slot step should be finished
+    old = frames(1, 1)
+    w = watcher()
+    w.scan()
+    pid = w.frames.payload_ids()[0] if w.frames.payload_ids() else None
+    assert pid is None  # the first payload's frames were archived
+    write_frames(old, tmp / "inbox")
+    w.scan()
+    pid = w.frames.payload_ids()[0]
+    report = tmp / "state" / "watch" / pid.hex() / "model" / "receive-report.json"
+    report.parent.mkdir(parents=True)
+    report.write_text(json.dumps({"sequence": 1, "key_id": "00", "validation": {}}))
+    w.one_pass()
+    assert w.done[pid.hex()] == {"outcome": "refused", "error": "StaleError"}
+    assert w.slots.status()["active"]["sequence"] == 2 and len(w.slots.status()["models"]) == 1
+
+
+def test_watcher_reads_only_frame_files_it_has_not_seen(site, monkeypatch):
+    tmp, frames, watcher = site
+    f = frames(1, 0)
+    write_frames(f[:3], tmp / "inbox")
+    w = watcher()
+    reads = []
+    real = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: reads.append(self.name) or real(self))
+    w.scan()
+    assert len(reads) == 3
+    write_frames(f[3:5], tmp / "inbox")
+    w.scan()
+    assert len(reads) == 5 and len(set(reads)) == 5  # the first three were not read again
+
+
+def test_watcher_verifies_each_payload_once(site, monkeypatch):
+    tmp, frames, watcher = site
+    write_frames(frames(1, 0), tmp / "inbox")
+    calls = []
+    real = watch_module.verify_payload
+    monkeypatch.setattr(watch_module, "verify_payload", lambda *a, **k: calls.append(1) or real(*a, **k))
+    from labelcast.codec import payload as payload_module
+
+    checks = []
+    real_sig = payload_module.verify_signature
+    monkeypatch.setattr(payload_module, "verify_signature", lambda *a, **k: checks.append(1) or real_sig(*a, **k))
+    assert watcher().run()["promoted"] == 1
+    assert len(calls) == 1 and len(checks) == 1  # one signature check from frames to installed model
+
+
+def test_watcher_survives_an_unexpected_error_and_retries_the_payload_later(site, monkeypatch):
+    tmp, frames, watcher = site
+    write_frames(frames(1, 0), tmp / "inbox")
+    write_frames(frames(2, 1), tmp / "inbox")
+    real = watch_module.receive
+    failed = []
+
+    def flaky(v, *a, **k):
+        if v.header.sequence == 1 and not failed:
+            failed.append(1)
+            raise RuntimeError("the GPU driver went away")
+        return real(v, *a, **k)
+
+    monkeypatch.setattr(watch_module, "receive", flaky)
+    w = watcher(retry_s=0.0)
+    res = w.run()
+    assert res["retrying"] == 1 and res["promoted"] == 1  # payload 2 went on after payload 1 failed
+    ev = [e for e in _events(tmp) if e["event"] == "failed, will retry"]
+    assert ev and ev[0]["error"] == "RuntimeError" and "GPU driver" in ev[0]["message"]
+    assert any(p.suffix == ".lcf" for p in (tmp / "inbox").iterdir())  # its frames are kept
+    # payload 1 is older than the accepted 2 now: on the retry it is refused as a rollback, never trained
+    w.one_pass()
+    assert sorted(v["outcome"] for v in w.done.values()) == ["promoted", "refused"]
+
+
+def test_watcher_keeps_frames_of_a_payload_that_failed_for_a_storage_reason(site, monkeypatch):
+    from labelcast.codec.errors import StorageError
+
+    tmp, frames, watcher = site
+    write_frames(frames(1, 0), tmp / "inbox")
+
+    def full(*a, **k):
+        raise StorageError("cannot write the report: No space left on device")
+
+    monkeypatch.setattr(watch_module, "receive", full)
+    res = watcher(retry_s=3600).run()
+    assert res["retrying"] == 1 and res["refused"] == 0
+    assert len(list((tmp / "inbox").glob("*.lcf"))) == len(frames(1, 0))

@@ -10,7 +10,7 @@ DEB_DATA := dataset-fashion-mnist:$(FASHION) openclipart-png:/usr/share/openclip
 # torch is pinned: the plain name pulls a multi-GB CUDA build; 2.13.0 is the CPU wheel here.
 TORCH := torch==2.13.0
 
-.PHONY: setup data demo demo-digits test lint format bench bench-quick bench-all fuzz clean
+.PHONY: setup data demo demo-digits test test-all lint format bench bench-quick bench-all fuzz clean
 
 setup: $(STAMP) data
 
@@ -41,6 +41,10 @@ demo-digits: setup
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest -q -x -p no:cacheprovider -m "not bench"
+
+# everything, benchmark smoke runs included (~2 more minutes)
+test-all: setup
 	$(BIN)/python -m pytest -q -x -p no:cacheprovider
 
 lint: setup

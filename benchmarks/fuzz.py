@@ -24,7 +24,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import table, write_json  # noqa: E402
 
+from labelcast.codec.delta import Changes, Relabel  # noqa: E402
 from labelcast.codec.errors import LabelcastError  # noqa: E402
+from labelcast.codec.exemplars import Exemplars  # noqa: E402
 from labelcast.codec.framing import Reassembler, make_frames, parse_frame  # noqa: E402
 from labelcast.codec.indexset import prefix_select  # noqa: E402
 from labelcast.codec.keys import TrustSet, key_id  # noqa: E402
@@ -35,6 +37,7 @@ KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33)))
 TRUST = TrustSet({key_id(KEY.public_key()): KEY.public_key()})
 ROOT = hashlib.sha256(b"fuzz").digest()
 SEGMENTS = np.array([300, 500, 200])
+BASE = np.arange(0, 1000, 7)  # the labelled set a delta seed extends (given to the decoder)
 
 
 def seeds() -> list[bytes]:
@@ -72,6 +75,30 @@ def seeds() -> list[bytes]:
         expires_at=2**33,
         segments=SEGMENTS,
         prefix_key=77,
+    )
+    out.append(p)
+    # v2 sections: exemplars (the image bytes are opaque to the codec) and a delta on BASE
+    ex = Exemplars("png", 0, 6, 4, 4, 1, np.arange(6) % 3, bytes(range(40)))
+    lab = rng.integers(0, 4, 20)
+    p, _ = build_payload(
+        idx[:20], lab, n_items=1000, classes=4, root=ROOT, key=KEY, sequence=4, expires_at=2**33, exemplars=ex
+    )
+    out.append(p)
+    add = prefix_select(1000, np.array([10, 5, 3]), 77, SEGMENTS, BASE)
+    changes = Changes(BASE.size, Relabel(np.array([1, 5, 9]), np.array([0, 2, 1])), np.array([3, 4]))
+    delta = {"parent": hashlib.sha256(b"parent").digest(), "changes": changes, "base": BASE}
+    p, _ = build_payload(
+        add,
+        rng.integers(0, 4, add.size),
+        n_items=1000,
+        classes=4,
+        root=ROOT,
+        key=KEY,
+        sequence=5,
+        expires_at=2**33,
+        segments=SEGMENTS,
+        prefix_key=77,
+        delta=delta,
     )
     out.append(p)
     return out
@@ -116,11 +143,11 @@ def run(cases: int, seed: int) -> dict:
                 body = mutate(rng, p[:-SIG_LEN])
                 data = body + KEY.sign(DOMAIN + ROOT + body)
                 stats["payload_resigned"] += 1
-                open_payload(data, TRUST, ROOT, n_items=1000, segments=SEGMENTS, now=0)
+                open_payload(data, TRUST, ROOT, n_items=1000, segments=SEGMENTS, now=0, base=BASE)
             elif kind == 2:
                 data = mutate(rng, base[int(rng.integers(0, len(base)))])
                 stats["payload_raw"] += 1
-                open_payload(data, TRUST, ROOT, n_items=1000, segments=SEGMENTS, now=0)
+                open_payload(data, TRUST, ROOT, n_items=1000, segments=SEGMENTS, now=0, base=BASE)
             else:
                 stats["frame"] += 1
                 f = mutate(rng, frames[int(rng.integers(0, len(frames)))])

@@ -162,7 +162,9 @@ def decode_image(
                 im = Image.alpha_composite(base, im)
             im = _fit_pil(im.convert("L" if channels == 1 else "RGB"), size, fit)
             a = np.asarray(im, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
+    except UnidentifiedImageError as e:
+        raise SourceError(f"{name} is not an image file Pillow can read (JPEG, PNG, WebP, …)") from e
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise SourceError(f"{name} is not a readable image ({type(e).__name__}: {e})") from e
     return a.reshape(size[0], size[1], channels)
 

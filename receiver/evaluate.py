@@ -26,8 +26,8 @@ def _is_positional(names: list[str]) -> bool:
 
 def match_classes(data_names: list[str] | None, model_names: list[str] | None) -> tuple[np.ndarray | None, str]:
     """Index map data label → model class (None: labels are the model's indices already) and a note."""
-    if not data_names or not model_names:
-        return None, "" if model_names else "the model carries no class names: labels taken as its class indices"
+    if not data_names or not model_names or _is_positional(model_names):
+        return None, "the model carries no class names: labels taken as its class indices"
     if _is_positional(data_names):
         return None, "the data carries no class names: labels taken as the model's class indices"
     unknown = [n for n in data_names if n not in model_names]

@@ -57,6 +57,16 @@ class TeacherConfig:
     augment_shift: int = 2  # max random translation in pixels
     flip: bool = False  # horizontal flips (off for digits)
     preprocess: Preprocess | None = None  # None: derived from the training images (size, channels, /255)
+    precision: str = "auto"  # auto: bf16 autocast on CPUs with native bf16 (AMX, AVX512-BF16), else fp32; fp32; bf16
+
+
+def cpu_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (then autocast trains ~1.5× faster, measured on AMX)."""
+    import torch
+
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    avx = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    return bool(amx() or avx())
 
 
 def preprocess_for_data(x: np.ndarray, pp: Preprocess | None = None) -> Preprocess:
@@ -119,7 +129,8 @@ def train_teacher(x: np.ndarray, y: np.ndarray, classes: int, cfg: TeacherConfig
     pp = preprocess_for_data(x, cfg.preprocess)
     if pp.layout != "nchw":
         raise ValueError("the built-in teacher trains on nchw input; drop layout from the preprocessing")
-    model = _build(classes, pp.channels, cfg.width)
+    model = _build(classes, pp.channels, cfg.width).to(memory_format=torch.channels_last)
+    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and cpu_bf16())
     # data on disk (a memory-mapped cache of a large folder) is preprocessed batch by batch, never all in RAM
     streamed = isinstance(x, np.memmap)
     xs = x if streamed else torch.from_numpy(pp.apply(x))
@@ -139,7 +150,9 @@ def train_teacher(x: np.ndarray, y: np.ndarray, classes: int, cfg: TeacherConfig
             xb = _augment(xb, cfg.augment_shift, cfg.flip, rng)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, total, cfg.lr, cfg.warmup)
-            loss = F.cross_entropy(model(xb), ys[idx], label_smoothing=0.05)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                out = model(xb.contiguous(memory_format=torch.channels_last))
+            loss = F.cross_entropy(out.float(), ys[idx], label_smoothing=0.05)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -147,7 +160,7 @@ def train_teacher(x: np.ndarray, y: np.ndarray, classes: int, cfg: TeacherConfig
             if progress:
                 progress(1)
     model.eval()
-    return model
+    return model.to(memory_format=torch.contiguous_format)
 
 
 def _augment(xb, shift: int, flip: bool, rng: np.random.Generator):

@@ -180,7 +180,7 @@ def test_bench_cli_refuses_bad_arguments():
         bench.run_bench(bench.BenchConfig(methods=("telepathy",)))
 
 
-@pytest.mark.slow
+@pytest.mark.bench
 def test_tiny_bench_reports_every_method_within_budget(tmp_path):
     cfg = bench.BenchConfig(
         scenarios=("digits",),

@@ -1,0 +1,62 @@
+"""Every command's help renders, its one-line summary is its own, and the defaults it shows are the code's."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+from click.testing import CliRunner
+
+from labelcast.cli import COMMANDS, SUMMARY, cli
+
+
+def _leaves(tree: dict, prefix: str = ""):
+    for name, target in tree.items():
+        full = f"{prefix}{name}"
+        if isinstance(target, dict):
+            yield full, None
+            yield from _leaves(target, f"{full} ")
+        else:
+            mod, attr = target.split(":")
+            yield full, getattr(importlib.import_module(mod), attr)
+
+
+def test_every_command_and_group_has_a_one_line_summary_that_is_its_own():
+    for name, cmd in _leaves(COMMANDS):
+        assert SUMMARY.get(name), f"no summary for {name}"
+        if cmd is not None:
+            assert cmd.help.strip().splitlines()[0] == SUMMARY[name], name
+
+
+def test_every_command_s_help_renders():
+    runner = CliRunner()
+    for name, _ in _leaves(COMMANDS):
+        r = runner.invoke(cli, [*name.split(), "--help"])
+        assert r.exit_code == 0, (name, r.output)
+    top = runner.invoke(cli, ["--help"]).output
+    for name in COMMANDS:
+        assert f"{name} " in top and SUMMARY[name][:20] in top
+
+
+def _option(cmd: click.Command, flag: str) -> click.Option:
+    return next(p for p in cmd.params if isinstance(p, click.Option) and flag in p.opts)
+
+
+def test_the_defaults_the_help_shows_are_the_code_s():
+    from labelcast.receiver.cli.receive import receive
+    from labelcast.receiver.students import ARCHS
+    from labelcast.receiver.train import StudentConfig
+    from labelcast.sender.budget import DEFAULT_BUDGET
+    from labelcast.sender.cli.reference_build import build
+    from labelcast.sender.cli.send import send
+    from labelcast.sender.delivery import DEFAULT_TARGET
+    from labelcast.sender.send import SendConfig
+
+    assert f"default {StudentConfig().train_samples}" in _option(receive, "--train-samples").help
+    assert all(a in _option(receive, "--arch").help for a in ARCHS)
+    assert f"Default {DEFAULT_BUDGET}" in _option(send, "--budget").help
+    assert _option(send, "--delivery").default == DEFAULT_TARGET == SendConfig().delivery
+    assert _option(send, "--strategy").default == SendConfig().select.strategy
+    size_help = _option(build, "--size").help
+    assert "source's own" in size_help and "32 for folder" in size_help
+    assert "3 for folder" in _option(build, "--channels").help

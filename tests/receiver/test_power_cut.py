@@ -37,15 +37,22 @@ def _cmd(tmp: Path, out: str, state: str, *extra: str) -> list[str]:
         "--state",
         str(tmp / state),
         "--train-samples",
-        "30000",
+        "15000",
         "--json",
         *extra,
     ]
 
 
 @pytest.mark.slow
-def test_sigkill_during_training_then_resume_matches_uninterrupted(tmp_path):
+@pytest.mark.parametrize("start", ["scratch", "pretrained, last:2"])
+def test_sigkill_during_training_then_resume_matches_uninterrupted(tmp_path, start):
     store, y = learnable_store(tmp_path / "ref")
+    extra: tuple[str, ...] = ()
+    if start != "scratch":
+        from labelcast.sender.pretrain import PretrainConfig, pretrain
+
+        pretrain(tmp_path / "ref", cfg=PretrainConfig(pseudo_classes=8, train_samples=3000))
+        extra = ("--finetune", "last:2")  # the store's backbone is the default start
     priv, pub = generate_keypair(tmp_path / "keys")
     idx = np.sort(np.random.default_rng(0).choice(store.n, 600, replace=False))
     data, _ = build_payload(
@@ -60,10 +67,14 @@ def test_sigkill_during_training_then_resume_matches_uninterrupted(tmp_path):
     )
     (tmp_path / "p.lcst").write_bytes(data)
     t = time.time()
-    subprocess.run(_cmd(tmp_path, "whole", "s1"), env=ENV, check=True, capture_output=True)
+    whole = subprocess.run(_cmd(tmp_path, "whole", "s1", *extra), env=ENV, check=True, capture_output=True, text=True)
+    if extra:
+        assert json.loads(whole.stdout.splitlines()[-1])["training"]["init"]["tensors"] > 0
     full = time.time() - t
 
-    proc = subprocess.Popen(_cmd(tmp_path, "cut", "s2"), env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        _cmd(tmp_path, "cut", "s2", *extra), env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     ck = tmp_path / "cut" / ".work" / "checkpoint.pt"
     end = time.time() + full * 3
     while not ck.exists() and time.time() < end:  # kill once training has checkpointed at least once
@@ -78,7 +89,7 @@ def test_sigkill_during_training_then_resume_matches_uninterrupted(tmp_path):
         ]
         == 0
     )  # the replay state was not advanced by the unfinished run
-    r = subprocess.run(_cmd(tmp_path, "cut", "s2", "--resume"), env=ENV, capture_output=True, text=True)
+    r = subprocess.run(_cmd(tmp_path, "cut", "s2", "--resume", *extra), env=ENV, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     x = np.asarray(store.items)
     a = evaluate(tmp_path / "whole" / "student.onnx", x, y)["accuracy"]

@@ -1,0 +1,184 @@
+"""Bring your own teacher, end to end on the CLI (issue #18).
+
+    python benchmarks/byo_teacher.py [--workdir out/bench/byo] [--budget 8192] [--json out/bench/byo.json]
+
+A user trains their own classifier the way they would anywhere — plain torch, on Fashion-MNIST
+train brought to 32×32 RGB, normalised with mean/std 0.5, NHWC input, ending in a softmax —
+and exports it with a plain ``torch.onnx.export`` (their own input/output names, no labelcast
+metadata). Then, only through the CLI:
+
+1. ``labelcast teacher calibrate user.onnx --data builtin:fashion:train --preprocess '{…}'`` —
+   the spec is declared once and stored in the model;
+2. ``labelcast evaluate user.onnx --data builtin:fashion:test`` — the teacher's accuracy with its
+   stored spec;
+3. ``labelcast reference build builtin:fashion`` (28×28 grey, the default grouping), ``send
+   --budget B`` (8 KiB), ``receive`` (the device's default student) and ``evaluate`` the student.
+
+It prints the teacher's and the student's accuracy and their ratio (goal ≥ 0.90).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import table, write_json  # noqa: E402
+
+SPEC = {"size": 32, "channels": 3, "mean": 0.5, "std": 0.5, "layout": "nhwc", "output": "probs"}
+
+
+def user_model(out: Path, epochs: int = 6, seed: int = 0) -> float:
+    """The user's own training, nothing from labelcast: returns the seconds it took."""
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    from labelcast.datasets.builtin import target
+
+    x, y, _ = target("fashion", "train")
+    torch.manual_seed(seed)
+    xs = torch.from_numpy(x).float().div(255).permute(0, 3, 1, 2)
+    xs = F.interpolate(xs, size=(32, 32), mode="bilinear", align_corners=False).repeat(1, 3, 1, 1)
+    xs = ((xs - 0.5) / 0.5).permute(0, 2, 3, 1).contiguous()  # the user's NHWC, mean/std 0.5
+    ys = torch.from_numpy(y)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.f = nn.Sequential(
+                nn.Conv2d(3, 32, 3, padding=1),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+                nn.Conv2d(32, 64, 3, padding=1),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+                nn.Conv2d(64, 128, 3, padding=1),
+                nn.ReLU(),
+                nn.AdaptiveAvgPool2d(1),
+                nn.Flatten(),
+            )
+            self.head = nn.Linear(128, 10)
+
+        def forward(self, x):
+            return self.head(self.f(x.permute(0, 3, 1, 2)))
+
+    net = Net()
+    opt = torch.optim.Adam(net.parameters(), 2e-3)
+    t = time.time()
+    for _ in range(epochs):
+        perm = torch.randperm(len(xs))
+        for b in range(0, len(xs), 128):
+            i = perm[b : b + 128]
+            loss = F.cross_entropy(net(xs[i]), ys[i])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    net.eval()
+
+    class WithSoftmax(nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, x):
+            return torch.softmax(self.m(x), dim=1)
+
+    torch.onnx.export(
+        WithSoftmax(net),
+        (torch.zeros(1, 32, 32, 3),),
+        str(out),
+        input_names=["input"],
+        output_names=["probs"],
+        dynamic_axes={"input": {0: "batch"}, "probs": {0: "batch"}},
+        dynamo=False,
+    )
+    return time.time() - t
+
+
+def lc(*args, cwd: Path) -> dict:
+    r = subprocess.run(
+        [sys.executable, "-m", "labelcast", *map(str, args), "--json"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "LABELCAST_PROGRESS": "0"},
+    )
+    if r.returncode:
+        raise SystemExit(f"labelcast {' '.join(map(str, args))} failed:\n{r.stderr}")
+    return json.loads(r.stdout.splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workdir", default="out/bench/byo")
+    ap.add_argument("--budget", type=int, default=8192)
+    ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args()
+    wd = Path(a.workdir)
+    wd.mkdir(parents=True, exist_ok=True)
+    secs = user_model(wd / "user.onnx")
+    cal = lc(
+        "teacher", "calibrate", "user.onnx", "--data", "builtin:fashion:train", "--preprocess", json.dumps(SPEC), cwd=wd
+    )
+    teacher = lc("evaluate", "user.onnx", "--data", "builtin:fashion:test", cwd=wd)
+    if not (wd / "ref" / "manifest.lcm").exists():
+        lc("reference", "build", "builtin:fashion", "--out", "ref", cwd=wd)
+    if not (wd / "keys" / "sender.key").exists():
+        lc("keygen", "--out", "keys", cwd=wd)
+    rows = []
+    for seed in range(a.seeds):
+        sent = lc(
+            "send",
+            "--teacher",
+            "user.onnx",
+            "--reference",
+            "ref",
+            "--key",
+            "keys/sender.key",
+            "--budget",
+            a.budget,
+            "--seed",
+            seed,
+            "--out",
+            f"outbox{seed}",
+            "--force",
+            cwd=wd,
+        )
+        lc(
+            "receive",
+            f"outbox{seed}/frames",
+            "--reference",
+            "ref",
+            "--trust",
+            "keys/sender.pub",
+            "--out",
+            f"device{seed}",
+            "--state",
+            f"state{seed}",
+            cwd=wd,
+        )
+        student = lc("evaluate", f"device{seed}/student.onnx", "--data", "builtin:fashion:test", cwd=wd)
+        rows.append(
+            {
+                "seed": seed,
+                "teacher_spec": "nhwc 32×32×3, mean/std 0.5, softmax output",
+                "teacher_acc": teacher["accuracy"],
+                "framed_bytes": sent["framed_bytes"],
+                "labels": sent["selected_items"],
+                "strategy": sent["strategy"],
+                "student_acc": student["accuracy"],
+                "ratio": round(student["accuracy"] / teacher["accuracy"], 3),
+            }
+        )
+    table(rows, list(rows[0]), f"a user's own teacher ({secs:.0f} s to train), {a.budget} B on iridium-sbd-mt")
+    write_json(a.json, {"calibration": cal, "teacher": teacher, "rows": rows})
+
+
+if __name__ == "__main__":
+    main()

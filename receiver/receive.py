@@ -35,6 +35,7 @@ from ..codec.preprocess import Preprocess
 from ..codec.storage import atomic_write
 from ..profiles import load_device
 from .state import EventLog, ReplayState, default_state_dir
+from .trainset import training_set, validation_mask
 
 __all__ = ["ReceiveConfig", "read_input", "verify_and_decode", "receive", "validation_mask"]
 
@@ -91,15 +92,6 @@ def verify_and_decode(
     return p, store.require_items(p.indices)
 
 
-def validation_mask(k: int, hints: dict) -> np.ndarray:
-    """Items the sender held back for validation (hint ``val_every`` = n: every n-th item by index)."""
-    n = hints.get("val_every")
-    mask = np.zeros(k, dtype=bool)
-    if isinstance(n, int) and 2 <= n <= k:
-        mask[n - 1 :: n] = True
-    return mask
-
-
 def _student_config(cfg: ReceiveConfig, hints: dict, store: ReferenceStore | None = None):
     """The student recipe: the config's (or the defaults, with the payload's hints), and its start: the
     backbone asked for, else the store's own for this arch; its expected hash comes from the hints."""
@@ -137,6 +129,7 @@ def _base_report(data: bytes, p: Payload, profile, info: dict) -> dict:
         "class_counts": np.bincount(p.labels, minlength=h.classes).tolist(),
         "section_bytes": p.section_bytes,
         "soft_labels": p.soft is not None,
+        "exemplars": p.exemplars.n if p.exemplars is not None else 0,
         "device": profile.name,
         **info,
     }
@@ -149,13 +142,12 @@ def _train_and_export(p, x, store, cfg, profile, outp, report, resume, progress)
 
     h = p.header
     work = outp / ".work"
-    targets = p.soft.dense(p.labels, h.classes) if (p.soft is not None and cfg.use_soft) else p.labels
-    val = validation_mask(h.k, p.hints)
-    ih, _, ic = x.shape[1:]
-    pp = cfg.preprocess or Preprocess(size=ih, channels=ic, mean=(0.0,) * ic, std=(1.0,) * ic)
+    ts = training_set(p, x, store.manifest.item_shape, cfg.use_soft)
+    ih, iw, ic = store.manifest.item_shape
+    pp = cfg.preprocess or Preprocess(size=(ih, iw), channels=ic, mean=(0.0,) * ic, std=(1.0,) * ic)
     model, tinfo = train_student(
-        x[~val],
-        targets[~val],
+        ts.x,
+        ts.targets,
         h.classes,
         pp,
         profile,
@@ -166,6 +158,7 @@ def _train_and_export(p, x, store, cfg, profile, outp, report, resume, progress)
         progress=progress,
         root=store.root,
     )
+    tinfo["training_set"] = ts.counts
     t = time.time()
     meta = {"payload_sha256": report["payload_sha256"], "sequence": h.sequence, "classes": p.class_names}
     exp = export_onnx(model, outp / "student.onnx", pp, h.classes, meta)
@@ -174,15 +167,15 @@ def _train_and_export(p, x, store, cfg, profile, outp, report, resume, progress)
             exp.update(build_tensorrt_engine(outp / "student.onnx", outp / "student.engine", profile))
         else:
             exp["tensorrt"] = "skipped: TensorRT is not installed on this machine"
-    if val.any():
+    if ts.val_x.shape[0]:
         from .evaluate import evaluate
 
         report["validation"] = {
-            "items": int(val.sum()),
-            "accuracy": evaluate(outp / "student.onnx", x[val], p.labels[val])["accuracy"],
+            "items": int(ts.val_x.shape[0]),
+            "accuracy": evaluate(outp / "student.onnx", ts.val_x, ts.val_y)["accuracy"],
         }
         if cfg.compare_model:
-            report["validation"]["compare_accuracy"] = evaluate(cfg.compare_model, x[val], p.labels[val])["accuracy"]
+            report["validation"]["compare_accuracy"] = evaluate(cfg.compare_model, ts.val_x, ts.val_y)["accuracy"]
     report.update(training=tinfo, export=exp, student=str(outp / "student.onnx"))
     return {"export": time.time() - t}
 
@@ -226,10 +219,11 @@ def receive(
     if dry_run:
         from .train import plan_training
 
-        targets_soft = p.soft is not None and cfg.use_soft
+        ts = training_set(p, x, store.manifest.item_shape, cfg.use_soft)
         report["would_train"] = plan_training(
-            x, h.classes, targets_soft, profile, _student_config(cfg, p.hints, store), validation_mask(h.k, p.hints)
+            ts.x, h.classes, ts.targets.ndim == 2, profile, _student_config(cfg, p.hints, store)
         )
+        report["would_train"]["training_set"] = ts.counts
         report["dry_run"] = True
         report["stage_seconds"] = {k: round(v, 3) for k, v in stages.items()}
         return report

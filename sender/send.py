@@ -25,6 +25,7 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ..codec.errors import StorageError
+from ..codec.exemplars import Exemplars
 from ..codec.framing import make_frames, write_frames
 from ..codec.keys import key_id, load_private_key
 from ..codec.manifest import ReferenceStore
@@ -81,6 +82,13 @@ class SendConfig:
     hints: dict = field(default_factory=dict)  # training hints for the receiver (JSON)
     validation_every: int = 0  # hold back every n-th item for the device's A/B check (0: none)
     force: bool = False  # replace an existing outbox
+    # the sender's labelled target data (any source form): exemplars and the planner's validation slice
+    target: str | None = None
+    target_labels: str | None = None  # labels .npy for an npy: target
+    plan: bool | None = None  # simulate the device and pick the best payload; None: with --strategy auto and a target
+    plan_seconds: float = 120.0  # bound of the planner's simulations
+    plan_train_samples: int = 12_000  # images each simulated student sees (the device's recipe, shortened)
+    device: str = "cpu-small"  # the device profile the planner simulates
 
 
 @dataclass(frozen=True)
@@ -150,6 +158,11 @@ class PayloadSpec:
     expires_at: int
     class_names: list[str] | None = None
     hints: dict | None = None
+    exemplars: Exemplars | None = None  # target images sent beside the labels (payload v2)
+    delta: dict | None = None  # {"parent": digest, "changes": …, "base": parent indices}: a delta payload
+
+    def with_(self, **changes) -> PayloadSpec:
+        return replace(self, **changes)
 
 
 def next_sequence(key_path: Path, explicit: int | None = None) -> int:
@@ -232,6 +245,8 @@ def encoder(
             class_names=spec.class_names,
             hints=spec.hints,
             prefix_key=key,
+            exemplars=spec.exemplars,
+            delta=spec.delta,
         )
         return Encoded(payload, sections, np.asarray(idx), lab, extra)
 
@@ -384,13 +399,71 @@ def send(
         tea.classes if (cfg.class_names and tea.classes) else None,
         hints or None,
     )
-    recipes, auto = recipes_for(cfg, scored)
-    recipe, fit = fit_recipes(scored, recipes, spec, budget, keep=cfg.keep, detector_logits=det, auto=auto)
+    planned = None
+    if _plans(cfg):
+        planned, recipe, fit, auto = _planned(cfg, scored, spec, budget, store, progress)
+    else:
+        recipes, auto = recipes_for(cfg, scored)
+        recipe, fit = fit_recipes(scored, recipes, spec, budget, keep=cfg.keep, detector_logits=det, auto=auto)
+        if cfg.select.strategy == "auto":
+            auto["planner"] = (
+                "off: no --target data; chosen by the teacher's confidence shift (give --target to simulate)"
+            )
     stages["select_encode"] = time.time() - t
     t = time.time()
     frames = write_outbox(outp, fit, link.frame_bytes, force=cfg.force)
     _record_sequence(key_path, spec.sequence)
     stages["frame_write"] = time.time() - t
     report = _report(cfg, scored, recipe, fit, budget, spec, frames, auto, stages, t0)
-    atomic_write(outp / "send-report.json", json.dumps(report, indent=2), what=f"report in {outp}")
+    if planned is not None:
+        report["plan"] = planned
+        report["exemplars"] = fit.encoded.extra.get("exemplars", 0)
+        if not fit.encoded.indices.size:
+            report["strategy"] = "exemplars only"
+    atomic_write(outp / "send-report.json", json.dumps(report, indent=2, default=str), what=f"report in {outp}")
     return report
+
+
+def _plans(cfg: SendConfig) -> bool:
+    want = cfg.plan if cfg.plan is not None else (cfg.select.strategy == "auto" and cfg.target is not None)
+    if want and cfg.target is None:
+        raise ValueError("the planner needs the sender's target data: give --target SOURCE")
+    if want and (cfg.keep is not None or cfg.detector):
+        raise ValueError("--plan fits the budget itself: drop --keep and --detector")
+    return want
+
+
+def load_target(cfg: SendConfig, store: ReferenceStore):
+    """The sender's labelled target data at the store's item size, split for the planner."""
+    from ..datasets.sources import load_labelled
+    from .plan import split_target
+
+    h, w, c = store.manifest.item_shape
+    x, y, names = load_labelled(cfg.target, (h, w), c, labels=cfg.target_labels)
+    return split_target(np.asarray(x), y, names, seed=cfg.select.seed, source=cfg.target)
+
+
+def _planned(cfg: SendConfig, scored: Scored, spec: PayloadSpec, budget: LinkBudget, store, progress):
+    """The planner's choice: its plan (without the fitted payload), the recipe, the fit, the auto decision."""
+    from ..profiles import load_device
+    from .plan import PlanConfig, _recipe, plan
+
+    target = load_target(cfg, store)
+    soft = (cfg.soft_extra, cfg.soft_levels, cfg.soft_temperature)
+    res = plan(
+        scored,
+        spec,
+        budget,
+        target,
+        cfg.select,
+        load_device(cfg.device),
+        PlanConfig(seconds=cfg.plan_seconds, seed=cfg.select.seed),
+        soft,
+        progress,
+    )
+    best = res.pop("candidate")
+    fit = res.pop("fit")
+    fit.encoded.extra["exemplars"] = (best.exemplars or {}).get("n", 0)
+    recipe = _recipe(best.recipe, cfg.select, soft) if best.recipe else Recipe(replace(cfg.select, strategy="random"))
+    auto = dict(res["auto"], chose=best.name, planner="on")
+    return res, recipe, fit, auto

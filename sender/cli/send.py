@@ -104,6 +104,40 @@ from ..selection import STRATEGIES
     "--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="Scoring engine."
 )
 @click.option("--ray-address", default=None, help="Existing Ray cluster address (default: start a local one).")
+@click.option(
+    "--target",
+    default=None,
+    help="The sender's labelled target data (any source form): the planner simulates the device on a held-back "
+    "slice of it and may send some of its images as exemplars. With the default --strategy auto it turns the "
+    "planner on.",
+)
+@click.option(
+    "--target-labels",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Labels .npy for an npy: target.",
+)
+@click.option(
+    "--plan/--no-plan",
+    "plan",
+    default=None,
+    help="Simulate the device on the ground and send the best payload (default: with auto and --target).",
+)
+@click.option(
+    "--plan-seconds",
+    type=click.FloatRange(5, None),
+    default=120.0,
+    show_default=True,
+    help="Time bound of the planner's simulations.",
+)
+@click.option(
+    "--plan-train-samples",
+    type=click.IntRange(500, None),
+    default=12_000,
+    show_default=True,
+    help="Images each simulated student sees (the device's recipe on a short schedule).",
+)
+@click.option("--device", default="cpu-small", show_default=True, help="The device profile the planner simulates.")
 @click.option("--preprocess", "spec", default=None, help="Teacher preprocessing spec (default: its stored one).")
 @click.option("--input", "input_name", default=None, help="Teacher input to use, for models with several.")
 @click.option("--output", "output_name", default=None, help="Teacher output to use, for models with several.")
@@ -142,6 +176,12 @@ def send(
     validation_every,
     engine,
     ray_address,
+    target,
+    target_labels,
+    plan,
+    plan_seconds,
+    plan_train_samples,
+    device,
     spec,
     input_name,
     output_name,
@@ -182,24 +222,42 @@ def send(
         engine=engine,
         ray_address=ray_address,
         provider=provider,
+        target=target,
+        target_labels=target_labels,
+        plan=plan,
+        plan_seconds=plan_seconds,
+        plan_train_samples=plan_train_samples,
+        device=device,
     )
     store = ReferenceStore(reference)
     t = open_teacher(teacher, spec, input_name, output_name, provider)
     try:
         with bar(store.n, "score", "item") as tick:
             rep = do_send(t, store, key, out, cfg, progress=tick)
-    except FileExistsError as e:
+    except (FileExistsError, ValueError) as e:
         raise click.UsageError(str(e)) from None
-    emit(
-        rep,
-        as_json,
-        [
-            f"selected {rep['selected_items']} of {rep['reference_items']} items ({rep['strategy']}"
-            + (f", auto: {'far' if rep['auto']['far'] else 'near'} pool" if rep.get("auto") else "")
-            + ")",
-            f"payload {rep['payload_bytes']} B → {rep['frames']} frames of {rep['frame_bytes']} B on {rep['link']} "
-            f"({rep['parity_frames']} parity, P(delivery) {rep['delivery']['probability']}), "
-            f"~{rep['link_seconds']} s on the link",
-            f"outbox {out}: payload.lcst, frames/, send-report.json",
-        ],
-    )
+    emit(rep, as_json, _lines(rep, out))
+
+
+def _lines(rep: dict, out: str) -> list[str]:
+    lines = [
+        f"selected {rep['selected_items']} of {rep['reference_items']} items ({rep['strategy']}"
+        + (f", auto: {'far' if rep['auto']['far'] else 'near'} pool" if rep.get("auto") else "")
+        + ")"
+        + (f" and {rep['exemplars']} exemplars" if rep.get("exemplars") else ""),
+        f"payload {rep['payload_bytes']} B → {rep['frames']} frames of {rep['frame_bytes']} B on {rep['link']} "
+        f"({rep['parity_frames']} parity, P(delivery) {rep['delivery']['probability']}), "
+        f"~{rep['link_seconds']} s on the link",
+    ]
+    pl = rep.get("plan")
+    if pl:
+        lines.append(
+            f"plan ({pl['seconds']} s{', cached' if pl['cached'] else ''}; predicted accuracy on "
+            f"{pl['validation_items']} held-back target items, short schedule):"
+        )
+        for c in pl["candidates"]:
+            mark = "→" if c["name"] == pl["choice"] else " "
+            acc = f"{c['predicted_accuracy']:.3f}" if c["predicted_accuracy"] is not None else c["note"]
+            lines.append(f"  {mark} {c['name']:36} {c['labels']:>6} labels {c['exemplars']:>4} exemplars  {acc}")
+    lines.append(f"outbox {out}: payload.lcst, frames/, send-report.json")
+    return lines

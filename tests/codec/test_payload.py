@@ -164,3 +164,43 @@ def test_payload_at_the_declared_limits_decodes():
     data, _ = build_payload(idx, lab, n_items=n, classes=c, root=ROOT, key=KEY, sequence=1, expires_at=NOW + 10)
     p = open_payload(data, TRUST, ROOT, n_items=n, now=NOW)
     assert np.array_equal(p.indices, idx) and np.array_equal(p.labels, lab)
+
+
+GOLDEN_EXEMPLARS = (
+    "4c435354020056475aa75463474c0790c0a7da06640404010700281234ce3901020502000000390624021403040401000300010218000102"
+    "030405060708090a0b0c0d0e0f101112131415161792d2e255379d89c8f729a3e39410de185110837c9769aceb3a4f7d009c6668b1a54a8e"
+    "caec5ad073be48288fa00a13f9efa9b2a2d1b9738cb2d4c92921626e0e"
+)
+GOLDEN_DELTA = (
+    "4c435354020056475aa75463474c0790c0a7da06640404010700281234ce3901020502000000390720e47125968b3b71049fbc4802d1e40a"
+    "71ea1359decfabacf70b34588037d4ff0c08090401040000004001020907040104000000c00d20f4a3b107fcb9dfdd18a0825ed21718bbe0"
+    "449f9bfa535644f5424a3f0d4a136346e2eb600bcd7e56e07ffe55a595f0d599deb2c70fa8484493402f2fc40c"
+)
+
+
+def test_golden_bytes_of_the_v2_sections_exemplars_and_delta():
+    from labelcast.codec.delta import Changes, Relabel
+    from labelcast.codec.exemplars import Exemplars
+
+    ex = Exemplars("webp", 20, 3, 4, 4, 1, np.array([0, 1, 2]), bytes(range(24)))
+    assert small(exemplars=ex).hex() == GOLDEN_EXEMPLARS
+    changes = Changes(4, Relabel(np.array([1]), np.array([0])), np.array([3]))
+    delta = {"parent": hashlib.sha256(b"parent").digest(), "changes": changes, "base": np.array([1, 2, 5, 8])}
+    assert small(delta=delta).hex() == GOLDEN_DELTA
+    p = open_payload(bytes.fromhex(GOLDEN_EXEMPLARS), TRUST, ROOT, now=NOW)
+    assert p.exemplars.codec == "webp" and p.exemplars.labels.tolist() == [0, 1, 2] and p.exemplars.image == bytes(range(24))
+    d = open_payload(bytes.fromhex(GOLDEN_DELTA), TRUST, ROOT, now=NOW)
+    assert d.is_delta and d.changes.relabel.positions.tolist() == [1] and d.changes.remove.tolist() == [3]
+
+
+def test_unknown_and_out_of_order_sections_are_refused(tmp_path):
+    def add_section(t):
+        def edit(body):
+            return bytes(body) + bytes([t, 1, 0])
+
+        return edit
+
+    with pytest.raises(DecodeError, match="unknown to this receiver"):
+        open_payload(resign(small(), KEY, ROOT, add_section(42)), TRUST, ROOT, now=NOW)
+    with pytest.raises(DecodeError, match="out of order"):
+        open_payload(resign(small(), KEY, ROOT, add_section(1)), TRUST, ROOT, now=NOW)

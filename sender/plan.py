@@ -1,0 +1,353 @@
+"""The planner: always send the best teaching payload for the budget, by simulating the device on the ground.
+
+The ground holds everything the device will learn from — the same reference store, the device's
+training recipe (``receiver.train``, ``receiver.trainset``) and target data of its own. For a budget
+and a link the planner enumerates candidate payloads:
+
+* label payloads: every recipe ``auto`` knows (random-keyed with hard or soft labels, energy-high
+  with soft labels, EL2N-easy with hard labels);
+* hybrids: a share (25 / 50 / 75 %) of the payload's bytes spent on **exemplars** — a class-balanced
+  handful of the sender's target images, coded as one mosaic with the image codec, quality and
+  resolution a 1-nearest-neighbour proxy prefers on the validation slice — the rest on the labels
+  of the recipe ``auto``'s rule picks;
+* exemplars only.
+
+Each is fitted to the framed budget with the real encoder, decoded from its signed bytes as the
+device will decode it, turned into the device's training set, and trained with the device's own
+recipe on a **short schedule** (``train_samples``); its accuracy on a held-back validation slice of
+the sender's target data (never the test split) is the candidate's prediction. The best prediction
+wins (ties: fewer bytes). Time is bounded (``seconds``): candidates are tried in order of their
+prior (the rule's label choice first) and the rest are skipped, and said so, when time runs out.
+Plans are cached per (store root, teacher, budget, link, target, candidates).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..codec.errors import BudgetError
+from ..codec.keys import TrustSet, key_id
+from ..codec.payload import decode_payload, verify_payload
+from ..codec.preprocess import Preprocess
+from ..codec.storage import atomic_write
+from .budget import Encoded, Fit, LinkBudget, fit_budget
+from .exemplars import encode_mosaic, fit_exemplars, half, make_exemplars, round_robin
+from .selection import AUTO, SelectConfig, choose_auto
+
+__all__ = ["PlanConfig", "Target", "Candidate", "plan", "split_target", "EXEMPLAR_CODECS"]
+
+# (codec, quality, scale): scale 2 = sent at half resolution, upscaled by the device
+# Half resolution only for items of HALF_RES_FROM px and more: smaller tiles upscaled train a CNN poorly even
+# where the proxy likes them (digits at 3.5 KB: WebP q10 at half resolution, 102 images, proxy 0.79 but a
+# student 0.50; WebP q5 at full resolution, 53 images, proxy 0.68, student 0.88).
+EXEMPLAR_CODECS = (
+    ("webp", 50, 1),
+    ("webp", 20, 1),
+    ("webp", 5, 1),
+    ("jpeg", 30, 1),
+    ("jpeg", 10, 1),
+    ("png", 0, 1),
+    ("webp", 50, 2),
+    ("webp", 10, 2),
+    ("png", 0, 2),
+)
+HALF_RES_FROM = 64
+PLANNER_VERSION = 3  # part of the cache key: a planner that simulates differently never reuses old plans
+_EXEMPLAR_OVERHEAD = 40  # bytes of an exemplars section beside its image (counts, sizes, class order, framing)
+
+
+@dataclass
+class PlanConfig:
+    seconds: float = 120.0  # wall-clock bound of the simulations (--plan-seconds)
+    train_samples: int = 12_000  # images each simulated student sees (the device's recipe, a short schedule)
+    shares: tuple[float, ...] = (0.25, 0.5, 0.75, 0.9)  # exemplar shares of the payload for the hybrids
+    exemplars_only: bool = True
+    label_recipes: tuple[str, ...] = ("near", "near_soft", "far", "far_small")
+    cache: str | None = None  # folder for cached plans (None: $LABELCAST_CACHE_DIR/plans or ~/.cache/labelcast/plans)
+    seed: int = 0
+
+
+@dataclass
+class Target:
+    """The sender's labelled target data, split: exemplar candidates and a validation slice."""
+
+    x_pool: np.ndarray
+    y_pool: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    classes: list[str]
+    source: str = ""
+
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        for a in (self.x_pool, self.y_pool, self.x_val, self.y_val):
+            h.update(np.ascontiguousarray(a).tobytes())
+        return h.hexdigest()[:16]
+
+
+def split_target(
+    x: np.ndarray, y: np.ndarray, classes: list[str], val: int = 1000, seed: int = 0, source: str = ""
+) -> Target:
+    """Hold back ``val`` items (stratified, at most a fifth) for validation; the rest may travel as exemplars."""
+    rng = np.random.default_rng([seed, 31])
+    n_val = min(val, len(y) // 5)
+    pick = []
+    for c in np.unique(y):
+        ix = rng.permutation(np.flatnonzero(y == c))
+        pick.append(ix[: int(round(n_val * ix.size / len(y)))])
+    v = np.sort(np.concatenate(pick)) if pick else np.zeros(0, np.int64)
+    rest = np.setdiff1d(np.arange(len(y)), v)
+    return Target(x[rest], y[rest], x[v], y[v], classes, source)
+
+
+@dataclass
+class Candidate:
+    name: str
+    recipe: str | None  # a label recipe (AUTO's keys) or None (exemplars only)
+    share: float  # exemplar share of the payload
+    fit: Fit | None = None
+    exemplars: dict | None = None
+    predicted: float | None = None
+    seconds: float = 0.0
+    note: str = ""
+
+    def row(self) -> dict:
+        f = self.fit
+        return {
+            "name": self.name,
+            "labels": int(f.encoded.indices.size) if f else 0,
+            "exemplars": (self.exemplars or {}).get("n", 0),
+            "exemplar_codec": (self.exemplars or {}).get("codec"),
+            "payload_bytes": len(f.payload) if f else None,
+            "framed_bytes": f.framed_bytes if f else None,
+            "predicted_accuracy": self.predicted,
+            "seconds": round(self.seconds, 1),
+            "note": self.note,
+        }
+
+
+def _recipe(name: str, base: SelectConfig, cfg_soft: tuple[int, int, float]):
+    from .send import Recipe
+
+    r = dict(AUTO["near"] if name == "near_soft" else AUTO[name])
+    sel = replace(base, strategy=r.pop("strategy"))
+    if name == "near_soft":
+        r = {"soft": True, "soft_extra": 2, "soft_temperature": 2.0}
+    return Recipe(sel, soft_levels=cfg_soft[1], **r) if r.get("soft") else Recipe(sel)
+
+
+def _nn_proxy(x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray) -> float:
+    """1-nearest-neighbour accuracy on 2×2-pooled grey pixels: a fast stand-in for a student's accuracy."""
+
+    def small(a):
+        g = a.astype(np.float32).mean(-1)
+        n, h, w = g.shape
+        return g[:, : h // 2 * 2, : w // 2 * 2].reshape(n, h // 2, 2, w // 2, 2).mean((2, 4)).reshape(n, -1)
+
+    f, fv = small(x), small(xv)
+    d = (fv**2).sum(1)[:, None] - 2 * fv @ f.T + (f**2).sum(1)[None, :]
+    return float((y[d.argmin(1)] == yv).mean())
+
+
+def choose_exemplars(target: Target, byte_budget: int, seed: int = 0) -> dict | None:
+    """The codec/quality/resolution whose best-fitting class-balanced set the proxy prefers, within ``byte_budget``."""
+    from ..receiver.exemplars import decode_mosaic
+
+    classes = len(target.classes)
+    order = round_robin(target.y_pool, classes, seed)
+    imgs, labs = target.x_pool[order], target.y_pool[order]
+    best = None
+    for codec, q, scale in EXEMPLAR_CODECS:
+        if scale == 2 and min(imgs.shape[1:3]) < HALF_RES_FROM:
+            continue
+        src = half(imgs) if scale == 2 else imgs
+        n = fit_exemplars(src, byte_budget, codec, q)
+        if n == 0:
+            continue
+        dec = decode_mosaic(encode_mosaic(src[:n], codec, q), n, src.shape[1:])
+        if scale == 2:
+            from ..codec.preprocess import resize
+
+            dec = np.clip(np.rint(resize(dec.astype(np.float32), *imgs.shape[1:3])), 0, 255).astype(np.uint8)
+        proxy = _nn_proxy(dec, labs[:n], target.x_val[:500], target.y_val[:500])
+        cand = {"codec": codec, "quality": q, "scale": scale, "n": n, "proxy": proxy}
+        if best is None or (proxy, n) > (best["proxy"], best["n"]):
+            best = cand
+    if best is None:
+        return None
+    best["images"], best["labels"] = imgs[: best["n"]], labs[: best["n"]]
+    return best
+
+
+def _fit_exemplars_only(spec, scored, budget: LinkBudget, ex: dict) -> Fit:
+    """The most exemplars (of the chosen codec) that fit the framed budget with no labels at all."""
+    from .budget import largest_fitting
+    from .send import Recipe, encoder
+
+    imgs, labs = ex["images"], ex["labels"]
+    cache: dict[int, Encoded] = {}
+
+    def enc(n: int) -> Encoded:
+        if n not in cache:
+            e = make_exemplars(imgs[:n], labs[:n], ex["codec"], ex["quality"], ex["scale"])
+            build = encoder(scored, Recipe(SelectConfig("random")), spec.with_(exemplars=e))
+            cache[n] = build(0)
+        return cache[n]
+
+    n = largest_fitting(lambda n: budget.framed_bytes(len(enc(n).payload)) <= budget.budget_bytes, len(imgs))
+    if n == 0:
+        raise BudgetError("not even one exemplar fits the budget")
+    ex["n"] = n
+    lay = budget.final_layout(len(enc(n).payload))
+    return Fit(0, enc(n), lay, lay.total_frames * budget.frame_bytes, len(cache))
+
+
+def _simulate(fit: Fit, spec, store, classes: int, target: Target, cfg: PlanConfig, profile) -> float:
+    """Train the device's recipe (short schedule) on exactly what the device would rebuild; validation accuracy."""
+    import torch
+
+    from ..receiver.train import StudentConfig, train_student
+    from ..receiver.trainset import training_set
+
+    pub = spec.key.public_key()
+    v = verify_payload(fit.payload, TrustSet({key_id(pub): pub}), spec.root, n_items=spec.n_items, now=0)
+    p = decode_payload(v, spec.segments, (spec.delta or {}).get("base"))
+    x_ref = store.read(p.indices) if p.indices.size else np.zeros((0, *store.manifest.item_shape), np.uint8)
+    ts = training_set(p, x_ref, store.manifest.item_shape)
+    if ts.x.shape[0] == 0:
+        return 0.0
+    h, w, c = store.manifest.item_shape
+    pp = Preprocess((h, w), c)
+    sc = StudentConfig(train_samples=cfg.train_samples, min_epochs=1, seed=cfg.seed)
+    model, _ = train_student(ts.x, ts.targets, classes, pp, profile, sc)
+    with torch.no_grad():
+        xv = torch.from_numpy(pp.apply(target.x_val))
+        pred = torch.cat([model(xv[s : s + 1024]) for s in range(0, len(xv), 1024)]).argmax(1).numpy()
+    return round(float((pred == target.y_val).mean()), 4)
+
+
+def _candidates(cfg: PlanConfig, auto: dict) -> list[Candidate]:
+    first = "far" if auto["far"] else "near"
+    labels = [first, *[r for r in cfg.label_recipes if r != first]]
+    out = [Candidate(f"labels: {r}", r, 0.0) for r in labels]
+    out += [Candidate(f"hybrid: {int(s * 100)} % exemplars + {first}", first, s) for s in cfg.shares]
+    if cfg.exemplars_only:
+        out.append(Candidate("exemplars only", None, 1.0))
+    return out
+
+
+def _cache_path(cfg: PlanConfig, key: dict) -> Path:
+    root = (
+        Path(cfg.cache)
+        if cfg.cache
+        else Path(os.environ.get("LABELCAST_CACHE_DIR", Path.home() / ".cache" / "labelcast")) / "plans"
+    )
+    return root / (hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24] + ".json")
+
+
+def payload_capacity(budget: LinkBudget) -> int:
+    """The largest payload (bytes) whose frames fit the budget under its parity rule."""
+    from .budget import largest_fitting
+
+    def fits(n: int) -> bool:
+        try:
+            return budget.framed_bytes(n) <= budget.budget_bytes
+        except ValueError:
+            return False
+
+    return largest_fitting(fits, budget.budget_bytes)
+
+
+def _fit_candidate(c: Candidate, scored, spec, budget: LinkBudget, target: Target, base_sel, soft_cfg) -> None:
+    from .send import encoder
+
+    cap = payload_capacity(budget) - 64 - 40  # what a payload may carry beside its signature and header
+    if c.share > 0:
+        ex = choose_exemplars(target, int(c.share * cap) - _EXEMPLAR_OVERHEAD)
+        if ex is None:
+            raise BudgetError("no exemplar fits this share")
+        c.exemplars = ex
+        e = make_exemplars(ex["images"], ex["labels"], ex["codec"], ex["quality"], ex["scale"])
+        spec = spec.with_(exemplars=e)
+    if c.recipe is None:
+        c.fit = _fit_exemplars_only(spec, scored, budget, c.exemplars)
+    else:
+        c.fit = fit_budget(encoder(scored, _recipe(c.recipe, base_sel, soft_cfg), spec), spec.n_items, budget)
+    if c.exemplars:
+        c.exemplars = {k: v for k, v in c.exemplars.items() if k not in ("images", "labels")}
+
+
+def _key(scored, spec, budget: LinkBudget, target: Target, cfg: PlanConfig) -> dict:
+    sample = np.ascontiguousarray(scored.logits[:: max(1, len(scored.logits) // 2000)])
+    return {
+        "root": spec.root.hex(),
+        "logits": hashlib.sha256(sample.tobytes()).hexdigest()[:16],
+        "budget": budget.budget_bytes,
+        "link": budget.link.name,
+        "delivery": [budget.delivery, budget.overhead],
+        "target": target.digest(),
+        "cfg": {k: v for k, v in asdict(cfg).items() if k not in ("cache", "seconds")},
+        "planner": [PLANNER_VERSION, EXEMPLAR_CODECS, HALF_RES_FROM],
+    }
+
+
+def plan(
+    scored,
+    spec,
+    budget: LinkBudget,
+    target: Target,
+    base_sel: SelectConfig,
+    profile,
+    cfg: PlanConfig | None = None,
+    soft_cfg: tuple[int, int, float] = (4, 16, 2.0),
+    progress=None,
+) -> dict:
+    """Fit and simulate every candidate within ``cfg.seconds``; returns the plan (candidates, predictions, choice)
+    and, under ``"fit"``/``"candidate"``, the chosen payload. A cached plan refits only its choice."""
+    cfg = cfg or PlanConfig()
+    t0 = time.time()
+    auto = choose_auto(scored.logits, scored.teacher.confidence if scored.teacher else None)
+    cands = _candidates(cfg, auto)
+    cached = _cache_path(cfg, _key(scored, spec, budget, target, cfg))
+    if cached.exists():
+        prior = json.loads(cached.read_text())
+        best = next(c for c in cands if c.name == prior["choice"])
+        _fit_candidate(best, scored, spec, budget, target, base_sel, soft_cfg)
+        best.predicted = prior["predicted_accuracy"]
+        return {**prior, "cached": True, "seconds": round(time.time() - t0, 1), "fit": best.fit, "candidate": best}
+    for c in cands:
+        if time.time() - t0 > cfg.seconds:
+            c.note = f"skipped: the {cfg.seconds:.0f} s planning bound was reached"
+            continue
+        t = time.time()
+        try:
+            _fit_candidate(c, scored, spec, budget, target, base_sel, soft_cfg)
+            c.predicted = _simulate(c.fit, spec, scored.store, scored.classes, target, cfg, profile)
+        except BudgetError as e:
+            c.note = f"does not fit: {e}"
+        c.seconds = time.time() - t
+        if progress:
+            progress(1)
+    done = [c for c in cands if c.predicted is not None]
+    if not done:
+        raise BudgetError("no candidate payload fits the budget")
+    best = max(done, key=lambda c: (c.predicted, -len(c.fit.payload)))
+    result = {
+        "auto": auto,
+        "candidates": [c.row() for c in cands],
+        "choice": best.name,
+        "predicted_accuracy": best.predicted,
+        "validation_items": int(len(target.y_val)),
+        "train_samples": cfg.train_samples,
+        "seconds": round(time.time() - t0, 1),
+        "cached": False,
+    }
+    atomic_write(cached, json.dumps(result, indent=2), what=f"plan cache {cached}")
+    return {**result, "fit": best.fit, "candidate": best}

@@ -1,0 +1,180 @@
+"""The planner and hybrid payloads (issue #20): the choice is the argmax of the predictions, the chosen
+payload fits the framed budget, exemplars reach the device's training set and never touch its store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from labelcast.codec.manifest import ReferenceStore
+from tests.conftest import run_cli
+
+torch = pytest.importorskip("torch")
+
+
+def _scene(tmp: Path):
+    """A far-pool task: 4 classes of bright-bar images the pool does not contain (it holds noise)."""
+    rng = np.random.default_rng(0)
+    pool = rng.integers(0, 80, (1500, 16, 16), dtype=np.uint8)
+    np.save(tmp / "pool.npy", pool)
+    y = np.arange(400) % 4
+    x = rng.integers(0, 40, (400, 16, 16), dtype=np.uint8)
+    for i, c in enumerate(y):
+        x[i, 2 + 3 * c : 5 + 3 * c, 2:14] = 220
+    np.save(tmp / "target.npy", x)
+    np.save(tmp / "target-labels.npy", y)
+    assert run_cli("reference", "build", "npy:pool.npy", "--out", "ref", cwd=tmp)[0] == 0
+    assert run_cli("keygen", "--out", "keys", cwd=tmp)[0] == 0
+    code, _, err = run_cli(
+        "teacher", "train", "--data", "npy:target.npy", "--out", "t.onnx", "--epochs", "20", "--width", "8", cwd=tmp
+    )
+    assert code == 0, err
+
+
+def test_send_plan_reports_every_candidate_and_sends_the_argmax_within_the_budget(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABELCAST_CACHE_DIR", str(tmp_path / "cache"))
+    _scene(tmp_path)
+    args = [
+        "send",
+        "--teacher",
+        "t.onnx",
+        "--reference",
+        "ref",
+        "--key",
+        "keys/sender.key",
+        "--budget",
+        "1350",
+        "--target",
+        "npy:target.npy",
+        "--plan-seconds",
+        "300",
+        "--json",
+    ]
+    code, out, err = run_cli(*args, "--out", "outbox", cwd=tmp_path)
+    assert code == 0, err
+    rep = json.loads(out.splitlines()[-1])
+    plan = rep["plan"]
+    names = [c["name"] for c in plan["candidates"]]
+    assert any(n.startswith("labels:") for n in names) and any(n.startswith("hybrid:") for n in names)
+    assert "exemplars only" in names
+    scored = [c for c in plan["candidates"] if c["predicted_accuracy"] is not None]
+    best = max(scored, key=lambda c: (c["predicted_accuracy"], -c["payload_bytes"]))
+    assert plan["choice"] == best["name"] and rep["auto"]["chose"] == best["name"]
+    assert rep["framed_bytes"] <= 1350 and rep["payload_bytes"] == best["payload_bytes"]
+    assert all(c["framed_bytes"] is None or c["framed_bytes"] <= 1350 for c in plan["candidates"])
+    # the same plan again comes from the cache, with the same choice and payload size
+    code, out, _ = run_cli(*args, "--out", "outbox2", cwd=tmp_path)
+    again = json.loads(out.splitlines()[-1])
+    assert again["plan"]["cached"] and again["plan"]["choice"] == plan["choice"]
+    assert again["payload_bytes"] == rep["payload_bytes"]
+
+
+def test_without_target_data_auto_says_the_planner_is_off(tmp_path):
+    _scene(tmp_path)
+    code, out, err = run_cli(
+        "send",
+        "--teacher",
+        "t.onnx",
+        "--reference",
+        "ref",
+        "--key",
+        "keys/sender.key",
+        "--budget",
+        "1350",
+        "--out",
+        "o",
+        "--json",
+        cwd=tmp_path,
+    )
+    assert code == 0, err
+    assert "no --target" in json.loads(out.splitlines()[-1])["auto"]["planner"]
+    code, _, err = run_cli(
+        "send",
+        "--teacher",
+        "t.onnx",
+        "--reference",
+        "ref",
+        "--key",
+        "keys/sender.key",
+        "--plan",
+        "--out",
+        "o2",
+        cwd=tmp_path,
+    )
+    assert code == 2 and "--target" in err
+
+
+def test_a_hybrid_payload_trains_on_labels_and_exemplars_and_leaves_the_store_alone(tmp_path):
+    import time
+
+    from labelcast.codec.keys import TrustSet, generate_keypair, load_private_key
+    from labelcast.codec.payload import build_payload
+    from labelcast.receiver.receive import ReceiveConfig, receive
+    from labelcast.receiver.train import StudentConfig
+    from labelcast.sender.exemplars import make_exemplars
+    from tests.conftest import make_store
+
+    store = ReferenceStore(make_store(tmp_path / "ref", n=300))
+    before = (tmp_path / "ref" / "items.u8").read_bytes()
+    priv, pub = generate_keypair(tmp_path / "keys")
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 255, (12, 8, 8, 1), dtype=np.uint8)
+    ex = make_exemplars(imgs, np.arange(12) % 3, "png", 0)
+    data, sizes = build_payload(
+        np.arange(0, 300, 10),
+        np.arange(30) % 3,
+        n_items=300,
+        classes=3,
+        root=store.root,
+        key=load_private_key(priv),
+        sequence=1,
+        expires_at=int(time.time()) + 600,
+        exemplars=ex,
+    )
+    assert sizes["exemplars"] > 0
+    (tmp_path / "p.lcst").write_bytes(data)
+    rep = receive(
+        tmp_path / "p.lcst",
+        store,
+        TrustSet.from_files([pub]),
+        tmp_path / "dev",
+        ReceiveConfig(student=StudentConfig(train_samples=300)),
+        state_dir=tmp_path / "state",
+    )
+    ts = rep["training"]["training_set"]
+    assert rep["exemplars"] == 12 and ts == {
+        "reference_items": 30,
+        "held_back": 0,
+        "exemplars": 12,
+        "exemplar_repeats": 3,
+    }
+    assert rep["training"]["items"] == 30 + 12 * 3
+    assert (tmp_path / "ref" / "items.u8").read_bytes() == before
+
+
+def test_a_v1_payload_from_the_previous_release_opens_and_trains_unchanged(tmp_path):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from labelcast.codec.keys import TrustSet, key_id
+    from labelcast.receiver.receive import ReceiveConfig, receive
+    from labelcast.receiver.train import StudentConfig
+    from tests.conftest import make_store
+
+    store = ReferenceStore(make_store(tmp_path / "ref"))
+    assert store.root.hex() == "54068a267c0aa1f29233b4435cc6db3bf254bf7bd872b922d724fd75cec64242"
+    pub = Ed25519PrivateKey.from_private_bytes(bytes(range(32))).public_key()
+    data = (Path(__file__).parents[1] / "data" / "v1-payload.lcst").read_bytes()
+    rep = receive(
+        data and Path(__file__).parents[1] / "data" / "v1-payload.lcst",
+        store,
+        TrustSet({key_id(pub): pub}),
+        tmp_path / "dev",
+        ReceiveConfig(student=StudentConfig(train_samples=300)),
+        state_dir=tmp_path / "s",
+    )
+    assert rep["format_version"] == 1 and rep["selected_items"] == 120 and rep["soft_labels"]
+    assert rep["validation"]["items"] == 12  # its hint val_every = 10 still holds back every tenth item
+    assert (tmp_path / "dev" / "student.onnx").exists()

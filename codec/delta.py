@@ -78,6 +78,42 @@ class LabelledSet:
         """Training targets: the soft rows where sent, else the hard labels."""
         return self.soft if self.soft is not None else self.labels
 
+    def to_bytes(self) -> bytes:
+        """The set as an ``.npz`` (what the device keeps per chain and the sender keeps per outbox)."""
+        import io
+
+        buf = io.BytesIO()
+        arrays = {
+            "n_items": np.array(self.n_items),
+            "classes": np.array(self.classes),
+            "indices": self.indices,
+            "labels": self.labels,
+            "names": np.array(self.class_names or [], dtype=str),
+        }
+        if self.soft is not None:
+            arrays["soft"] = self.soft
+        np.savez(buf, **arrays)
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> LabelledSet:
+        import io
+
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as z:
+                names = [str(v) for v in z["names"]] or None
+                soft = z["soft"] if "soft" in z.files else None
+                return cls(
+                    int(z["n_items"]),
+                    int(z["classes"]),
+                    z["indices"].astype(np.int64),
+                    z["labels"].astype(np.int64),
+                    names,
+                    soft,
+                )
+        except (OSError, ValueError, KeyError) as e:
+            raise DecodeError(f"a kept labelled set is unreadable ({e}); restore it from the ground") from e
+
 
 @dataclass
 class Relabel:
@@ -210,20 +246,22 @@ def apply_delta(
     return LabelledSet(parent.n_items, classes, idx[order], new_lab[order], names, soft)
 
 
-def diff_sets(parent: LabelledSet, indices: np.ndarray, hard_labels: np.ndarray) -> tuple[Changes, np.ndarray]:
-    """The operations that turn ``parent`` into the set (indices, labels), and the positions (in the
-    new sorted selection) of the items to add."""
+def diff_sets(
+    parent: LabelledSet, indices: np.ndarray, hard_labels: np.ndarray, classes: int | None = None
+) -> tuple[Changes, np.ndarray, np.ndarray]:
+    """The operations that turn ``parent`` into the set (indices, labels): the changes, and the indices and
+    labels of the items to add."""
     idx = np.asarray(indices, dtype=np.int64)
     lab = np.asarray(hard_labels, dtype=np.int64)
     order = np.argsort(idx, kind="stable")
     idx, lab = idx[order], lab[order]
     inter, p_pos, n_pos = np.intersect1d(parent.indices, idx, assume_unique=True, return_indices=True)
     changed = parent.labels[p_pos] != lab[n_pos]
-    classes = max(parent.classes, int(lab.max(initial=0)) + 1)
+    classes = max(parent.classes, int(lab.max(initial=0)) + 1) if classes is None else classes
     rel = p_pos[changed]
     offsets = (lab[n_pos][changed] - parent.labels[rel] - 1) % classes
     o = np.argsort(rel)
     relabel = Relabel(rel[o], offsets[o]) if rel.size else None
     removed = np.setdiff1d(np.arange(parent.k), p_pos, assume_unique=True)
     adds = np.setdiff1d(np.arange(idx.size), n_pos, assume_unique=True)
-    return Changes(parent.k, relabel, removed if removed.size else None), adds
+    return Changes(parent.k, relabel, removed if removed.size else None), idx[adds], lab[adds]

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..codec.errors import StorageError
+from ..codec.errors import ParentError, StorageError
 from ..codec.framing import Reassembler, frames_from_stream, read_frames_dir
 from ..codec.keys import TrustSet
 from ..codec.manifest import ReferenceStore
@@ -34,6 +34,7 @@ from ..codec.payload import MAGIC, Payload, Verified, decode_payload, verify_pay
 from ..codec.preprocess import Preprocess
 from ..codec.storage import atomic_write
 from ..profiles import load_device
+from .chain import Chains, Step, labelled_set_of
 from .state import EventLog, ReplayState, default_state_dir
 from .trainset import training_set, validation_mask
 
@@ -81,15 +82,27 @@ def verify_and_decode(
     trust: TrustSet,
     state: ReplayState | None,
     now: float | None = None,
-) -> tuple[Payload, np.ndarray]:
-    """Steps 2-4 of the order of trust; returns the decoded payload and the verified item bytes.
+    chains: Chains | None = None,
+    use_soft: bool = True,
+) -> tuple[Payload, np.ndarray, Step]:
+    """Steps 2-4 of the order of trust; returns the decoded payload, the verified item bytes of the set it
+    makes, and that set (a delta's is the chain's head with the delta applied; ``chains`` holds the heads).
 
     ``data`` may be a payload already verified (by the watcher): its signature is not checked again."""
     v = data if isinstance(data, Verified) else verify_payload(data, trust, store.root, n_items=store.n, now=now)
     if state is not None:
         state.check(v.header.key_id, v.header.sequence)
-    p = decode_payload(v, store.manifest.segments)
-    return p, store.require_items(p.indices)
+    base = None
+    if "parent" in v.blobs and chains is not None:
+        base = chains.base_indices(v.header.key_id, v.blobs["parent"])
+    p = decode_payload(v, store.manifest.segments, base)
+    if chains is not None:
+        step = chains.step(p, use_soft)
+    elif p.is_delta:
+        raise ParentError("a delta payload needs the device's chain state (receive with a state folder)")
+    else:
+        step = Step(labelled_set_of(p, use_soft), None, None)
+    return p, store.require_items(step.labelled.indices), step
 
 
 def _student_config(cfg: ReceiveConfig, hints: dict, store: ReferenceStore | None = None):
@@ -135,14 +148,19 @@ def _base_report(data: bytes, p: Payload, profile, info: dict) -> dict:
     }
 
 
-def _train_and_export(p, x, store, cfg, profile, outp, report, resume, progress) -> dict:
-    """Step 5: train on the rebuilt subset, export, score the held-back slice."""
+def _train_and_export(p, x, step, store, cfg, profile, outp, report, resume, progress):
+    """Step 5: train on the rebuilt set (warm from the chain's last model for a delta), export, score the
+    held-back slice. Returns (seconds spent exporting, the model)."""
     from .export import build_tensorrt_engine, export_onnx, tensorrt_available
     from .train import train_student
 
     h = p.header
     work = outp / ".work"
-    ts = training_set(p, x, store.manifest.item_shape, cfg.use_soft)
+    ts = training_set(p, x, store.manifest.item_shape, cfg.use_soft, step.labelled)
+    sc = _student_config(cfg, p.hints, store)
+    warm = step.warm
+    if warm is not None:  # an incremental payload: a short schedule from the model trained on the parent set
+        sc = replace(sc, train_samples=max(1, int(sc.train_samples * sc.warm_fraction)), min_epochs=sc.warm_min_epochs)
     ih, iw, ic = store.manifest.item_shape
     pp = cfg.preprocess or Preprocess(size=(ih, iw), channels=ic, mean=(0.0,) * ic, std=(1.0,) * ic)
     model, tinfo = train_student(
@@ -151,16 +169,17 @@ def _train_and_export(p, x, store, cfg, profile, outp, report, resume, progress)
         h.classes,
         pp,
         profile,
-        _student_config(cfg, p.hints, store),
+        sc,
         checkpoint=work / "checkpoint.pt",
         resume=resume,
         tag=report["payload_sha256"],
         progress=progress,
         root=store.root,
+        warm=warm,
     )
     tinfo["training_set"] = ts.counts
     t = time.time()
-    meta = {"payload_sha256": report["payload_sha256"], "sequence": h.sequence, "classes": p.class_names}
+    meta = {"payload_sha256": report["payload_sha256"], "sequence": h.sequence, "classes": step.labelled.class_names}
     exp = export_onnx(model, outp / "student.onnx", pp, h.classes, meta)
     if cfg.tensorrt and profile.backend == "tensorrt":
         if tensorrt_available():
@@ -177,7 +196,7 @@ def _train_and_export(p, x, store, cfg, profile, outp, report, resume, progress)
         if cfg.compare_model:
             report["validation"]["compare_accuracy"] = evaluate(cfg.compare_model, ts.val_x, ts.val_y)["accuracy"]
     report.update(training=tinfo, export=exp, student=str(outp / "student.onnx"))
-    return {"export": time.time() - t}
+    return time.time() - t, model
 
 
 def receive(
@@ -212,14 +231,23 @@ def receive(
     store = reference if isinstance(reference, ReferenceStore) else ReferenceStore(reference)
     state_path = Path(state_dir) if state_dir else default_state_dir()
     state = ReplayState(state_path)
-    p, x = verify_and_decode(input_path if isinstance(input_path, Verified) else data, store, trust, state, now)
+    chains = Chains(state_path)
+    src = input_path if isinstance(input_path, Verified) else data
+    p, x, step = verify_and_decode(src, store, trust, state, now, chains, cfg.use_soft)
     h = p.header
     stages["verify_decode"] = time.time() - t
     report = _base_report(data, p, profile, info)
+    report["chain"] = {
+        "parent": step.parent,
+        "head": step.labelled.digest.hex(),
+        "items": step.labelled.k,
+        "classes": step.labelled.classes,
+        "warm_start": step.warm is not None,
+    }
     if dry_run:
         from .train import plan_training
 
-        ts = training_set(p, x, store.manifest.item_shape, cfg.use_soft)
+        ts = training_set(p, x, store.manifest.item_shape, cfg.use_soft, step.labelled)
         report["would_train"] = plan_training(
             ts.x, h.classes, ts.targets.ndim == 2, profile, _student_config(cfg, p.hints, store)
         )
@@ -236,20 +264,22 @@ def receive(
         raise StorageError(f"cannot create output folder {outp}: {e.strerror}") from e
     state.begin(h.key_id, h.sequence, report["payload_sha256"])
     t = time.time()
-    extra = _train_and_export(p, x, store, cfg, profile, outp, report, resume, progress)
-    stages["train"] = time.time() - t - extra["export"]
-    stages["export"] = extra["export"]
+    export_s, model = _train_and_export(p, x, step, store, cfg, profile, outp, report, resume, progress)
+    stages["train"] = time.time() - t - export_s
+    stages["export"] = export_s
     report.update(stage_seconds={k: round(v, 3) for k, v in stages.items()}, seconds=round(time.time() - t0, 3))
     # the report is durable before the sequence is accepted: a power cut between the two leaves a
     # begun payload that resumes (from its last checkpoint), never an accepted one without a report
     atomic_write(outp / "receive-report.json", json.dumps(report, indent=2, default=str), what=f"report in {outp}")
+    # the chain's head moves before the sequence is accepted; a cut between the two resumes (Chains.step)
+    chains.commit(h.key_id, h.sequence, step, model.state_dict())
     state.accept(h.key_id, h.sequence)
     (outp / ".work" / "checkpoint.pt").unlink(missing_ok=True)
     EventLog(state_path / "events.jsonl")(
         "received",
         sequence=h.sequence,
         key_id=h.key_id.hex(),
-        items=h.k,
+        items=step.labelled.k,
         model=report["student"],
         validation=report.get("validation"),
     )

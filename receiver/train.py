@@ -78,6 +78,8 @@ class StudentConfig:
     init: str = ""  # backbone (.safetensors from `student pretrain`) to start from; "" = random weights
     init_sha256: str = ""  # refuse a backbone whose hash differs (the store's backbones.json), "" = any
     finetune: str = "all"  # all | head | last:N (N last blocks and the head; the rest frozen)
+    warm_fraction: float = 0.25  # incremental payloads: the share of train_samples a warm start trains for
+    warm_min_epochs: int = 2  # … and its least passes over the cumulative set
     precision: str = "auto"  # auto (the profile's) | fp32 | fp16 | bf16
     accelerator: str = "auto"  # auto | cpu | cuda
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..codec.delta import LabelledSet
 from ..codec.payload import Payload
 
 __all__ = ["TrainingSet", "training_set", "exemplar_repeats", "validation_mask"]
@@ -46,12 +47,24 @@ class TrainingSet:
     counts: dict = field(default_factory=dict)
 
 
-def training_set(p: Payload, x_ref: np.ndarray, item_shape: tuple[int, int, int], use_soft: bool = True) -> TrainingSet:
-    """The device's training set for payload ``p`` whose selected items are ``x_ref`` (already verified)."""
+def training_set(
+    p: Payload,
+    x_ref: np.ndarray,
+    item_shape: tuple[int, int, int],
+    use_soft: bool = True,
+    labelled: LabelledSet | None = None,
+) -> TrainingSet:
+    """The device's training set for payload ``p``: the labelled set it makes (``labelled``, the chain's
+    cumulative set for a delta; by default the payload's own selection) whose items are ``x_ref``
+    (already verified), plus the payload's exemplars."""
     h = p.header
-    soft = p.soft is not None and use_soft
-    targets = p.soft.dense(p.labels, h.classes) if soft else p.labels
-    val = validation_mask(h.k, p.hints)
+    if labelled is None:
+        from .chain import labelled_set_of
+
+        labelled = labelled_set_of(p, use_soft)
+    targets = labelled.soft if (labelled.soft is not None and use_soft) else labelled.labels
+    soft = targets.ndim == 2
+    val = validation_mask(labelled.k, p.hints)
     xs, ts = x_ref[~val], targets[~val]
     counts = {"reference_items": int(xs.shape[0]), "held_back": int(val.sum()), "exemplars": 0, "exemplar_repeats": 0}
     if p.exemplars is not None:
@@ -64,4 +77,4 @@ def training_set(p: Payload, x_ref: np.ndarray, item_shape: tuple[int, int, int]
         xs = np.concatenate([xs, np.repeat(xe, r, axis=0)]) if xs.size else np.repeat(xe, r, axis=0)
         ts = np.concatenate([ts, np.repeat(te, r, axis=0)]) if ts.size else np.repeat(te, r, axis=0)
         counts.update(exemplars=int(xe.shape[0]), exemplar_repeats=r)
-    return TrainingSet(xs, ts, x_ref[val], p.labels[val], counts)
+    return TrainingSet(xs, ts, x_ref[val], labelled.labels[val], counts)

@@ -89,6 +89,7 @@ class SendConfig:
     plan_seconds: float = 120.0  # bound of the planner's simulations
     plan_train_samples: int = 12_000  # images each simulated student sees (the device's recipe, shortened)
     device: str = "cpu-small"  # the device profile the planner simulates
+    parent: str | None = None  # previous outbox (or its report / labelled-set.npz): send only the difference
 
 
 @dataclass(frozen=True)
@@ -399,8 +400,10 @@ def send(
         tea.classes if (cfg.class_names and tea.classes) else None,
         hints or None,
     )
-    planned = None
-    if _plans(cfg):
+    planned = delta = None
+    if cfg.parent is not None:
+        recipe, fit, auto, delta = _delta(cfg, scored, spec, budget)
+    elif _plans(cfg):
         planned, recipe, fit, auto = _planned(cfg, scored, spec, budget, store, progress)
     else:
         recipes, auto = recipes_for(cfg, scored)
@@ -415,6 +418,9 @@ def send(
     _record_sequence(key_path, spec.sequence)
     stages["frame_write"] = time.time() - t
     report = _report(cfg, scored, recipe, fit, budget, spec, frames, auto, stages, t0)
+    if delta is not None:
+        report["delta"] = delta
+    _write_set(outp, fit, spec, scored)
     if planned is not None:
         report["plan"] = planned
         report["exemplars"] = fit.encoded.extra.get("exemplars", 0)
@@ -422,6 +428,67 @@ def send(
             report["strategy"] = "exemplars only"
     atomic_write(outp / "send-report.json", json.dumps(report, indent=2, default=str), what=f"report in {outp}")
     return report
+
+
+def _delta(cfg: SendConfig, scored: Scored, spec: PayloadSpec, budget: LinkBudget):
+    """A delta on the parent set (or the full payload of the same set, when that is smaller)."""
+    from .delta import delta_encoder, fit_delta, full_equivalent, load_parent
+
+    parent = load_parent(cfg.parent)
+    recipes, auto = recipes_for(cfg, scored)
+    recipe = recipes[0]
+    names = scored.teacher.classes if scored.teacher is not None else None
+    build, kmax = delta_encoder(scored, recipe, spec, parent, names)
+    fit = fit_delta(build, kmax, budget)
+    result = fit.encoded.extra["result"]
+    key = prefix_key(recipe.select)
+    full = full_equivalent(result, spec, key)
+    info = {
+        "parent": parent.digest.hex(),
+        **fit.encoded.extra["changes"],
+        "delta_bytes": len(fit.payload),
+        "full_bytes": full,
+        "sent": "delta",
+        "items_after": result.k,
+    }
+    if full <= len(fit.payload):
+        enc = Encoded(*_full_payload(result, spec, key), {"result": result})
+        lay = budget.final_layout(len(enc.payload))
+        fit = Fit(result.k, enc, lay, lay.total_frames * budget.frame_bytes, 1)
+        info["sent"] = "full (smaller than the delta)"
+    return recipe, fit, auto, info
+
+
+def _full_payload(result, spec: PayloadSpec, key):
+    payload, sections = build_payload(
+        result.indices,
+        result.labels,
+        n_items=spec.n_items,
+        classes=result.classes,
+        root=spec.root,
+        key=spec.key,
+        sequence=spec.sequence,
+        expires_at=spec.expires_at,
+        segments=spec.segments,
+        class_names=result.class_names,
+        hints=spec.hints,
+        prefix_key=key,
+    )
+    return payload, sections, result.indices, result.labels
+
+
+def _write_set(outp: Path, fit: Fit, spec: PayloadSpec, scored: Scored) -> None:
+    """The labelled set the device holds after this payload (the parent of the next delta)."""
+    from ..codec.delta import LabelledSet
+    from .delta import SET_FILE
+
+    result = fit.encoded.extra.get("result")
+    if result is None:
+        idx = np.asarray(fit.encoded.indices, dtype=np.int64)
+        order = np.argsort(idx)
+        names = spec.class_names or (scored.teacher.classes if scored.teacher is not None else None)
+        result = LabelledSet(spec.n_items, scored.classes, idx[order], np.asarray(fit.encoded.labels)[order], names)
+    atomic_write(outp / SET_FILE, result.to_bytes(), what=f"labelled set in {outp}")
 
 
 def _plans(cfg: SendConfig) -> bool:

@@ -138,6 +138,13 @@ from ..selection import STRATEGIES
     help="Images each simulated student sees (the device's recipe on a short schedule).",
 )
 @click.option("--device", default="cpu-small", show_default=True, help="The device profile the planner simulates.")
+@click.option(
+    "--parent",
+    default=None,
+    type=click.Path(exists=True),
+    help="The previous outbox (or its send-report.json): send only the difference from the labelled set the "
+    "device holds after it (relabels, new classes, new items); a full payload when that is smaller.",
+)
 @click.option("--preprocess", "spec", default=None, help="Teacher preprocessing spec (default: its stored one).")
 @click.option("--input", "input_name", default=None, help="Teacher input to use, for models with several.")
 @click.option("--output", "output_name", default=None, help="Teacher output to use, for models with several.")
@@ -182,6 +189,7 @@ def send(
     plan_seconds,
     plan_train_samples,
     device,
+    parent,
     spec,
     input_name,
     output_name,
@@ -228,6 +236,7 @@ def send(
         plan_seconds=plan_seconds,
         plan_train_samples=plan_train_samples,
         device=device,
+        parent=parent,
     )
     store = ReferenceStore(reference)
     t = open_teacher(teacher, spec, input_name, output_name, provider)
@@ -249,6 +258,12 @@ def _lines(rep: dict, out: str) -> list[str]:
         f"({rep['parity_frames']} parity, P(delivery) {rep['delivery']['probability']}), "
         f"~{rep['link_seconds']} s on the link",
     ]
+    d = rep.get("delta")
+    if d:
+        lines.append(
+            f"delta on {d['parent'][:16]}: +{d['added']} items, {d['relabelled']} relabelled, {d['removed']} removed; "
+            f"{d['delta_bytes']} B against {d['full_bytes']} B for the full set → sent {d['sent']}"
+        )
     pl = rep.get("plan")
     if pl:
         lines.append(

@@ -188,7 +188,8 @@ def test_golden_bytes_of_the_v2_sections_exemplars_and_delta():
     delta = {"parent": hashlib.sha256(b"parent").digest(), "changes": changes, "base": np.array([1, 2, 5, 8])}
     assert small(delta=delta).hex() == GOLDEN_DELTA
     p = open_payload(bytes.fromhex(GOLDEN_EXEMPLARS), TRUST, ROOT, now=NOW)
-    assert p.exemplars.codec == "webp" and p.exemplars.labels.tolist() == [0, 1, 2] and p.exemplars.image == bytes(range(24))
+    assert p.exemplars.codec == "webp" and p.exemplars.labels.tolist() == [0, 1, 2]
+    assert p.exemplars.image == bytes(range(24))
     d = open_payload(bytes.fromhex(GOLDEN_DELTA), TRUST, ROOT, now=NOW)
     assert d.is_delta and d.changes.relabel.positions.tolist() == [1] and d.changes.remove.tolist() == [3]
 

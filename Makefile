@@ -4,9 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FASHION := /usr/share/datasets/fashion-mnist
-# Debian packages holding the built-in scenarios' data: Fashion-MNIST (fashion, digits) and
-# Openclipart's PNGs (clipart, RGB); installed with apt-get when missing (no other download at run time)
-DEB_DATA := dataset-fashion-mnist:$(FASHION) openclipart-png:/usr/share/openclipart/png
+# Debian packages holding the built-in scenarios' data: Fashion-MNIST (fashion, digits), Openclipart's
+# PNGs (clipart, RGB), WordNet + GCIDE + fortunes (wordnet, text); installed with apt-get when missing
+# (no other download at run time)
+DEB_DATA := dataset-fashion-mnist:$(FASHION) openclipart-png:/usr/share/openclipart/png \
+	wordnet-base:/usr/share/wordnet/data.noun dict-gcide:/usr/share/dictd/gcide.dict.dz \
+	fortunes:/usr/share/games/fortunes/fortunes
 # torch is pinned: the plain name pulls a multi-GB CUDA build; 2.13.0 is the CPU wheel here.
 TORCH := torch==2.13.0
 
@@ -22,7 +25,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 data:
-	@missing=""; for pd in $(DEB_DATA); do [ -d "$${pd#*:}" ] || missing="$$missing $${pd%%:*}"; done; \
+	@missing=""; for pd in $(DEB_DATA); do [ -e "$${pd#*:}" ] || missing="$$missing $${pd%%:*}"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
 	    echo "installing Debian data packages:$$missing"; \

@@ -7,6 +7,14 @@ A reference store is a folder::
     manifest.lcm    binary manifest (below)
     provenance.lcp  per item: source path and SHA-256 of the source file (optional)
 
+A **text** store holds variable-length items instead of ``items.u8``::
+
+    texts.u8        the items' normalised UTF-8 bytes (``codec.text.normalize``), concatenated
+    offsets.u64     N + 1 little-endian u64: item i is texts.u8[offsets[i]:offsets[i+1]]
+
+and its manifest declares item shape ``(0,)`` and item size 0 (variable); an item's hash is the
+SHA-256 of its bytes, so verify, payloads and the Merkle root work unchanged.
+
 ``manifest.lcm`` (little-endian)::
 
     4   magic b"LCMF"     1  version (1)     1  hash algorithm (1 = SHA-256)
@@ -41,7 +49,7 @@ from .errors import DecodeError, LimitError, ReferenceMismatchError
 from .indexset import segments_from_groups
 from .storage import atomic_write
 
-__all__ = ["Manifest", "ReferenceStore", "merkle_root", "hash_items", "write_manifest", "ItemProblem"]
+__all__ = ["Manifest", "ReferenceStore", "TextItems", "merkle_root", "hash_items", "write_manifest", "ItemProblem"]
 
 MAGIC = b"LCMF"
 VERSION = 1
@@ -57,8 +65,12 @@ MAX_ITEM_BYTES = 1 << 26
 MAX_GROUPS = 1 << 24
 
 
-def hash_items(rows: np.ndarray) -> np.ndarray:
-    """SHA-256 of each row of a (n, ...) uint8 array → (n, 32) uint8."""
+def hash_items(rows) -> np.ndarray:
+    """SHA-256 of each row of a (n, ...) uint8 array, or of each item of a text batch → (n, 32) uint8."""
+    if isinstance(rows, list) or np.dtype(getattr(rows, "dtype", np.uint8)) == np.dtype(object):
+        from .text import hash_texts
+
+        return hash_texts(rows)
     n = rows.shape[0]
     if n == 0:
         return np.zeros((0, 32), dtype=np.uint8)
@@ -209,8 +221,48 @@ class Manifest:
         return self._self_hash.hex()
 
 
+class TextItems:
+    """A text store's items, indexable like an array (an int, a slice or an index array → bytes / an object
+    array of bytes), read from the memory-mapped ``texts.u8`` through ``offsets.u64``."""
+
+    def __init__(self, texts: Path, offsets: np.ndarray) -> None:
+        self.offsets = offsets
+        self.n = int(offsets.shape[0]) - 1
+        self.shape = (self.n,)
+        self.dtype = np.dtype(object)
+        size = int(offsets[-1])
+        self._data = np.memmap(texts, dtype=np.uint8, mode="r", shape=(size,)) if size else np.zeros(0, np.uint8)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def _one(self, i: int) -> bytes:
+        return self._data[int(self.offsets[i]) : int(self.offsets[i + 1])].tobytes()
+
+    def __getitem__(self, key):
+        if isinstance(key, int | np.integer):
+            i = int(key) + (self.n if key < 0 else 0)
+            if not 0 <= i < self.n:
+                raise IndexError("text item index out of range")
+            return self._one(i)
+        idx = np.arange(self.n)[key] if isinstance(key, slice) else np.asarray(key)
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
+        out = np.empty(idx.size, dtype=object)
+        out[:] = [self._one(int(i)) for i in idx.reshape(-1)]
+        return out
+
+
+def _texts_of(blob: bytes, offsets: np.ndarray) -> np.ndarray:
+    """Split one read of consecutive items at their offsets (relative to the first)."""
+    o = (offsets - offsets[0]).tolist()
+    out = np.empty(len(o) - 1, dtype=object)
+    out[:] = [blob[a:b] for a, b in zip(o[:-1], o[1:], strict=True)]
+    return out
+
+
 class ReferenceStore:
-    """A reference store folder: memory-mapped items plus manifest."""
+    """A reference store folder: memory-mapped items plus manifest (image items, or text items — ``kind``)."""
 
     def __init__(self, path: str | os.PathLike, *, check: bool = True) -> None:
         self.path = Path(path)
@@ -221,8 +273,12 @@ class ReferenceStore:
             self.info = json.loads((self.path / "store.json").read_text())
         except (OSError, ValueError):
             self.info = {}
-        items = self.path / "items.u8"
         m = self.manifest
+        self.kind = "text" if m.item_shape == (0,) else "image"
+        if self.kind == "text":
+            self._open_texts()
+            return
+        items = self.path / "items.u8"
         try:
             size = items.stat().st_size
         except OSError as e:
@@ -237,6 +293,23 @@ class ReferenceStore:
             if m.n
             else np.zeros((0, *m.item_shape), np.uint8)
         )
+
+    def _open_texts(self) -> None:
+        n = self.manifest.n
+        op, tp = self.path / "offsets.u64", self.path / "texts.u8"
+        try:
+            osize, tsize = op.stat().st_size, tp.stat().st_size
+        except OSError as e:
+            raise ReferenceMismatchError(f"text store {self.path} is missing a file: {e.strerror}") from e
+        if osize != 8 * (n + 1):
+            raise ReferenceMismatchError(f"{op} is {osize} bytes, the manifest's {n} items need {8 * (n + 1)}")
+        offsets = np.memmap(op, dtype="<u8", mode="r", shape=(n + 1,))
+        if int(offsets[0]) != 0 or int(offsets[-1]) != tsize or (n and bool((np.diff(offsets) > 1 << 26).any())):
+            raise ReferenceMismatchError(f"text store {self.path}: offsets and texts.u8 ({tsize} bytes) disagree")
+        if n and bool((offsets[1:] < offsets[:-1]).any()):
+            raise ReferenceMismatchError(f"text store {self.path}: offsets go backwards (damaged)")
+        self.offsets = offsets
+        self.items = TextItems(tp, offsets)
 
     @property
     def n(self) -> int:
@@ -260,6 +333,8 @@ class ReferenceStore:
         m = self.manifest
         if not 0 <= start <= stop <= self.n:
             raise ValueError("item range out of bounds")
+        if self.kind == "text":
+            return self._read_texts(start, stop)
         path = self.path / "items.u8"
         try:
             with open(path, "rb") as f:
@@ -270,11 +345,29 @@ class ReferenceStore:
             raise ReferenceMismatchError(f"reference items near item {start} are missing: the store was truncated")
         return np.frombuffer(b, dtype=np.uint8).reshape(stop - start, *m.item_shape)
 
+    def _read_texts(self, start: int, stop: int) -> np.ndarray:
+        o = np.asarray(self.offsets[start : stop + 1], dtype=np.int64)
+        path = self.path / "texts.u8"
+        try:
+            with open(path, "rb") as f:
+                b = os.pread(f.fileno(), int(o[-1] - o[0]), int(o[0]))
+        except OSError as e:
+            raise ReferenceMismatchError(f"text items near item {start} are unreadable: {e.strerror}") from e
+        if len(b) != int(o[-1] - o[0]):
+            raise ReferenceMismatchError(f"text items near item {start} are missing: the store was truncated")
+        return _texts_of(b, o)
+
     def read(self, indices: np.ndarray) -> np.ndarray:
         """The given items, read with pread (not the memory map): a store truncated or made
         unreadable after opening gives ReferenceMismatchError naming the item, not SIGBUS."""
         idx = np.asarray(indices, dtype=np.int64)
         m = self.manifest
+        if self.kind == "text":
+            if idx.size and (idx.min() < 0 or idx.max() >= self.n):
+                raise ValueError("item index out of range")
+            out = np.empty(idx.size, dtype=object)
+            out[:] = [self._read_texts(i, i + 1)[0] for i in idx.tolist()]
+            return out
         out = np.empty((idx.size, *m.item_shape), dtype=np.uint8)
         flat = out.reshape(idx.size, -1)
         path = self.path / "items.u8"
@@ -311,6 +404,9 @@ class ReferenceStore:
             part = idx[s : s + chunk]
             if indices is not None:
                 got = hash_items(self.read(part))
+            elif self.kind == "text":
+                self._check_size()
+                got = hash_items(self.read_range(int(part[0]), int(part[-1]) + 1))
             else:
                 self._check_size()
                 got = hash_items(self.items[part[0] : part[-1] + 1])
@@ -327,6 +423,13 @@ class ReferenceStore:
         return [ItemProblem(int(idx[d]), self.source_of(int(idx[d])), "content hash differs") for d in diff]
 
     def _check_size(self) -> None:
+        if self.kind == "text":
+            size = (self.path / "texts.u8").stat().st_size if (self.path / "texts.u8").exists() else -1
+            if size != int(self.offsets[-1]):
+                raise ReferenceMismatchError(
+                    f"text items changed size while in use ({size} bytes); the store is damaged"
+                )
+            return
         try:
             size = (self.path / "items.u8").stat().st_size
         except OSError as e:

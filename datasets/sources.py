@@ -15,7 +15,11 @@ form                                  what it is
                                       and optionally ``names`` (class names)
 ====================================  ===========================================================
 
-Every form is a source of images; a labelled form also carries labels, which a command
+Text forms (``lines:PATH``, ``jsonl:PATH:FIELD[:LABEL]``, a ``folder:`` of ``.txt`` files,
+``builtin:wordnet``) are listed in :mod:`labelcast.datasets.textsources`; they open as a
+:class:`Source` whose ``kind`` is ``"text"`` and whose items are normalised UTF-8 bytes.
+
+Every image form is a source of images; a labelled form also carries labels, which a command
 that needs none simply does not read. A form without labels where labels are needed is a
 :class:`SourceError` naming the forms that would do. Images are brought to the size asked
 for with a documented policy (``fit``): ``crop`` (the default: scale the short side, cut the
@@ -39,7 +43,7 @@ from ..codec.errors import SourceError
 from . import builtin
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".pgm", ".ppm"}
-KINDS = ("builtin", "folder", "npy", "npz")
+KINDS = ("builtin", "folder", "npy", "npz", "lines", "jsonl")
 FITS = ("crop", "squash", "pad")
 STREAM_OVER_BYTES = 1 << 30  # labelled folders decoding to more than this are cached on disk, memory-mapped
 
@@ -49,8 +53,15 @@ FORMS = {
     "folder:PATH": "images below PATH, e.g. folder:/data/pool (labelled: one subfolder per class)",
     "npy:PATH": "an N×H×W[×C] uint8 array, e.g. npy:images.npy (labels: --labels labels.npy)",
     "npz:PATH": "arrays x and y (and names) in one file, e.g. npz:train.npz",
+    "lines:PATH": "text: one item per line of a UTF-8 file, e.g. lines:/data/messages.txt",
+    "folder:PATH (.txt)": "text: one item per .txt file (per line with --per-line; labelled: a subfolder per class)",
+    "jsonl:PATH:FIELD[:LABEL]": "text: one item per JSON line, e.g. jsonl:train.jsonl:text:label",
+    "builtin:wordnet[:SPLIT]": "the built-in text scenario: GCIDE + fortunes pool; WordNet glosses train/test",
 }
-LABELLED_FORMS = "builtin:NAME:train, folder:PATH (one subfolder per class), npy:PATH with --labels, npz:PATH with y"
+LABELLED_FORMS = (
+    "builtin:NAME:train, folder:PATH (one subfolder per class), npy:PATH with --labels, npz:PATH with y, "
+    "jsonl:PATH:FIELD:LABEL"
+)
 
 __all__ = [
     "Source",
@@ -81,6 +92,7 @@ class Source:
     class_names: list[str] | None = None
     skipped: list[str] = field(default_factory=list)  # unreadable files left out (--skip-bad)
     notes: list[str] = field(default_factory=list)
+    kind: str = "image"  # "image": uint8 N×H×W×C items; "text": normalised UTF-8 bytes (object arrays)
 
     @property
     def labelled(self) -> bool:
@@ -96,7 +108,9 @@ class Source:
             yield s, x, hs
 
     def images(self) -> np.ndarray:
-        """Every image in one array (use chunks() for large sources)."""
+        """Every item in one array (use chunks() for large sources); a text source's is an object array."""
+        if self.kind == "text":
+            return self.read(0, self.n)[0]
         return np.concatenate([x for _, x, _ in self.chunks()]) if self.n else np.zeros((0, *self.item_shape), np.uint8)
 
 
@@ -380,10 +394,25 @@ def open_source(
     fit: str = "crop",
     labels: str | None = None,
     skip_bad: bool = False,
+    per_line: bool = False,
 ) -> Source:
     """Open any form (see the module docstring) as images of ``size`` × ``channels`` (None: the source's own;
-    32×32×3 for folders). ``labels``: a labels .npy for an ``npy:`` source."""
+    32×32×3 for folders). ``labels``: a labels .npy for an ``npy:`` source. Text forms open as text
+    (``per_line``: a folder's .txt files give one item per line); size and channels do not apply to them."""
+    from .textsources import TEXT_BUILTINS, TEXT_KINDS, is_text_folder, open_text_source
+
     kind, rest = parse_source(source)
+    text = (
+        kind in TEXT_KINDS
+        or (kind == "builtin" and rest.partition(":")[0] in TEXT_BUILTINS)
+        or (kind == "folder" and is_text_folder(Path(rest)))
+    )
+    if text:
+        if size is not None or channels is not None:
+            raise SourceError(f"{source} is text: --size and --channels apply to images only")
+        return open_text_source(kind, rest, per_line=per_line, skip_bad=skip_bad)
+    if per_line:
+        raise SourceError(f"--per-line applies to folders of .txt files; {source} holds images")
     hw = parse_size(size) if not isinstance(size, tuple) else size
     if channels not in (None, 1, 3):
         raise SourceError("channels must be 1 or 3")
@@ -433,9 +462,12 @@ def _images_streamed(src: Source) -> np.ndarray:
 def load_labelled(
     source: str, size=None, channels: int | None = None, *, labels: str | None = None, fit: str = "crop"
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Labelled images: (N×H×W×C uint8, labels int64, class names). Large folders are decoded once into a
-    memory-mapped cache (``$LABELCAST_CACHE_DIR``) rather than into RAM."""
+    """Labelled images: (N×H×W×C uint8, labels int64, class names); labelled text: (object array of UTF-8
+    bytes, labels, class names). Large image folders are decoded once into a memory-mapped cache
+    (``$LABELCAST_CACHE_DIR``) rather than into RAM."""
     src = open_source(source, size, channels, labels=labels, fit=fit)
+    if src.kind == "text" and src.labelled:
+        return src.images(), src.labels, list(src.class_names or [])
     if not src.labelled:
         why = f" ({'; '.join(src.notes)})" if src.notes else ""
         raise SourceError(f"{source} has no labels{why}; labelled forms: {LABELLED_FORMS}")

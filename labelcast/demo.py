@@ -27,6 +27,8 @@ SCENARIO_SETTINGS = {
     "fashion": {"link": "iridium-sbd-mt", "budget": 2_700, "duplicate": 0.02, "bit_errors": 0.02},
     "digits": {"link": "iridium-sbd-mt", "budget": 4_050, "duplicate": 0.02, "bit_errors": 0.02},
     "clipart": {"link": "iridium-sbd-mt", "budget": 2_700, "duplicate": 0.02, "bit_errors": 0.02},
+    # text: WordNet glosses taught through GCIDE definitions and fortunes (docs/text.md); 15 SBD messages
+    "wordnet": {"link": "iridium-sbd-mt", "budget": 4_050, "duplicate": 0.02, "bit_errors": 0.02},
 }
 
 

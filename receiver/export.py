@@ -27,7 +27,7 @@ from ..profiles import DeviceProfile
 __all__ = ["export_onnx", "build_tensorrt_engine", "tensorrt_available"]
 
 
-def _torch_export(model: torch.nn.Module, dummy: torch.Tensor, path: Path) -> None:
+def _torch_export(model: torch.nn.Module, dummy: torch.Tensor, path: Path, input_name: str = "image") -> None:
     """torch.export-based ONNX export to one self-contained file (no .onnx.data side file), quietly."""
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
@@ -36,21 +36,36 @@ def _torch_export(model: torch.nn.Module, dummy: torch.Tensor, path: Path) -> No
             model.eval(),
             (dummy,),
             str(path),
-            input_names=["image"],
+            input_names=[input_name],
             output_names=["logits"],
-            dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+            dynamic_axes={input_name: {0: "batch"}, "logits": {0: "batch"}},
             dynamo=True,
             external_data=False,
             verbose=False,
         )
 
 
+def _example(preprocess, n: int) -> tuple[torch.Tensor, np.ndarray, str, dict]:
+    """(export dummy, check input, input name, modality metadata) for an image or a text model."""
+    if getattr(preprocess, "modality", "image") == "text":
+        t = preprocess.tokenizer
+        x = np.random.default_rng(0).integers(0, t.vocab, (n, t.length), dtype=np.int64)
+        x[:, t.length // 2 :] = 0  # padding, as real items have
+        meta = {"labelcast.tokenizer": preprocess.to_json(), "labelcast.modality": "text"}
+        return torch.ones(2, t.length, dtype=torch.int64), x, "tokens", meta
+    size = preprocess.hw
+    x = np.random.default_rng(0).random((n, preprocess.channels, *size), np.float32)
+    meta = {"labelcast.preprocess": preprocess.to_json()}
+    return torch.zeros(2, preprocess.channels, *size), x, "image", meta
+
+
 def export_onnx(
     model: torch.nn.Module, path: str | os.PathLike, preprocess: Preprocess, classes: int, meta: dict | None = None
 ) -> dict:
     """Export a classifier to one self-contained ONNX file, written atomically, with labelcast metadata:
-    ``labelcast.preprocess``, ``labelcast.num_classes`` and ``labelcast.<key>`` = JSON of each ``meta`` item
-    (teachers and students alike: ``classes`` holds the class names where known).
+    ``labelcast.preprocess`` (a text model: ``labelcast.tokenizer`` and ``labelcast.modality``, input
+    ``tokens`` N × length int64), ``labelcast.num_classes`` and ``labelcast.<key>`` = JSON of each ``meta``
+    item (teachers and students alike: ``classes`` holds the class names where known).
 
     The file is checked (onnx checker, one file, ONNX Runtime output within 1e-3 of torch) before it
     replaces ``path``; returns the check results. Failures are :class:`ExportError`/:class:`StorageError`."""
@@ -60,10 +75,10 @@ def export_onnx(
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.export.onnx")
     side = Path(str(tmp) + ".data")
-    size = preprocess.hw
+    dummy, x, input_name, kind_meta = _example(preprocess, 4)
     try:
         try:
-            _torch_export(model, torch.zeros(2, preprocess.channels, *size), tmp)
+            _torch_export(model, dummy, tmp, input_name)
         except OSError as e:
             raise StorageError(f"cannot write the model {path}: {e.strerror}") from e
         except Exception as e:  # torch.export raises many types for unsupported models
@@ -71,14 +86,13 @@ def export_onnx(
         if side.exists():  # must be one file: a student that travels cannot lose its weights
             raise ExportError("ONNX export wrote external weights; the model is too large for one file")
         m = onnx.load(str(tmp))
-        props = {"labelcast.preprocess": preprocess.to_json(), "labelcast.num_classes": str(classes)}
+        props = {**kind_meta, "labelcast.num_classes": str(classes)}
         props.update({f"labelcast.{k}": json.dumps(v) for k, v in (meta or {}).items()})
         del m.metadata_props[:]
         for k, v in props.items():
             e = m.metadata_props.add()
             e.key, e.value = k, v
         onnx.checker.check_model(m)
-        x = np.random.default_rng(0).random((4, preprocess.channels, *size), np.float32)
         sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
         got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
         with torch.no_grad():
@@ -117,9 +131,9 @@ def build_tensorrt_engine(onnx_path: str | os.PathLike, out: str | os.PathLike, 
     if profile.precision == "fp16" and builder.platform_has_fast_fp16:
         config.set_flag(trt.BuilderFlag.FP16)
     inp = network.get_input(0)
-    c, h, w = (int(d) for d in inp.shape[1:])
+    rest = tuple(int(d) for d in inp.shape[1:])  # C, H, W for images; the token length for text
     opt = builder.create_optimization_profile()
-    opt.set_shape(inp.name, (1, c, h, w), (32, c, h, w), (max(1, profile.max_batch), c, h, w))
+    opt.set_shape(inp.name, (1, *rest), (32, *rest), (max(1, profile.max_batch), *rest))
     config.add_optimization_profile(opt)
     blob = builder.build_serialized_network(network, config)
     if blob is None:

@@ -128,6 +128,17 @@ def _student_config(cfg: ReceiveConfig, hints: dict, store: ReferenceStore | Non
     return sc
 
 
+def text_preprocess(hints: dict):
+    """The tokenizer a text payload asks for (hint ``tokenizer``), else the default."""
+    from ..codec.errors import DecodeError
+    from ..codec.text import TextPreprocess, Tokenizer
+
+    try:
+        return TextPreprocess(Tokenizer.from_json(hints["tokenizer"])) if "tokenizer" in hints else TextPreprocess()
+    except (ValueError, TypeError) as e:
+        raise DecodeError(f"the payload's tokenizer hint is not usable: {e}") from e
+
+
 def _base_report(data: bytes, p: Payload, profile, info: dict) -> dict:
     h = p.header
     return {
@@ -161,27 +172,25 @@ def _train_and_export(p, x, step, store, cfg, profile, outp, report, resume, pro
     warm = step.warm
     if warm is not None:  # an incremental payload: a short schedule from the model trained on the parent set
         sc = replace(sc, train_samples=max(1, int(sc.train_samples * sc.warm_fraction)), min_epochs=sc.warm_min_epochs)
-    ih, iw, ic = store.manifest.item_shape
-    pp = cfg.preprocess or Preprocess(size=(ih, iw), channels=ic, mean=(0.0,) * ic, std=(1.0,) * ic)
-    model, tinfo = train_student(
-        ts.x,
-        ts.targets,
-        h.classes,
-        pp,
-        profile,
-        sc,
-        checkpoint=work / "checkpoint.pt",
-        resume=resume,
-        tag=report["payload_sha256"],
-        progress=progress,
-        root=store.root,
-        warm=warm,
-    )
+    common = {"checkpoint": work / "checkpoint.pt", "resume": resume, "tag": report["payload_sha256"]}
+    if store.kind == "text":
+        from .text_models import train_text_student
+
+        pp = text_preprocess(p.hints)
+        model, tinfo = train_text_student(
+            ts.x, ts.targets, h.classes, pp.tokenizer, profile, sc, progress=progress, warm=warm, **common
+        )
+    else:
+        ih, iw, ic = store.manifest.item_shape
+        pp = cfg.preprocess or Preprocess(size=(ih, iw), channels=ic, mean=(0.0,) * ic, std=(1.0,) * ic)
+        model, tinfo = train_student(
+            ts.x, ts.targets, h.classes, pp, profile, sc, progress=progress, root=store.root, warm=warm, **common
+        )
     tinfo["training_set"] = ts.counts
     t = time.time()
     meta = {"payload_sha256": report["payload_sha256"], "sequence": h.sequence, "classes": step.labelled.class_names}
     exp = export_onnx(model, outp / "student.onnx", pp, h.classes, meta)
-    if cfg.tensorrt and profile.backend == "tensorrt":
+    if cfg.tensorrt and profile.backend == "tensorrt" and store.kind != "text":
         if tensorrt_available():
             exp.update(build_tensorrt_engine(outp / "student.onnx", outp / "student.engine", profile))
         else:
@@ -245,11 +254,15 @@ def receive(
         "warm_start": step.warm is not None,
     }
     if dry_run:
+        from .text_models import plan_text
         from .train import plan_training
 
         ts = training_set(p, x, store.manifest.item_shape, cfg.use_soft, step.labelled)
-        report["would_train"] = plan_training(
-            ts.x, h.classes, ts.targets.ndim == 2, profile, _student_config(cfg, p.hints, store)
+        sc = _student_config(cfg, p.hints, store)
+        report["would_train"] = (
+            plan_text(len(ts.x), h.classes, text_preprocess(p.hints).tokenizer, profile, sc)
+            if store.kind == "text"
+            else plan_training(ts.x, h.classes, ts.targets.ndim == 2, profile, sc)
         )
         report["would_train"]["training_set"] = ts.counts
         report["dry_run"] = True

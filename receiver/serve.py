@@ -23,6 +23,7 @@ import numpy as np
 
 from ..codec.errors import DecodeError, ModelError
 from ..codec.preprocess import PRESETS, Preprocess
+from ..codec.text import TextPreprocess
 
 __all__ = ["OnnxClassifier", "EngineClassifier", "load_classifier", "providers_for", "PROVIDERS"]
 
@@ -67,6 +68,18 @@ def _guess(shape: list) -> tuple[Preprocess, str]:
     return Preprocess((h, w), c, 1 / 255, (0.0,), (1.0,), layout), why + "; pixels / 255, no mean/std (a guess)"
 
 
+def _text_spec(spec) -> TextPreprocess:
+    if isinstance(spec, str | Path) and str(spec).endswith(".json"):
+        try:
+            spec = Path(spec).read_text()
+        except OSError as e:
+            raise ModelError(f"cannot read the tokenizer spec {spec}: {e.strerror}") from e
+    try:
+        return TextPreprocess.from_json(spec if isinstance(spec, dict) else json.loads(spec))
+    except (ValueError, TypeError) as e:
+        raise ModelError(f"tokenizer spec: {e}") from e
+
+
 class OnnxClassifier:
     """An ONNX Runtime session over an image classifier, with its checked preprocessing."""
 
@@ -103,8 +116,10 @@ class OnnxClassifier:
         out = self._pick(self.session.get_outputs(), output_name or self._stored("output"), "output", "--output")
         self.input_name, self.output_name = inp.name, out.name
         self.input_shape = list(inp.shape)
-        self.preprocess, self.spec_source = self._resolve(preprocess)
-        self._check_input(inp)
+        text = "int64" in inp.type or "labelcast.tokenizer" in self.meta or isinstance(preprocess, TextPreprocess)
+        self.modality = "text" if text else "image"
+        self.preprocess, self.spec_source = self._resolve_text(preprocess) if text else self._resolve(preprocess)
+        self._check_text_input(inp) if text else self._check_input(inp)
         b = self.input_shape[0]
         self.static_batch = b if isinstance(b, int) and b > 0 else None
         names = self._stored("classes")
@@ -154,6 +169,36 @@ class OnnxClassifier:
         self.notes.append(f"guessed: {why}; declare it with `teacher calibrate --preprocess SPEC`")
         return pp, "guessed"
 
+    def _resolve_text(self, spec) -> tuple[TextPreprocess, str]:
+        stored = self.meta.get("labelcast.tokenizer")
+        if spec is not None:
+            if isinstance(spec, Preprocess) or (isinstance(spec, str) and spec in PRESETS):
+                raise ModelError(f"{self.path} is a text model (token ids in): an image preprocessing does not apply")
+            tp = spec if isinstance(spec, TextPreprocess) else _text_spec(spec)
+            if stored is not None and TextPreprocess.from_json(stored) != tp:
+                self.notes.append(f"note: the given tokenizer overrides the one stored in {self.path.name}")
+            return tp, "given"
+        if stored is not None:
+            return TextPreprocess.from_json(stored), "stored"
+        self.notes.append(
+            "guessed: int64 input taken as labelcast's default tokenizer; declare yours with --preprocess "
+            "'{\"tokenizer\": {…}}'"
+        )
+        return TextPreprocess(), "guessed"
+
+    def _check_text_input(self, inp) -> None:
+        want = self.preprocess.tokenizer.length
+        if "int64" not in inp.type or len(self.input_shape) != 2:
+            raise ModelError(
+                f"{self.path}: input {inp.name} is {inp.type} {_dims(self.input_shape)}; a text model takes "
+                "N × length int64 token ids"
+            )
+        if isinstance(self.input_shape[1], int) and self.input_shape[1] != want:
+            raise ModelError(
+                f"model input {inp.name} takes {self.input_shape[1]} ids per item, the tokenizer gives {want}; "
+                "fix the tokenizer's length"
+            )
+
     def _check_input(self, inp) -> None:
         pp = self.preprocess
         if "float" not in inp.type:
@@ -183,7 +228,8 @@ class OnnxClassifier:
         return self.preprocess.as_logits(out)
 
     def logits(self, x_uint8: np.ndarray) -> np.ndarray:
-        """Class scores whose softmax is the model's distribution, for uint8 N×H×W×C images."""
+        """Class scores whose softmax is the model's distribution, for uint8 N×H×W×C images (a text model:
+        an object array or list of UTF-8 items)."""
         return self.run(self.preprocess.apply(x_uint8))
 
     def predict(self, x_uint8: np.ndarray, batch: int = 512) -> np.ndarray:

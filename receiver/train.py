@@ -105,7 +105,20 @@ def rss_bytes() -> int:
         return int(peak_rss_mb() * (1 << 20))
 
 
-_BASELINE_RSS = rss_bytes()  # interpreter + numpy + torch, measured when this module loads
+def anon_bytes() -> int:
+    """Anonymous resident memory of this process (``RssAnon``: what allocations hold; the code pages of the
+    installed libraries are file-backed, shared and part of the baseline). Falls back to :func:`rss_bytes`."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return rss_bytes()
+
+
+_BASELINE_RSS = anon_bytes()  # interpreter + numpy + torch, measured when this module loads
 
 
 def select_device(profile: DeviceProfile, want: str = "auto") -> tuple[torch.device, str]:
@@ -188,29 +201,34 @@ def _loss(out: torch.Tensor, yb: torch.Tensor, soft: bool, smoothing: float = 0.
     return F.cross_entropy(out, yb, label_smoothing=smoothing)
 
 
-def _probe_peak(model, opt, xb, yb, soft, amp, device) -> int:
+def _probe_peak(model, opt, xb, yb, soft, amp, device, base: int | None = None) -> int:
     """Memory one forward+backward at this batch really takes (no weights change): on GPU the allocator's
-    peak, on the CPU the process RSS above the interpreter+torch baseline after forward and after backward."""
+    peak; on the CPU the anonymous memory this training added since ``base`` (:func:`anon_bytes` when
+    training began; default: when this module loaded). Memory the calling process held before — a
+    benchmark's data, a demo's teacher — is not the student's."""
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
         loss = _loss(model(xb), yb, soft)
-    mid = rss_bytes()
+    mid = anon_bytes()
     loss.backward()
-    after = rss_bytes()
+    after = anon_bytes()
     opt.zero_grad(set_to_none=True)
     if device.type == "cuda":
         torch.cuda.synchronize()
         return int(torch.cuda.max_memory_allocated())
-    return max(mid, after) - _BASELINE_RSS
+    return max(mid, after) - (_BASELINE_RSS if base is None else base)
 
 
-def plan_memory(model, opt, xs, ys, soft, batch: int, profile: DeviceProfile, amp, device) -> dict:
-    """Measure the peak of one step at ``batch`` and halve it until it fits the profile's budget."""
+def plan_memory(
+    model, opt, xs, ys, soft, batch: int, profile: DeviceProfile, amp, device, base: int | None = None
+) -> dict:
+    """Measure the peak of one step at ``batch`` and halve it until it fits the profile's budget (``base``: the
+    process RSS when training began, see :func:`_probe_peak`)."""
     budget = profile.budget_bytes
     while True:
-        peak = _probe_peak(model, opt, xs[:batch].to(device), ys[:batch].to(device), soft, amp, device)
+        peak = _probe_peak(model, opt, xs[:batch].to(device), ys[:batch].to(device), soft, amp, device, base)
         if peak <= budget or batch == 1:
             break
         batch //= 2
@@ -418,11 +436,19 @@ class _Run:
     device: torch.device
     amp: torch.dtype | None
     notes: dict
+    base: int = 0
+    peak: int = 0
+
+    def sample(self) -> None:
+        """Keep the largest training memory seen (CPU: anonymous memory above ``base``)."""
+        if self.device.type != "cuda":
+            self.peak = max(self.peak, anon_bytes() - self.base)
 
 
 def _prepare(x, targets, classes, preprocess, profile, cfg: StudentConfig, warm, root) -> _Run:
     device, why = select_device(profile, cfg.accelerator)
     log.info("training on %s", why)
+    base = anon_bytes()  # what the process held before training: not the student's memory
     amp, amp_why = amp_settings(device, profile, cfg.precision)
     if device.type == "cuda":
         total_mem = torch.cuda.get_device_properties(0).total_memory
@@ -440,12 +466,15 @@ def _prepare(x, targets, classes, preprocess, profile, cfg: StudentConfig, warm,
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     # small batches: more optimizer steps per image, which small sets need (measured: 64 beats 128-256)
     want = cfg.batch or min(est["max_batch"], 64, max(16, 1 << max(0, (k // 4).bit_length() - 1)))
-    mem = plan_memory(model, opt, xs, ys, soft, min(want, k), profile, amp, device)
+    mem = plan_memory(model, opt, xs, ys, soft, min(want, k), profile, amp, device, base)
     batch = mem["batch"]
     epochs = int(min(cfg.max_epochs, max(cfg.min_epochs, math.ceil(cfg.train_samples / max(k, 1)))))
     scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16 and device.type == "cuda")
     notes = {"device": why, "precision": amp_why, "init": loaded, "memory_plan": {**mem, "estimate": est}}
-    return _Run(model, opt, scaler, xs, ys, soft, batch, epochs, epochs * math.ceil(k / batch), device, amp, notes)
+    total = epochs * math.ceil(k / batch)
+    run = _Run(model, opt, scaler, xs, ys, soft, batch, epochs, total, device, amp, notes, base)
+    run.peak = mem["measured_peak_bytes"]
+    return run
 
 
 def _train_step(run: _Run, cfg: StudentConfig, step: int, idx: torch.Tensor, by_class, rng) -> None:
@@ -503,6 +532,8 @@ def train_student(
         rng = np.random.default_rng([cfg.seed, 1, step])
         _train_step(run, cfg, step, perm[b * batch : (b + 1) * batch].to(run.device), by_class, rng)
         step += 1
+        if step % 25 == 1:
+            run.sample()
         if progress:
             progress(1)
         if ck is not None and (step % cfg.checkpoint_every == 0 or step == run.total):
@@ -513,7 +544,8 @@ def train_student(
             break
     model = run.model.eval()
     on_gpu = run.device.type == "cuda"
-    peak = int(torch.cuda.max_memory_allocated()) if on_gpu else max(0, int(peak_rss_mb() * (1 << 20)) - _BASELINE_RSS)
+    run.sample()
+    peak = int(torch.cuda.max_memory_allocated()) if on_gpu else max(0, run.peak)
     info = {
         "arch": cfg.arch,
         "params": sum(p.numel() for p in model.parameters()),

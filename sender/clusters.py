@@ -21,7 +21,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ClusterConfig", "thumbnails", "fit_clusters", "assign_clusters", "cluster_items", "cluster_order"]
+__all__ = [
+    "ClusterConfig",
+    "thumbnails",
+    "fit_clusters",
+    "assign_clusters",
+    "cluster_items",
+    "cluster_order",
+    "cluster_texts",
+    "text_features",
+]
 
 THUMB = 14
 
@@ -128,3 +137,42 @@ def cluster_order(groups: np.ndarray) -> np.ndarray:
     """The store order that makes every cluster one run: by cluster, then by source order."""
     g = np.asarray(groups)
     return np.lexsort((np.arange(g.size), g))
+
+
+TEXT_DIMS = 1024  # hashed word features for clustering text
+
+
+def text_features(texts, idf: np.ndarray | None = None) -> np.ndarray:
+    """Items' words hashed into 1,024 dims (the tokenizer's hash, words only), log(1 + count) × ``idf``,
+    each row L2-normalised → N × 1024 float32."""
+    from ..codec.text import Tokenizer
+
+    tok = Tokenizer(vocab=TEXT_DIMS + 1, length=256, char_ngrams=0, bigrams=False)
+    ids = tok.encode(list(texts))
+    n = ids.shape[0]
+    out = np.zeros((n, TEXT_DIMS + 1), dtype=np.float32)
+    np.add.at(out, (np.repeat(np.arange(n), ids.shape[1]), ids.reshape(-1)), 1.0)
+    f = np.log1p(out[:, 1:])
+    if idf is not None:
+        f *= idf
+    return f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-6)
+
+
+def cluster_texts(texts, cfg: ClusterConfig | None = None, chunk: int = 8192) -> np.ndarray:
+    """Text items' clusters (k-means on :func:`text_features` with idf from a seeded sample), renumbered
+    0..K'−1 as :func:`cluster_items` does."""
+    cfg = cfg or ClusterConfig()
+    n = len(texts)
+    rng = np.random.default_rng(cfg.seed)
+    pick = np.sort(rng.choice(n, min(n, cfg.sample), replace=False)) if n else np.zeros(0, dtype=np.int64)
+    sample = text_features([texts[i] for i in pick])
+    df = (sample > 0).sum(0)
+    idf = np.log((1 + pick.size) / (1 + df)).astype(np.float32) + 1
+    model = fit_clusters(sample * idf / np.maximum(np.linalg.norm(sample * idf, axis=1, keepdims=True), 1e-6), cfg)
+    cl = np.empty(n, dtype=np.uint32)
+    for s in range(0, n, chunk):
+        cl[s : s + chunk] = model.assign(text_features(texts[s : s + chunk], idf))
+    used = np.unique(cl)
+    remap = np.zeros(int(cl.max()) + 1 if n else 1, dtype=np.uint32)
+    remap[used] = np.arange(used.size, dtype=np.uint32)
+    return remap[cl]

@@ -45,6 +45,7 @@ class BuildConfig:
     fit: str = "crop"  # how images reach the size: crop (keep aspect, centre), squash, pad
     force: bool = False  # replace a finished store
     skip_bad: bool = False  # leave out unreadable image files (listed in the summary) instead of stopping
+    per_line: bool = False  # a folder of .txt files: one item per line
 
 
 def auto_clusters(n: int) -> int:
@@ -121,9 +122,14 @@ def build_store(source: str, out: str | os.PathLike, config: BuildConfig | None 
             f"{outp} already holds a reference store (root {old_root}); devices holding it would refuse every "
             "payload made for a new one. Use another --out, or --force to replace it"
         )
-    src = open_source(source, cfg.size, cfg.channels, fit=cfg.fit, skip_bad=cfg.skip_bad)
+    src = open_source(source, cfg.size, cfg.channels, fit=cfg.fit, skip_bad=cfg.skip_bad, per_line=cfg.per_line)
     if cfg.clusters is not None and cfg.clusters > src.n:
         raise ValueError(f"{cfg.clusters} clusters for {src.n} items: use at most {src.n} (or omit --clusters)")
+    if src.kind == "text":
+        info = _build_text(src, outp, cfg, old_root)
+        if progress:
+            progress(src.n)
+        return info
     opts = {
         "source": source,
         "shape": [src.n, *src.item_shape],
@@ -217,6 +223,59 @@ def _cluster_store(outp: Path, items: np.memmap, k: int, cfg: BuildConfig, opts:
     _atomic_write(prog_file, json.dumps({"options": opts, "done": int(order.size), "reordering": True}))
     os.replace(tmp, outp / "items.u8")
     return order, groups[order].astype(np.uint32)
+
+
+def _build_text(src: Source, outp: Path, cfg: BuildConfig, old_root: str | None) -> dict:
+    """A text store (``texts.u8`` + ``offsets.u64``, see ``codec.manifest``): the corpus is held in memory
+    (text is small beside images: 133k definitions are 18 MB), grouped by the same rule as images —
+    clusters of hashed word features unless the source's folders describe the content as well."""
+    from ..codec.text import hash_texts
+    from .clusters import ClusterConfig, cluster_order, cluster_texts
+
+    texts = src.images()
+    k = auto_clusters(src.n) if cfg.clusters is None else cfg.clusters
+    groups, group_names, order, decided = src.groups, src.group_names, np.arange(src.n), "source order"
+    if k and src.n:
+        cl = cluster_texts(texts, ClusterConfig(k=k))
+        choice = "clusters"
+        if cfg.clusters is None and len(set(src.groups.tolist())) > 1:
+            choice, _ = grouping(src.groups, cl, int(cl.max()) + 1)
+        decided = choice
+        if choice == "clusters":
+            order = cluster_order(cl)
+            groups, group_names = cl[order].astype(np.uint32), [f"cluster-{i:04d}" for i in range(int(cl.max()) + 1)]
+    texts = texts[order]
+    src_hashes = hash_texts(texts)
+    offsets = np.zeros(src.n + 1, dtype="<u8")
+    offsets[1:] = np.cumsum([len(t) for t in texts])
+    try:
+        if old_root is not None:
+            for f in ("manifest.lcm", "store.json", "provenance.lcp", "items.u8"):
+                (outp / f).unlink(missing_ok=True)
+        outp.mkdir(parents=True, exist_ok=True)
+        atomic_write(outp / "texts.u8", b"".join(texts), what=f"texts in {outp}")
+        atomic_write(outp / "offsets.u64", offsets.tobytes(), what=f"offsets in {outp}")
+        root = write_manifest(outp / "manifest.lcm", src_hashes, groups, group_names, (0,))
+        write_provenance(outp / "provenance.lcp", [src.paths[i] for i in order], src_hashes)
+    except OSError as e:
+        raise StorageError(f"cannot write the text store in {outp}: {e.strerror}") from e
+    info = {
+        "format": "labelcast-store/1",
+        "modality": "text",
+        "source": src.name,
+        "items": src.n,
+        "item_shape": [0],
+        "text_bytes": int(offsets[-1]),
+        "groups": len(group_names),
+        "grouping": decided,
+        "clusters": len(group_names) if decided == "clusters" else 0,
+        "skipped_files": src.skipped,
+        "root": root.hex(),
+    }
+    _atomic_write(outp / "store.json", json.dumps(info, indent=2))
+    if old_root is not None:
+        info["replaced_root"] = old_root
+    return info
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -75,6 +75,8 @@ AUTO: dict = {
     "near": {"strategy": "random-keyed"},
     "far": {"strategy": "energy-high", "soft": True, "soft_extra": 4, "soft_temperature": 2.0},
     "far_small": {"strategy": "el2n-easy"},
+    # text stores: the margin strategy's count per cluster, random items in the keyed order (docs/text.md)
+    "text": {"strategy": "margin", "keyed": True},
     "soft_min_per_class": 20,
 }
 

@@ -203,10 +203,15 @@ def recipes_for(cfg: SendConfig, scored: Scored) -> tuple[list[Recipe], dict | N
         return [Recipe.from_config(cfg)], None
     auto = choose_auto(scored.logits, scored.teacher.confidence)
     names = ("far", "far_small") if auto["far"] else ("near",)
+    if scored.store is not None and getattr(scored.store, "kind", "image") == "text":
+        # measured on wordnet (docs/text.md): a text label is cheap beside its soft label, and the student gains
+        # more from 4× the items than from soft targets; clusters rich in confident items get more of them
+        names = ("text",)
+        auto["text"] = "text store: margin counts per cluster, keyed random items (measured best on text)"
     recipes = []
     for name in names:
         r = dict(AUTO[name])
-        sel = replace(cfg.select, strategy=r.pop("strategy"))
+        sel = replace(cfg.select, strategy=r.pop("strategy"), keyed=r.pop("keyed", cfg.select.keyed))
         recipes.append(Recipe.from_config(cfg, sel, **r))
     return recipes, auto
 
@@ -383,6 +388,7 @@ def send(
     priv = load_private_key(key_path)
     store = reference if isinstance(reference, ReferenceStore) else ReferenceStore(reference)
     tea = teacher if isinstance(teacher, Teacher) else Teacher(teacher)
+    _check_modality(store, tea)
     t = time.time()
     scored = Scored(store, tea, logits) if logits is not None else score(tea, store, cfg, outp, progress)
     det = score_store(Teacher(cfg.detector), store, progress=progress) if cfg.detector else None
@@ -390,6 +396,8 @@ def send(
     t = time.time()
     now = time.time() if now is None else now
     hints = {**cfg.hints, **({"val_every": cfg.validation_every} if cfg.validation_every else {})}
+    if store.kind == "text":
+        hints.update(tea.preprocess.tokenizer.hint())
     spec = PayloadSpec(
         priv,
         store.root,
@@ -403,14 +411,16 @@ def send(
     planned = delta = None
     if cfg.parent is not None:
         recipe, fit, auto, delta = _delta(cfg, scored, spec, budget)
-    elif _plans(cfg):
+    elif _plans(cfg, store.kind):
         planned, recipe, fit, auto = _planned(cfg, scored, spec, budget, store, progress)
     else:
         recipes, auto = recipes_for(cfg, scored)
         recipe, fit = fit_recipes(scored, recipes, spec, budget, keep=cfg.keep, detector_logits=det, auto=auto)
         if cfg.select.strategy == "auto":
             auto["planner"] = (
-                "off: no --target data; chosen by the teacher's confidence shift (give --target to simulate)"
+                "off: a text store (the planner simulates image students); chosen by the teacher's confidence shift"
+                if store.kind == "text"
+                else "off: no --target data; chosen by the teacher's confidence shift (give --target to simulate)"
             )
     stages["select_encode"] = time.time() - t
     t = time.time()
@@ -491,7 +501,21 @@ def _write_set(outp: Path, fit: Fit, spec: PayloadSpec, scored: Scored) -> None:
     atomic_write(outp / SET_FILE, result.to_bytes(), what=f"labelled set in {outp}")
 
 
-def _plans(cfg: SendConfig) -> bool:
+def _check_modality(store: ReferenceStore, tea: Teacher) -> None:
+    from ..codec.errors import ModelError
+
+    if store.kind != tea.modality:
+        raise ModelError(
+            f"the teacher {tea.path.name} takes {tea.modality} but the reference store {store.path} holds "
+            f"{store.kind}: score a {store.kind} store with a {store.kind} teacher"
+        )
+
+
+def _plans(cfg: SendConfig, kind: str = "image") -> bool:
+    if kind == "text":  # the planner simulates image students and sends image exemplars
+        if cfg.plan:
+            raise ValueError("the planner works on image stores; a text payload is labels only: drop --plan")
+        return False
     want = cfg.plan if cfg.plan is not None else (cfg.select.strategy == "auto" and cfg.target is not None)
     if want and cfg.target is None:
         raise ValueError("the planner needs the sender's target data: give --target SOURCE")

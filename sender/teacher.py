@@ -58,6 +58,8 @@ class TeacherConfig:
     flip: bool = False  # horizontal flips (off for digits)
     preprocess: Preprocess | None = None  # None: derived from the training images (size, channels, /255)
     precision: str = "auto"  # auto: bf16 autocast on CPUs with native bf16 (AMX, AVX512-BF16), else fp32; fp32; bf16
+    text_arch: str = "fasttext"  # text data: fasttext | fasttext-small | textcnn (receiver.text_models)
+    tokenizer: object = None  # text data: codec.text.Tokenizer; None: the default
 
 
 def cpu_bf16() -> bool:
@@ -217,7 +219,12 @@ class Teacher(OnnxClassifier):
         """What ``teacher inspect`` shows."""
         return {
             "model": str(self.path),
-            "input": {"name": self.input_name, "shape": _dims(self.input_shape), "layout": self.preprocess.layout},
+            "modality": self.modality,
+            "input": {
+                "name": self.input_name,
+                "shape": _dims(self.input_shape),
+                "layout": getattr(self.preprocess, "layout", "token ids"),
+            },
             "outputs": [{"name": o.name, "shape": _dims(o.shape)} for o in self.session.get_outputs()],
             "output_used": self.output_name,
             "static_batch": self.static_batch,
@@ -231,10 +238,46 @@ class Teacher(OnnxClassifier):
         }
 
 
+def is_text(x) -> bool:
+    """Whether ``x`` holds text items (an object array or list of UTF-8 bytes/str) rather than images."""
+    return isinstance(x, list) or np.dtype(getattr(x, "dtype", np.uint8)) == np.dtype(object)
+
+
+def train_text_teacher(x, y, classes: list[str], out: str | os.PathLike, cfg: TeacherConfig, progress=None):
+    """The text teacher (``cfg.text_arch``, a fastText-style bag by default) on labelled text, exported to
+    ``out`` with its tokenizer (``labelcast.tokenizer``), class names and training-data confidence."""
+    import torch
+
+    from ..codec.text import DEFAULT_TOKENIZER, TextPreprocess
+    from ..receiver.text_models import TextTrainConfig, build_text_model, train_text
+    from .selection import median_confidence
+
+    _check_labels(y, len(classes))
+    tp = TextPreprocess(cfg.tokenizer or DEFAULT_TOKENIZER)
+    tokens = tp.apply(list(x))
+    torch.manual_seed(cfg.seed)
+    model = build_text_model(cfg.text_arch, tp.tokenizer.vocab, len(classes))
+    tcfg = TextTrainConfig(train_samples=cfg.epochs * len(tokens), min_epochs=1, seed=cfg.seed)
+    t0 = time.time()
+    train_text(model, tokens, np.asarray(y, dtype=np.int64), tcfg, progress=progress)
+    with torch.no_grad():
+        z = np.concatenate([model(torch.from_numpy(tokens[s : s + 4096])).numpy() for s in range(0, len(tokens), 4096)])
+    meta = {
+        "trained_seconds": round(time.time() - t0, 2),
+        "train_confidence": round(median_confidence(z), 6),
+        "arch": cfg.text_arch,
+    }
+    export_teacher(model, out, tp, classes, meta)
+    return model
+
+
 def train_and_export(x, y, classes: list[str], out: str | os.PathLike, cfg: TeacherConfig | None = None, progress=None):
     """Train the built-in teacher on uint8 images ``x`` with labels ``y``, export it to ``out`` (ONNX with
-    its preprocessing, class names and training-data confidence); returns the torch model."""
+    its preprocessing, class names and training-data confidence); returns the torch model. Text ``x``
+    (an object array of UTF-8 items, from ``load_labelled`` on a text source) trains the text teacher."""
     cfg = cfg or TeacherConfig()
+    if is_text(x):
+        return train_text_teacher(x, y, classes, out, cfg, progress)
     pp = preprocess_for_data(x, cfg.preprocess)
     cfg = replace(cfg, preprocess=pp)
     t0 = time.time()
@@ -299,7 +342,7 @@ def calibrate(
         raise DecodeError(f"cannot read {src} as ONNX: {e}") from e
     new = {
         "labelcast.train_confidence": json.dumps(conf),
-        "labelcast.preprocess": t.preprocess.to_json(),
+        f"labelcast.{'tokenizer' if t.modality == 'text' else 'preprocess'}": t.preprocess.to_json(),
         "labelcast.input": json.dumps(t.input_name),
         "labelcast.output": json.dumps(t.output_name),
     }

@@ -25,19 +25,19 @@ from ...cli import emit
 def evaluate(model, data, labels, spec, input_name, output_name, provider, as_json) -> None:
     """Accuracy of a classifier on labelled DATA; classes are matched to the model's by name."""
     from ...codec.errors import ModelError, SourceError
-    from ...codec.preprocess import Preprocess
     from ...datasets.sources import load_labelled
+    from ...sender.cli.teacher import parse_spec
     from ..evaluate import evaluate as do_eval
     from ..serve import OnnxClassifier
 
     try:
-        pp = Preprocess.from_spec(spec) if spec else None
+        pp = parse_spec(spec)
         probe = OnnxClassifier(model, pp, input_name=input_name, output_name=output_name)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--preprocess") from None
     except ModelError as e:
         raise click.UsageError(str(e)) from None
-    folder = data.startswith("folder:")
+    folder = data.startswith("folder:") and probe.modality == "image"
     size, ch = (probe.preprocess.hw, probe.preprocess.channels) if folder else (None, None)
     try:
         x, y, names = load_labelled(data, size, ch, labels=labels)

@@ -45,7 +45,15 @@ def _receive_lines(rep: dict, dry_run: bool) -> list[str]:
         f"{rep['classes']} classes (format v{rep['format_version']})",
         f"class counts {rep['class_counts']}",
     ]
-    if dry_run:
+    if dry_run and rep["would_train"].get("modality") == "text":
+        w = rep["would_train"]
+        lines += [
+            f"would train the text student {w['arch']} ({w['params']:,} parameters) on {w['items']} items: "
+            f"{w['epochs']} epochs × batch {w['batch']} = {w['steps']} steps on {w['device']}",
+            f"memory plan: ~{w['memory_plan']['estimated_bytes'] >> 20} MiB of the profile's "
+            f"{w['memory_plan']['budget_bytes'] >> 20} MiB",
+        ]
+    elif dry_run:
         w = rep["would_train"]
         mp = w["memory_plan"]
         lines += [
@@ -111,7 +119,8 @@ def _receive_lines(rep: dict, dry_run: bool) -> list[str]:
     "arch",
     default=None,
     help="Student: cnn-small (default), cnn-w8, cnn-w4, resnet8, resnet18-narrow, mobilenet, mobilenet-half "
-    "(`labelcast profiles show DEVICE --students`), or your own pkg.module:factory.",
+    "(`labelcast profiles show DEVICE --students`), or your own pkg.module:factory; on a text store fasttext "
+    "(default), fasttext-small or textcnn.",
 )
 @click.option(
     "--train-samples", type=click.IntRange(1, None), default=None, help="Images seen in training (default 100000)."
@@ -173,8 +182,12 @@ def receive(
         ts = TrustSet.from_files(trust, revoked)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--revoked") from None
-    if arch and arch not in ARCHS and ":" not in arch:
-        raise click.BadParameter(f"choose one of {', '.join(ARCHS)}, or pkg.module:factory", param_hint="--arch")
+    from ..text_models import TEXT_ARCHS
+
+    if arch and arch not in ARCHS and arch not in TEXT_ARCHS and ":" not in arch:
+        raise click.BadParameter(
+            f"choose one of {', '.join([*ARCHS, *TEXT_ARCHS])}, or pkg.module:factory", param_hint="--arch"
+        )
     cfg = ReceiveConfig(
         device=device,
         student=_student(arch, train_samples, None, finetune, augment, precision, accelerator),

@@ -55,8 +55,9 @@ def _clusters(value: str) -> int | None:
     "--force", is_flag=True, help="Replace a finished store in OUT (devices holding it must get the new one)."
 )
 @click.option("--skip-bad", is_flag=True, help="Leave out unreadable image files (listed) instead of stopping.")
+@click.option("--per-line", is_flag=True, help="A folder of .txt files: one item per line, not per file.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def build(source, out, size, channels, fit, clusters, force, skip_bad, as_json) -> None:
+def build(source, out, size, channels, fit, clusters, force, skip_bad, per_line, as_json) -> None:
     """Turn SOURCE (see `labelcast sources`) into a reference store with its manifest.
 
     Interrupted builds resume where they stopped when rerun with the same options.
@@ -66,19 +67,21 @@ def build(source, out, size, channels, fit, clusters, force, skip_bad, as_json) 
 
     k = _clusters(clusters)
     ch = int(channels) if channels else None
-    cfg = BuildConfig(size, ch, clusters=k, fit=fit, force=force, skip_bad=skip_bad)
+    cfg = BuildConfig(size, ch, clusters=k, fit=fit, force=force, skip_bad=skip_bad, per_line=per_line)
     try:
-        n = open_source(source, size, ch, fit=fit).n
+        n = open_source(source, size, ch, fit=fit, skip_bad=skip_bad, per_line=per_line).n
         with bar(n, "build", "item") as tick:
             info = build_store(source, out, cfg, progress=tick)
     except SourceError as e:
         raise click.BadParameter(str(e), param_hint="SOURCE") from None
     except (FileExistsError, ValueError) as e:
         raise click.UsageError(str(e)) from None
-    lines = [
-        f"reference store {out}: {info['items']} items {'×'.join(map(str, info['item_shape']))}, "
-        f"{info['groups']} groups ({info['grouping']}), root {info['root']}"
-    ]
+    what = (
+        f"{info['items']} text items ({info['text_bytes']:,} bytes)"
+        if info.get("modality") == "text"
+        else f"{info['items']} items {'×'.join(map(str, info['item_shape']))}"
+    )
+    lines = [f"reference store {out}: {what}, {info['groups']} groups ({info['grouping']}), root {info['root']}"]
     if info.get("replaced_root"):
         lines.append(f"replaced the store with root {info['replaced_root']}: copy the new one to every device")
     if info["skipped_files"]:

@@ -6,6 +6,7 @@ import click
 
 from ..._progress import bar
 from ...cli import emit
+from ...codec.errors import ModelError
 
 _SPEC_HELP = (
     "Preprocessing spec: a preset (unit, fashion, imagenet, half), inline JSON such as "
@@ -23,14 +24,33 @@ def io_options(f):
     return click.option("--input", "input_name", default=None, help="Input to use, for models with several.")(f)
 
 
+def _is_text_spec(spec: str) -> bool:
+    import json
+    from pathlib import Path
+
+    try:
+        text = Path(spec).read_text() if spec.endswith(".json") and Path(spec).is_file() else spec
+        d = json.loads(text)
+    except (OSError, ValueError):
+        return False
+    return isinstance(d, dict) and "tokenizer" in d
+
+
 def parse_spec(spec: str | None):
+    """An image preprocessing spec, or a text model's ``{"tokenizer": {…}}`` (docs/text.md)."""
     from ...codec.preprocess import Preprocess
 
     if spec is None:
         return None
     try:
+        if _is_text_spec(spec):
+            from ...receiver.serve import _text_spec
+
+            return _text_spec(spec)
         return Preprocess.from_spec(spec)
     except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--preprocess") from None
+    except ModelError as e:
         raise click.BadParameter(str(e), param_hint="--preprocess") from None
 
 
@@ -49,7 +69,12 @@ def open_teacher(model: str, spec, input_name=None, output_name=None, provider: 
 
 
 @click.command()
-@click.option("--data", required=True, help="Labelled source: builtin:NAME:train, folder:PATH, npy:PATH, npz:PATH.")
+@click.option(
+    "--data",
+    required=True,
+    help="Labelled source: builtin:NAME:train, folder:PATH, npy:PATH, npz:PATH; text: jsonl:PATH:TEXT:LABEL, "
+    "folder:PATH of .txt files, builtin:wordnet:train.",
+)
 @click.option("--labels", default=None, type=click.Path(exists=True, dir_okay=False), help="Labels .npy for npy:.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="ONNX file to write.")
 @click.option("--epochs", type=click.IntRange(1, 1000), default=12, show_default=True, help="Training epochs.")
@@ -59,25 +84,42 @@ def open_teacher(model: str, spec, input_name=None, output_name=None, provider: 
 @click.option("--size", default=None, help="Input size S or HxW. Default: the data's own; 32 for folder: data.")
 @click.option("--channels", type=click.Choice(["1", "3"]), default=None, help="Default: the data's own; 3 for folders.")
 @preprocess_option("Normalisation the teacher learns with (default: pixels / 255 at the data's size and channels).")
+@click.option(
+    "--arch",
+    type=click.Choice(["fasttext", "fasttext-small", "textcnn"]),
+    default="fasttext",
+    show_default=True,
+    help="Text data only: the text teacher's family (docs/text.md).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def train(data, labels, out, epochs, width, size, channels, spec, seed, as_json) -> None:
-    """Train the built-in teacher CNN on labelled DATA and export it to ONNX."""
+def train(data, labels, out, epochs, width, size, channels, spec, arch, seed, as_json) -> None:
+    """Train the built-in teacher (a CNN; on text, a fastText-style model) on labelled DATA; export ONNX."""
     import math
     import time
 
     from ...datasets.sources import SourceError, load_labelled
-    from ..teacher import TeacherConfig, train_and_export
+    from ...receiver.text_models import TextTrainConfig
+    from ..teacher import TeacherConfig, is_text, train_and_export
 
     pp = parse_spec(spec)
     try:
         x, y, names = load_labelled(data, size, int(channels) if channels else None, labels=labels)
     except SourceError as e:
         raise click.BadParameter(str(e), param_hint="--data") from None
-    cfg = TeacherConfig(seed=seed, epochs=epochs, width=width, preprocess=pp)
+    text = is_text(x)
+    tok = getattr(pp, "tokenizer", None)
+    if pp is not None and text != (tok is not None):
+        raise click.BadParameter(
+            "the spec's kind (image or tokenizer) does not match the data", param_hint="--preprocess"
+        )
+    cfg = TeacherConfig(
+        seed=seed, epochs=epochs, width=width, preprocess=None if text else pp, text_arch=arch, tokenizer=tok
+    )
+    batch = min(TextTrainConfig.batch, len(x)) if text else cfg.batch
     t = time.time()
     try:
-        with bar(cfg.epochs * math.ceil(len(x) / cfg.batch), "teacher", "step") as tick:
+        with bar(cfg.epochs * math.ceil(len(x) / max(batch, 1)), "teacher", "step") as tick:
             train_and_export(x, y, names, out, cfg, tick)
     except ValueError as e:
         raise click.UsageError(str(e)) from None
@@ -95,6 +137,19 @@ def inspect(model: str, spec, input_name, output_name, as_json: bool) -> None:
     t = open_teacher(model, spec, input_name, output_name)
     res = t.describe()
     pp = res["preprocess"]
+    if res["modality"] == "text":
+        tk = pp["tokenizer"]
+        how = (
+            f"  tokenizer ({res['preprocess_source']}): hashing v{tk['version']}, vocab {tk['vocab']}, "
+            f"seed {tk['seed']}, {tk['length']} ids, char {tk['char_ngrams']}-grams, bigrams {tk['bigrams']}; "
+            f"output {pp['output']}"
+        )
+    else:
+        how = (
+            f"  preprocessing ({res['preprocess_source']}): size {pp['size']}, {pp['channels']} channel(s), "
+            f"x·{pp['scale']:.6g}, mean {pp['mean']}, std {pp['std']}, {pp['layout']}, {pp['order']}, "
+            f"output {pp['output']}"
+        )
     lines = [
         f"{model}",
         f"  input   {res['input']['name']}: {res['input']['shape']} ({res['input']['layout']})"
@@ -103,9 +158,7 @@ def inspect(model: str, spec, input_name, output_name, as_json: bool) -> None:
         + ", ".join(f"{o['name']}: {o['shape']}" for o in res["outputs"])
         + f" (using {res['output_used']})",
         f"  classes {res['classes']}" + (f": {', '.join(res['class_names'])}" if res["class_names"] else ""),
-        f"  preprocessing ({res['preprocess_source']}): size {pp['size']}, {pp['channels']} channel(s), "
-        f"x·{pp['scale']:.6g}, mean {pp['mean']}, std {pp['std']}, {pp['layout']}, {pp['order']}, "
-        f"output {pp['output']}",
+        how,
         f"  median confidence on its own data: {res['train_confidence'] if res['train_confidence'] else 'unknown'}",
     ]
     lines += [f"  {n}" for n in res["notes"]]

@@ -1,65 +1,80 @@
-"""Scale benchmark: the sender's pipeline at ImageNet-21K size (N = 14,197,122 in 21,841 groups).
+"""Scale benchmark: the Ray engine against the local one, on one and two Ray nodes, and the whole sender
+pipeline at ImageNet-21K size (N = 14,197,122 in 21,841 groups) with the Ray engine.
 
-    python benchmarks/scale.py [--items 14197122] [--ray-items 1000000] [--json out/bench/scale.json]
+    python benchmarks/scale.py [--items 14197122] [--engine-items 1000000] [--size 16]
+                               [--skip-pipeline] [--json out/bench/scale.json]
 
-Tiny items (4×4 grey) and a tiny teacher keep it on one 2-core machine; the point
-is that no stage holds O(N) bytes per item in RAM or does quadratic work.
-Stages run in one subprocess that reports its peak RSS after each stage:
-synthetic store + manifest build, scoring (local engine), selection
-(random with class quota, 1%), encode, decode, selective verify of the k items.
-Then local vs. Ray Data (local cluster, 2 workers) scoring on the same store.
+Part 1 (engines, same store, same teacher, same run): items/s of the local engine (one process, ONNX
+Runtime on both cores), Ray on one node (a ``ray start --head`` process with 2 CPUs, 2 actors) and Ray
+on two nodes (a head and a worker started as separate ``ray start`` processes, 1 CPU and their own temp
+folder each; the store at the same path for both). Ray timings count actor start-up and scoring, not
+the cluster start (a real cluster is already up). Shards scored per node show where the work ran; the
+payload built from each engine's scores must be byte-identical.
+
+Part 2 (pipeline): a synthetic store of N RGB items (``--size``² × 3, on disk; the disk is checked
+first) built in its own process, then one driver process runs scoring on the Ray engine (a 2-CPU
+one-node cluster), selection (random with class quota, 1 %), encode + sign, framing, verify + decode and
+the receiver's selective verify of the chosen items, reporting its own peak RSS after each stage; the
+same at ``--engine-items`` shows how the driver's memory grows with N.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import table, write_json  # noqa: E402
 
-CHILD = r"""
-import hashlib, json, resource, sys, time
+BUILD = r"""
+import json, sys, time
+from labelcast.sender.synth import synth_store
+t = time.time()
+synth_store(sys.argv[1], n=int(sys.argv[2]), groups=int(sys.argv[3]), size=int(sys.argv[4]), channels=3)
+print(json.dumps({"seconds": round(time.time() - t, 1)}))
+"""
+
+DRIVER = r"""
+import json, resource, sys, time
 import numpy as np
 from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from labelcast.codec.framing import make_frames
+from labelcast.codec.keys import TrustSet, key_id
 from labelcast.codec.manifest import ReferenceStore
 from labelcast.codec.payload import build_payload, open_payload
-from labelcast.codec.keys import TrustSet, key_id
-from labelcast.codec.preprocess import Preprocess
-from labelcast.sender.synth import synth_store
-from labelcast.sender.teacher import TeacherConfig, train_and_export
-from labelcast.sender.scoring import score_store
-from labelcast.sender.teacher import Teacher
+from labelcast.sender.engines import RayRun, score
 from labelcast.sender.selection import SelectConfig, pseudo_labels, select
 
-work, n, classes = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+ref, teacher, out, address = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), sys.argv[4]
 rows = []
 def stage(name, t, **kw):
     rows.append({"stage": name, "seconds": round(time.time() - t, 2),
-                 "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024), **kw})
+                 "driver_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024), **kw})
     print(json.dumps(rows[-1]), flush=True)
 
-t = time.time(); info = synth_store(work / "ref", n=n, groups=21841 if n > 1e6 else max(10, n // 650), size=4)
-stage("synthetic store + manifest build", t, items=n)
-t = time.time(); store = ReferenceStore(work / "ref")
-stage("open store, check manifest and root", t)
-x = store.read_range(0, 20000); y = (x.reshape(len(x), -1).mean(1) * classes // 256).astype(np.int64)
-cfg = TeacherConfig(width=4, epochs=1, preprocess=Preprocess(size=4))
-train_and_export(x, y, [str(i) for i in range(classes)], work / "t.onnx", cfg)
-t = time.time(); logits = score_store(Teacher(work / "t.onnx"), store, work / "scores", batch=8192)
-stage("score (local engine, ONNX Runtime)", t, items_per_s=round(n / (time.time() - t)))
-t = time.time(); k = n // 100
+t = time.time(); store = ReferenceStore(ref); n = store.n
+stage("open store, check manifest and root", t, items=n)
+t = time.time(); run = RayRun()
+logits, _ = score("ray", teacher, store, out / "scores", batch=4096, address=address, run=run)
+stage("score (Ray engine)", t, items_per_s=round(n / (time.time() - t)), nodes=len(run["nodes"]))
+t = time.time(); classes = logits.shape[1]; k = n // 100
 idx = select(logits, k, SelectConfig("random", quota=True)); lab = pseudo_labels(logits)[idx]
 stage("select (random + class quota, 1%)", t, k=int(idx.size))
 key = Ed25519PrivateKey.from_private_bytes(bytes(32))
-t = time.time(); data, sec = build_payload(idx, lab, n_items=n, classes=classes, root=store.root, key=key, sequence=1,
-                                            expires_at=2**33, segments=store.manifest.segments)
+t = time.time(); data, _ = build_payload(idx, lab, n_items=n, classes=classes, root=store.root, key=key, sequence=1,
+                                         expires_at=2**33, segments=store.manifest.segments)
 stage("encode + sign", t, payload_bytes=len(data))
+t = time.time(); frames = make_frames(data, 1024)
+stage("frame (1 KiB frames, parity)", t, frames=len(frames))
 t = time.time(); p = open_payload(data, TrustSet({key_id(key.public_key()): key.public_key()}), store.root,
                                   n_items=n, segments=store.manifest.segments, now=0)
 assert np.array_equal(p.indices, np.sort(idx))
@@ -70,71 +85,115 @@ print("ROWS " + json.dumps(rows))
 """
 
 
+def teacher_for(store, path: Path, size: int) -> None:
+    from labelcast.codec.preprocess import Preprocess
+    from labelcast.sender.teacher import TeacherConfig, train_and_export
+
+    x = store.read_range(0, min(store.n, 20000))
+    m = x.reshape(len(x), -1).mean(1)
+    y = np.searchsorted(np.quantile(m, np.linspace(0, 1, 11)[1:-1]), m).astype(np.int64)  # 10 brightness bands
+    cfg = TeacherConfig(width=8, epochs=1, preprocess=Preprocess(size=size, channels=3))
+    train_and_export(x, y, [f"band{i}" for i in range(10)], path, cfg)
+
+
+def build(path: Path, n: int, size: int) -> float:
+    need = n * (size * size * 3 + 32 + 8) * 1.1
+    free = shutil.disk_usage(path.parent).free
+    if need > free:
+        raise SystemExit(f"a store of {n:,} items needs ~{need / 1e9:.1f} GB; {free / 1e9:.1f} GB free")
+    groups = 21841 if n > 1_000_000 else max(10, n // 650)
+    p = subprocess.run([sys.executable, "-c", BUILD, str(path), str(n), str(groups), str(size)], capture_output=True)
+    if p.returncode:
+        raise SystemExit(p.stderr.decode()[-3000:])
+    return json.loads(p.stdout.decode().splitlines()[-1])["seconds"]
+
+
+def payload_of(logits, store, key, out: Path) -> bytes:
+    from labelcast.sender.selection import SelectConfig
+    from labelcast.sender.send import SendConfig, send
+
+    cfg = SendConfig(budget=4096, select=SelectConfig("margin", quota=True), sequence=7, force=True)
+    send(out.parent / "t.onnx", store, key, out, cfg, logits=np.asarray(logits), now=1_800_000_000)
+    return (out / "payload.lcst").read_bytes()
+
+
+def engines(d: Path, n: int, size: int) -> list[dict]:
+    from labelcast.codec.keys import generate_keypair
+    from labelcast.codec.manifest import ReferenceStore
+    from labelcast.sender.engines import RayRun, score
+    from labelcast.sender.raynodes import LocalRayCluster
+
+    build(d / "ref", n, size)
+    store = ReferenceStore(d / "ref")
+    teacher_for(store, d / "t.onnx", size)
+    key, _ = generate_keypair(d / "keys")
+    rows, payloads = [], []
+    for name, nodes, cpus in (("local", 0, 0), ("ray, 1 node × 2 CPUs", 1, 2), ("ray, 2 nodes × 1 CPU", 2, 1)):
+        run = RayRun()
+        t0 = time.time()
+        if nodes:
+            with LocalRayCluster(nodes, cpus) as c:
+                up = time.time() - t0
+                logits, secs = score(
+                    "ray", d / "t.onnx", store, d / f"s{nodes}", batch=4096, address=c.address, run=run
+                )
+        else:
+            up = None
+            logits, secs = score("local", d / "t.onnx", store, d / "s0", batch=4096)
+        payloads.append(payload_of(logits, store, key, d / f"out{nodes}"))
+        per_node = sorted(run.get("nodes", {}).values(), reverse=True)
+        rows.append({
+            "engine": name, "items": n, "seconds": round(secs, 2), "items_per_s": round(n / secs),
+            "cluster_start_s": None if up is None else round(up, 1), "actors": run.get("workers"),
+            "shards_per_node": "/".join(map(str, per_node)) or None,
+            "payload_same": payloads[-1] == payloads[0],
+        })  # fmt: skip
+        print(rows[-1], flush=True)
+    for r in rows:
+        r["x_local"] = round(r["items_per_s"] / rows[0]["items_per_s"], 3)
+    if len(rows) == 3:
+        rows[2]["x_one_node"] = round(rows[2]["items_per_s"] / rows[1]["items_per_s"], 3)
+    return rows
+
+
+def pipeline(d: Path, n: int, size: int) -> list[dict]:
+    from labelcast.codec.manifest import ReferenceStore
+    from labelcast.sender.raynodes import LocalRayCluster
+
+    secs = build(d / "ref", n, size)
+    teacher_for(ReferenceStore(d / "ref"), d / "t.onnx", size)
+    with LocalRayCluster(1, 2) as c:
+        p = subprocess.run(
+            [sys.executable, "-c", DRIVER, str(d / "ref"), str(d / "t.onnx"), str(d), c.address],
+            capture_output=True,
+            text=True,
+        )
+    if p.returncode:
+        raise SystemExit(p.stdout[-2000:] + p.stderr[-3000:])
+    rows = json.loads(next(line for line in p.stdout.splitlines() if line.startswith("ROWS "))[5:])
+    return [{"stage": "build synthetic store (own process)", "seconds": secs, "items": n}, *rows]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--items", type=int, default=14_197_122)
-    ap.add_argument("--classes", type=int, default=32)
-    ap.add_argument("--ray-items", type=int, default=1_000_000)
+    ap.add_argument("--engine-items", type=int, default=1_000_000)
+    ap.add_argument("--size", type=int, default=16)
+    ap.add_argument("--skip-pipeline", action="store_true")
+    ap.add_argument("--work", default="out" if Path("out").exists() else None)
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     out = {}
-    with tempfile.TemporaryDirectory(dir="out" if Path("out").exists() else None) as d:
-        p = subprocess.run(
-            [sys.executable, "-c", CHILD, d, str(a.items), str(a.classes)], capture_output=True, text=True
-        )
-        if p.returncode:
-            print(p.stdout, p.stderr[-3000:])
-            raise SystemExit(1)
-        rows = json.loads(next(line for line in p.stdout.splitlines() if line.startswith("ROWS "))[5:])
-        table(
-            rows,
-            ["stage", "seconds", "peak_rss_mb", "items", "items_per_s", "k", "payload_bytes"],
-            f"pipeline at N = {a.items:,} (peak RSS of the process so far, after each stage)",
-        )
-        out["pipeline"] = rows
-    from labelcast.codec.manifest import ReferenceStore
-    from labelcast.codec.preprocess import Preprocess
-    from labelcast.sender.engines import score
-    from labelcast.sender.synth import synth_store
-    from labelcast.sender.teacher import TeacherConfig, train_and_export
-
-    with tempfile.TemporaryDirectory(dir="out" if Path("out").exists() else None) as d:
-        d = Path(d)
-        synth_store(d / "ref", n=a.ray_items, groups=max(10, a.ray_items // 650), size=8)
-        store = ReferenceStore(d / "ref")
-        x = store.read_range(0, 5000)
-        y = (x.reshape(len(x), -1).mean(1) * 10 // 256).astype("int64")
-        train_and_export(
-            x,
-            y,
-            [str(i) for i in range(10)],
-            d / "t.onnx",
-            TeacherConfig(width=8, epochs=1, preprocess=Preprocess(size=8)),
-        )
-        import time
-
-        import ray
-
-        t0 = time.time()
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-        startup = time.time() - t0
-        res = []
-        for engine in ("local", "ray"):
-            _, secs = score(engine, d / "t.onnx", store, d / f"s-{engine}", batch=4096, workers=2, shard=1 << 17)
-            res.append(
-                {
-                    "engine": engine,
-                    "items": store.n,
-                    "seconds": round(secs, 2),
-                    "items_per_s": round(store.n / secs),
-                    "cluster_start_s": round(startup, 1) if engine == "ray" else None,
-                }
-            )
-        ray.shutdown()
-        for r in res:
-            r["x_local"] = round(r["items_per_s"] / res[0]["items_per_s"], 3)
-        table(res, list(res[0]), "scoring: local engine vs. Ray Data (local cluster, 2 workers, same store and model)")
-        out["engines"] = res
+    with tempfile.TemporaryDirectory(dir=a.work) as d:
+        out["engines"] = engines(Path(d), a.engine_items, a.size)
+    cols = ["engine", "items", "seconds", "items_per_s", "x_local", "x_one_node", "cluster_start_s", "actors"]
+    table(out["engines"], [*cols, "shards_per_node", "payload_same"], "scoring engines, same store and teacher")
+    if not a.skip_pipeline:
+        cols = ["stage", "seconds", "driver_peak_rss_mb", "items", "items_per_s", "nodes", "k", "payload_bytes"]
+        for n in dict.fromkeys([a.engine_items, a.items]):
+            with tempfile.TemporaryDirectory(dir=a.work) as d:
+                out[f"pipeline_{n}"] = pipeline(Path(d), n, a.size)
+            table(out[f"pipeline_{n}"], [*cols, "frames"], f"pipeline at N = {n:,}, Ray engine ({a.size}²×3 items)")
     write_json(a.json, out)
 
 

@@ -5,7 +5,7 @@
 The device holds GCIDE definitions and fortunes (133k items); the task is WordNet noun glosses by
 lexicographer file (10 classes). For each framed budget (Iridium SBD MT frames) and strategy, the real
 ``send`` (scores reused) and the real ``receive`` (verify, rebuild, train the default text student
-``fasttext-small``, export ONNX) run; the student is scored on the 2,000 test glosses. Baseline in the
+``fasttext``, export ONNX) run; the student is scored on the 2,000 test glosses. Baseline in the
 same run: the same framed bytes spent on the sender's own labelled glosses, compressed (the better of
 zstd-19 and brotli-11, ``label<TAB>text`` lines, + a 64-byte signature), and the same student trained
 on them.

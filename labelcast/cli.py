@@ -54,7 +54,7 @@ SUMMARY = {
     "reference build": "Turn SOURCE (see `labelcast sources`) into a reference store with its manifest.",
     "reference verify": "Check a reference store: manifest integrity always; items with --full or --items.",
     "teacher": "Train, inspect or calibrate a teacher.",
-    "teacher train": "Train the built-in teacher CNN on labelled DATA and export it to ONNX.",
+    "teacher train": "Train a built-in teacher (a CNN; fastText-style on text) on labelled DATA; export ONNX.",
     "teacher inspect": "Show a teacher's input, outputs, classes and preprocessing (stored, given or guessed).",
     "teacher calibrate": "Describe MODEL once: store its preprocessing and its median confidence on its own domain.",
     "student": "Prepare the device's student on the ground (pretrained backbones).",

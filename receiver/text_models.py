@@ -222,7 +222,7 @@ def train_text(
 
 def student_arch(requested: str, default_arch: str) -> str:
     """The text student for a StudentConfig's ``arch``: a text arch as given; the image default means
-    "the default student", which on text is ``fasttext-small``; any other image arch is refused."""
+    "the default student", which on text is ``fasttext``; any other image arch is refused."""
     if requested in TEXT_ARCHS:
         return requested
     if requested == default_arch:

@@ -18,7 +18,7 @@ from ..codec.manifest import ReferenceStore
 from ..codec.storage import atomic_write
 from .teacher import Teacher
 
-__all__ = ["score_store", "load_scores", "ScoreFile"]
+__all__ = ["score_store", "load_scores", "ScoreFile", "scored_batches", "whole_batch"]
 
 
 class ScoreFile:
@@ -54,6 +54,32 @@ class ScoreFile:
             return out
 
 
+def whole_batch(teacher: Teacher, batch: int) -> int:
+    """The scoring batch: a model with a static batch runs that many at a time, so batches stay whole."""
+    if teacher.static_batch:
+        return max(teacher.static_batch, batch // teacher.static_batch * teacher.static_batch)
+    return batch
+
+
+def scored_batches(teacher: Teacher, store: ReferenceStore, start: int, stop: int, batch: int):
+    """Yield ``(first item, logits)`` for items ``[start, stop)`` in batches of ``batch`` (aligned to
+    ``start``); the next batch is read from the store and preprocessed on a thread while this one runs.
+    Both engines score through this, so they run the model on the same batches."""
+    pp = teacher.preprocess
+
+    def load(s: int) -> np.ndarray:
+        return pp.apply(store.read_range(s, min(stop, s + batch)))
+
+    starts = list(range(start, stop, batch))
+    with ThreadPoolExecutor(1) as pool:
+        fut = pool.submit(load, starts[0]) if starts else None
+        for i, s in enumerate(starts):
+            x = fut.result()
+            if i + 1 < len(starts):
+                fut = pool.submit(load, starts[i + 1])
+            yield s, teacher.run(x)
+
+
 def score_store(
     teacher: Teacher,
     store: ReferenceStore,
@@ -84,31 +110,18 @@ def score_store(
             with open(path, "wb") as f:
                 f.truncate(n * c * 4)
         fh = open(path, "r+b")  # noqa: SIM115 - closed below; written with pwrite, not a memory map
-    pp = teacher.preprocess
-    if teacher.static_batch:  # a model with a static batch runs that many at a time: keep batches whole
-        batch = max(teacher.static_batch, batch // teacher.static_batch * teacher.static_batch)
-
-    def load(s: int) -> np.ndarray:
-        return pp.apply(store.read_range(s, min(n, s + batch)))
-
-    starts = list(range(done, n, batch))
-    with ThreadPoolExecutor(1) as pool:
-        fut = pool.submit(load, starts[0]) if starts else None
-        for i, s in enumerate(starts):
-            x = fut.result()
-            if i + 1 < len(starts):
-                fut = pool.submit(load, starts[i + 1])
-            z = teacher.run(x)
-            if out is None:
-                logits[s : s + x.shape[0]] = z
-            else:
-                os.pwrite(fh.fileno(), np.ascontiguousarray(z, dtype=np.float32).tobytes(), s * c * 4)
-            if progress:
-                progress(x.shape[0])
-            end = s + x.shape[0]
-            if prog is not None and (end % shard < batch or end == n):
-                os.fsync(fh.fileno())
-                atomic_write(prog, json.dumps({"key": key, "done": end}), what=f"scoring progress {prog}")
+    batch = whole_batch(teacher, batch)
+    for s, z in scored_batches(teacher, store, done, n, batch):
+        if out is None:
+            logits[s : s + z.shape[0]] = z
+        else:
+            os.pwrite(fh.fileno(), np.ascontiguousarray(z, dtype=np.float32).tobytes(), s * c * 4)
+        if progress:
+            progress(z.shape[0])
+        end = s + z.shape[0]
+        if prog is not None and (end % shard < batch or end == n):
+            os.fsync(fh.fileno())
+            atomic_write(prog, json.dumps({"key": key, "done": end}), what=f"scoring progress {prog}")
     if out is None:
         return logits
     fh.close()

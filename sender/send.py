@@ -77,7 +77,7 @@ class SendConfig:
     detector: str | None = None  # second ONNX model for detector-guided refinement (None: no refinement)
     engine: str = "local"  # scoring engine: local | ray
     ray_address: str | None = None  # existing Ray cluster (None: start a local one)
-    workers: int = 2  # Ray workers (actors)
+    workers: int | None = None  # Ray actors (None: one per CPU of the cluster)
     provider: str = "cpu"  # ONNX Runtime execution provider for scoring: cpu | cuda | tensorrt | auto
     hints: dict = field(default_factory=dict)  # training hints for the receiver (JSON)
     validation_every: int = 0  # hold back every n-th item for the device's A/B check (0: none)
@@ -126,6 +126,7 @@ class Scored:
     store: ReferenceStore | None
     teacher: Teacher | None
     logits: np.ndarray
+    engine: dict = field(default_factory=dict)  # how the scores were made (Ray: workers, shards per node)
 
     @cached_property
     def labels(self) -> np.ndarray:
@@ -188,10 +189,21 @@ def score(teacher: Teacher, store: ReferenceStore, cfg: SendConfig, out: Path | 
     from .engines import score as run_engine
 
     scores_dir = (out or Path(".")) / "scores"
-    logits, _ = run_engine(
-        cfg.engine, teacher, store, scores_dir, address=cfg.ray_address, workers=cfg.workers, provider=cfg.provider
+    from .engines import RayRun
+
+    run = RayRun()
+    logits, secs = run_engine(
+        cfg.engine,
+        teacher,
+        store,
+        scores_dir,
+        address=cfg.ray_address,
+        workers=cfg.workers,
+        provider=cfg.provider,
+        progress=progress,
+        run=run,
     )
-    return Scored(store, teacher, logits)
+    return Scored(store, teacher, logits, {"engine": cfg.engine, "seconds": round(secs, 2), **run})
 
 
 def recipes_for(cfg: SendConfig, scored: Scored) -> tuple[list[Recipe], dict | None]:
@@ -430,6 +442,8 @@ def send(
     report = _report(cfg, scored, recipe, fit, budget, spec, frames, auto, stages, t0)
     if delta is not None:
         report["delta"] = delta
+    if scored.engine:
+        report["scoring"] = scored.engine
     _write_set(outp, fit, spec, scored)
     if planned is not None:
         report["plan"] = planned

@@ -42,31 +42,37 @@ def synth_store(
     seed: int = 0,
     chunk: int = 1 << 20,
     progress=None,
+    channels: int = 1,
 ) -> dict:
     rng = np.random.default_rng(seed)
     sizes = group_sizes(n, groups, rng)
     outp = Path(out)
     outp.mkdir(parents=True, exist_ok=True)
-    items = np.memmap(outp / "items.u8", dtype=np.uint8, mode="w+", shape=(n, size, size, 1))
-    hashes = np.memmap(outp / "hashes.partial", dtype=np.uint8, mode="w+", shape=(n, 32))
+    shape = (size, size, channels)
+    chunk = max(1, min(chunk, (64 << 20) // int(np.prod(shape))))  # ~64 MB of pixels per write
     gid = np.repeat(np.arange(groups, dtype=np.uint32), sizes)
     level = rng.integers(0, 200, groups).astype(np.int16)
-    for s in range(0, n, chunk):
-        e = min(n, s + chunk)
-        noise = rng.integers(0, 56, (e - s, size, size, 1), dtype=np.int16)
-        items[s:e] = (level[gid[s:e]][:, None, None, None] + noise).astype(np.uint8)
-        hashes[s:e] = hash_items(items[s:e])
-        if progress:
-            progress(e - s)
-    items.flush()
-    root = write_manifest(outp / "manifest.lcm", hashes, gid, [f"g{i:05d}" for i in range(groups)], (size, size, 1))
+    # written with plain file writes (no writable memory map: the process stays small at any N)
+    with open(outp / "items.u8", "wb") as fi, open(outp / "hashes.partial", "wb") as fh:
+        for s in range(0, n, chunk):
+            e = min(n, s + chunk)
+            noise = rng.integers(0, 56, (e - s, *shape), dtype=np.int16)
+            items = (level[gid[s:e]][:, None, None, None] + noise).astype(np.uint8)
+            fi.write(items.tobytes())
+            fh.write(np.ascontiguousarray(hash_items(items)).tobytes())
+            if progress:
+                progress(e - s)
+    hashes = np.memmap(outp / "hashes.partial", dtype=np.uint8, mode="r", shape=(n, 32))
+    root = write_manifest(
+        outp / "manifest.lcm", hashes, gid, [f"g{i:05d}" for i in range(groups)], (size, size, channels)
+    )
     del hashes
     (outp / "hashes.partial").unlink()
     info = {
         "format": "labelcast-store/1",
         "source": f"synthetic:{n}x{groups}:seed{seed}",
         "items": n,
-        "item_shape": [size, size, 1],
+        "item_shape": [size, size, channels],
         "groups": groups,
         "root": root.hex(),
     }

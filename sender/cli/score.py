@@ -14,7 +14,10 @@ from ...cli import emit
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for logits.f32.")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True)
 @click.option("--ray-address", default=None, help="Existing Ray cluster address (default: start a local one).")
-@click.option("--workers", type=click.IntRange(1, None), default=2, show_default=True, help="Ray workers.")
+@click.option(
+    "--workers", type=click.IntRange(1, None), default=None, help="Ray actors (default: one per CPU of the cluster)."
+)
+@click.option("--shard", type=click.IntRange(1, None), default=1 << 16, show_default=True, help="Items per Ray task.")
 @click.option("--batch", type=click.IntRange(1, None), default=1024, show_default=True)
 @click.option("--preprocess", "spec", default=None, help="Teacher preprocessing spec (default: its stored one).")
 @click.option("--input", "input_name", default=None, help="Teacher input to use, for models with several.")
@@ -28,21 +31,34 @@ from ...cli import emit
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def score(
-    teacher, reference, out, engine, ray_address, workers, batch, spec, input_name, output_name, provider, as_json
+    teacher,
+    reference,
+    out,
+    engine,
+    ray_address,
+    workers,
+    shard,
+    batch,
+    spec,
+    input_name,
+    output_name,
+    provider,
+    as_json,
 ):
     """Score every reference item with the teacher into OUT/logits.f32 (N × classes, float32).
 
     The file is memory-mapped on read; with --engine ray the scoring runs on a Ray cluster."""
     from ...codec.manifest import ReferenceStore
+    from ..engines import RayRun
     from ..engines import score as run
     from .teacher import open_teacher
 
     store = ReferenceStore(reference)
     t = open_teacher(teacher, spec, input_name, output_name, provider)
+    ray_run = RayRun()
+    kw = {"address": ray_address, "workers": workers, "shard": shard, "run": ray_run} if engine == "ray" else {}
     with bar(store.n, "score", "item") as tick:
-        logits, secs = run(
-            engine, t, store, out, address=ray_address, workers=workers, batch=batch, progress=tick, provider=provider
-        )
+        logits, secs = run(engine, t, store, out, batch=batch, progress=tick, provider=provider, **kw)
     res = {
         "engine": engine,
         "items": store.n,
@@ -50,6 +66,7 @@ def score(
         "seconds": round(secs, 2),
         "items_per_second": round(store.n / secs),
         "logits": f"{out}/logits.f32",
+        **({"ray": dict(ray_run)} if engine == "ray" else {}),
     }
     emit(
         res, as_json, [f"scored {store.n} items in {res['seconds']} s ({res['items_per_second']}/s) → {res['logits']}"]

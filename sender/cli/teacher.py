@@ -94,7 +94,7 @@ def open_teacher(model: str, spec, input_name=None, output_name=None, provider: 
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def train(data, labels, out, epochs, width, size, channels, spec, arch, seed, as_json) -> None:
-    """Train the built-in teacher (a CNN; on text, a fastText-style model) on labelled DATA; export ONNX."""
+    """Train a built-in teacher (a CNN; fastText-style on text) on labelled DATA; export ONNX."""
     import math
     import time
 

@@ -127,10 +127,13 @@ def stage_interleaved(tmp: Path, fa: list[bytes], fb: list[bytes]) -> Path:
 def test_interleaved_payloads_trained_in_order_better_promoted_worse_kept_aside(field):
     tmp, payload = field
     good, tiny = payload(1, 500, 5), payload(2, 16, 2)
+    (tmp / "inbox").mkdir(exist_ok=True)
+    w = watcher(tmp)
+    # frames start arriving once the watcher is up, so it sees payloads partly delivered on a loaded machine too
+    assert wait_for(lambda: any(e["event"] == "watch started" for e in events(tmp)), 120, w), events(tmp)
     drip = subprocess.Popen(
         [sys.executable, "-c", DRIP, str(stage_interleaved(tmp, good, tiny)), str(tmp / "inbox"), "0.15"]
     )
-    w = watcher(tmp)
     try:
         done = wait_for(lambda: sum(e["event"] in ("promoted", "kept aside") for e in events(tmp)) >= 2, 240, w)
         assert done, events(tmp)

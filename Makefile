@@ -74,6 +74,11 @@ bench-all: setup
 	$(BIN)/python benchmarks/receiver.py --json out/bench/receiver.json
 	$(BIN)/python benchmarks/reference.py --json out/bench/reference.json
 	$(BIN)/python benchmarks/scale.py --json out/bench/scale.json
+	$(BIN)/python benchmarks/reassembly.py --json out/bench/reassembly.json
+	$(BIN)/python benchmarks/fec.py --json out/bench/fec.json
+	$(BIN)/python benchmarks/byo_teacher.py --json out/bench/byo_teacher.json
+	$(BIN)/python benchmarks/incremental.py --json out/bench/incremental.json
+	$(BIN)/python benchmarks/text.py --json out/bench/text.json --plot docs/text_accuracy.png
 	$(BIN)/python benchmarks/reliability.py --doc docs/reliability.md --json out/bench/reliability.json
 
 fuzz: setup

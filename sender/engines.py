@@ -109,13 +109,14 @@ def score_ray(
     with open(path, "wb") as f:
         f.truncate(store.n * classes * 4)
     gpu = provider in ("cuda", "tensorrt")
-    started = _init(ray, address, workers or 2)
+    started = _init(ray, address, workers or os.cpu_count() or 2)
     run = run if run is not None else RayRun()
     try:
         have = ray.cluster_resources()
-        slots = int(have.get("GPU", 0)) if gpu else int(have.get("CPU", 1)) // cpus_per_worker
-        if gpu and slots == 0:
-            raise EngineError(f"provider {provider} asks one GPU per Ray actor; the cluster has none")
+        if gpu and int(have.get("GPU", 0)) == 0:  # as the local engine does: the CPU, with a note
+            run["note"] = f"provider {provider}: the Ray cluster has no GPU; scored on CPU actors"
+            gpu, provider = False, "cpu"
+        slots = int(have.get("GPU", 0)) if gpu else max(1, int(have.get("CPU", 1)) // cpus_per_worker)
         n_act = max(1, min(workers or slots, slots, -(-store.n // shard)))
         actor = ray.remote(num_cpus=cpus_per_worker, num_gpus=1 if gpu else 0)(_ShardScorer)
         spec = {
@@ -123,7 +124,7 @@ def score_ray(
             "preprocess": tea.preprocess.to_json(),
             "input_name": tea.input_name,
             "output_name": tea.output_name,
-            "providers": provider,
+            "providers": provider,  # one GPU per actor (Ray resources) with cuda / tensorrt
         }
         actors = [
             actor.options(scheduling_strategy="SPREAD").remote(
@@ -140,8 +141,6 @@ def score_ray(
             if progress:
                 progress(items)
         run.update(workers=n_act, shards=len(tasks), nodes=dict(nodes), shard=shard, batch=batch)
-    except EngineError:
-        raise
     except Exception as e:  # a worker that failed surfaces as Ray's own exception types
         raise EngineError(f"Ray scoring failed: {type(e).__name__}: {e}") from e
     finally:

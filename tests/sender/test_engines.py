@@ -47,6 +47,11 @@ def test_ray_engine_on_two_nodes_matches_local_engine_bit_for_bit(tmp_path):
         assert len(run["nodes"]) == 2, run  # tasks really ran on both nodes
         remote_other, _ = score("ray", other, store, tmp_path / "s-ray-other", batch=512, address=cluster.address)
         assert np.array_equal(np.asarray(local_other), np.asarray(remote_other))
+        gpu = RayRun()  # no GPU in this cluster: CPU actors, and the report says so
+        on_gpu, _ = score(
+            "ray", other, store, tmp_path / "s-gpu", batch=512, address=cluster.address, provider="cuda", run=gpu
+        )
+        assert "no GPU" in gpu["note"] and np.array_equal(np.asarray(local_other), np.asarray(on_gpu))
 
         payloads = []
         for engine in ("local", "ray"):

@@ -208,6 +208,23 @@ def _train_and_export(p, x, step, store, cfg, profile, outp, report, resume, pro
     return time.time() - t, model
 
 
+def _would_train(p: Payload, x, step, store: ReferenceStore, cfg: ReceiveConfig, profile) -> dict:
+    """The training plan a dry run reports: student, batch, memory, the training set's make-up."""
+    from .text_models import plan_text
+    from .train import plan_training
+
+    ts = training_set(p, x, store.manifest.item_shape, cfg.use_soft, step.labelled)
+    sc = _student_config(cfg, p.hints, store)
+    classes = p.header.classes
+    plan = (
+        plan_text(len(ts.x), classes, text_preprocess(p.hints).tokenizer, profile, sc)
+        if store.kind == "text"
+        else plan_training(ts.x, classes, ts.targets.ndim == 2, profile, sc)
+    )
+    plan["training_set"] = ts.counts
+    return plan
+
+
 def receive(
     input_path: str | os.PathLike | Verified,
     reference: str | os.PathLike | ReferenceStore,
@@ -254,18 +271,7 @@ def receive(
         "warm_start": step.warm is not None,
     }
     if dry_run:
-        from .text_models import plan_text
-        from .train import plan_training
-
-        ts = training_set(p, x, store.manifest.item_shape, cfg.use_soft, step.labelled)
-        sc = _student_config(cfg, p.hints, store)
-        report["would_train"] = (
-            plan_text(len(ts.x), h.classes, text_preprocess(p.hints).tokenizer, profile, sc)
-            if store.kind == "text"
-            else plan_training(ts.x, h.classes, ts.targets.ndim == 2, profile, sc)
-        )
-        report["would_train"]["training_set"] = ts.counts
-        report["dry_run"] = True
+        report.update(would_train=_would_train(p, x, step, store, cfg, profile), dry_run=True)
         report["stage_seconds"] = {k: round(v, 3) for k, v in stages.items()}
         return report
     if out is None:

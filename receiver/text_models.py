@@ -135,6 +135,21 @@ def _save(path: Path, state: dict) -> None:
     atomic_write(path, lambda f: torch.save(state, f), what=f"checkpoint {path} (the previous checkpoint is intact)")
 
 
+def _text_step(model: TextModel, opt, xb: torch.Tensor, yb: torch.Tensor, cfg: TextTrainConfig, step: int) -> None:
+    """One optimizer step: token dropout (a pure function of seed and step), forward, loss, backward."""
+    if cfg.token_dropout:
+        g = torch.Generator().manual_seed(int(np.random.default_rng([cfg.seed, 2, step]).integers(1 << 62)))
+        xb = xb * (torch.rand(xb.shape, generator=g) >= cfg.token_dropout)
+    out = model(xb)
+    if yb.ndim == 2:
+        loss = -(yb * F.log_softmax(out, 1)).sum(1).mean()
+    else:
+        loss = F.cross_entropy(out, yb, label_smoothing=cfg.label_smoothing)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
 def train_text(
     model: TextModel,
     tokens: np.ndarray,
@@ -185,21 +200,9 @@ def train_text(
         if epoch != perm_epoch:
             perm_epoch, perm = epoch, torch.from_numpy(np.random.default_rng([cfg.seed, epoch]).permutation(k))
         idx = perm[b * batch : (b + 1) * batch]
-        xb = xs[idx]
-        if cfg.token_dropout:
-            g = torch.Generator().manual_seed(int(np.random.default_rng([cfg.seed, 2, step]).integers(1 << 62)))
-            xb = xb * (torch.rand(xb.shape, generator=g) >= cfg.token_dropout)
         for grp in opt.param_groups:
             grp["lr"] = lr_at(step, total, cfg.lr, cfg.warmup)
-        out = model(xb)
-        yb = ys[idx]
-        if yb.ndim == 2:
-            loss = -(yb * F.log_softmax(out, 1)).sum(1).mean()
-        else:
-            loss = F.cross_entropy(out, yb, label_smoothing=cfg.label_smoothing)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        _text_step(model, opt, xs[idx], ys[idx], cfg, step)
         step += 1
         if progress:
             progress(1)

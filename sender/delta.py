@@ -118,9 +118,9 @@ def _only(enc: Encoded, budget: LinkBudget) -> Fit:
     return Fit(0, enc, lay, lay.total_frames * budget.frame_bytes, 1)
 
 
-def full_equivalent(result: LabelledSet, spec, key: int | None) -> int:
-    """Bytes of a full payload carrying the same labelled set (what resending everything would cost)."""
-    payload, _ = build_payload(
+def full_payload(result: LabelledSet, spec, key: int | None) -> tuple[bytes, dict]:
+    """A full payload carrying the labelled set ``result`` (a chain's root): (payload, section sizes)."""
+    return build_payload(
         result.indices,
         result.labels,
         n_items=spec.n_items,
@@ -134,7 +134,11 @@ def full_equivalent(result: LabelledSet, spec, key: int | None) -> int:
         hints=spec.hints,
         prefix_key=key,
     )
-    return len(payload)
+
+
+def full_equivalent(result: LabelledSet, spec, key: int | None) -> int:
+    """Bytes of a full payload carrying the same labelled set (what resending everything would cost)."""
+    return len(full_payload(result, spec, key)[0])
 
 
 def summary_json(fit: Fit, full_bytes: int) -> str:

@@ -484,20 +484,9 @@ def _delta(cfg: SendConfig, scored: Scored, spec: PayloadSpec, budget: LinkBudge
 
 
 def _full_payload(result, spec: PayloadSpec, key):
-    payload, sections = build_payload(
-        result.indices,
-        result.labels,
-        n_items=spec.n_items,
-        classes=result.classes,
-        root=spec.root,
-        key=spec.key,
-        sequence=spec.sequence,
-        expires_at=spec.expires_at,
-        segments=spec.segments,
-        class_names=result.class_names,
-        hints=spec.hints,
-        prefix_key=key,
-    )
+    from .delta import full_payload
+
+    payload, sections = full_payload(result, spec, key)
     return payload, sections, result.indices, result.labels
 
 

@@ -105,6 +105,9 @@ from ..selection import STRATEGIES
 )
 @click.option("--ray-address", default=None, help="Existing Ray cluster address (default: start a local one).")
 @click.option(
+    "--workers", type=click.IntRange(1, None), default=None, help="Ray actors (default: one per CPU of the cluster)."
+)
+@click.option(
     "--target",
     default=None,
     help="The sender's labelled target data (any source form): the planner simulates the device on a held-back "
@@ -158,94 +161,40 @@ from ..selection import STRATEGIES
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Outbox folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def send(
-    teacher,
-    reference,
-    key,
-    link,
-    budget,
-    seconds,
-    keep,
-    strategy,
-    quota,
-    alpha,
-    keyed,
-    detector,
-    soft,
-    soft_extra,
-    soft_temperature,
-    names,
-    sequence,
-    expires_in,
-    delivery,
-    overhead,
-    force,
-    validation_every,
-    engine,
-    ray_address,
-    target,
-    target_labels,
-    plan,
-    plan_seconds,
-    plan_train_samples,
-    device,
-    parent,
-    spec,
-    input_name,
-    output_name,
-    provider,
-    seed,
-    out,
-    as_json,
-) -> None:
+def send(**o) -> None:
     """Score the reference set, select, encode, sign and frame a payload into OUT."""
     from ...codec.manifest import ReferenceStore
-    from ...profiles import ProfileError, load_link
-    from ..selection import SelectConfig
-    from ..send import SendConfig
     from ..send import send as do_send
     from .teacher import open_teacher
 
-    try:
-        load_link(link)
-    except ProfileError as e:
-        raise click.BadParameter(str(e), param_hint="--link") from None
-    cfg = SendConfig(
-        link=link,
-        budget=budget,
-        seconds=seconds,
-        keep=keep,
-        select=SelectConfig(strategy=strategy, quota=quota, alpha=alpha, seed=seed, keyed=keyed),
-        delivery=delivery,
-        overhead=overhead,
-        force=force,
-        expires_in=expires_in,
-        sequence=sequence,
-        soft=soft,
-        soft_extra=soft_extra,
-        soft_temperature=soft_temperature,
-        class_names=names,
-        validation_every=validation_every,
-        detector=detector,
-        engine=engine,
-        ray_address=ray_address,
-        provider=provider,
-        target=target,
-        target_labels=target_labels,
-        plan=plan,
-        plan_seconds=plan_seconds,
-        plan_train_samples=plan_train_samples,
-        device=device,
-        parent=parent,
-    )
-    store = ReferenceStore(reference)
-    t = open_teacher(teacher, spec, input_name, output_name, provider)
+    cfg = _config(o)
+    store = ReferenceStore(o["reference"])
+    t = open_teacher(o["teacher"], o["spec"], o["input_name"], o["output_name"], o["provider"])
     try:
         with bar(store.n, "score", "item") as tick:
-            rep = do_send(t, store, key, out, cfg, progress=tick)
+            rep = do_send(t, store, o["key"], o["out"], cfg, progress=tick)
     except (FileExistsError, ValueError) as e:
         raise click.UsageError(str(e)) from None
-    emit(rep, as_json, _lines(rep, out))
+    emit(rep, o["as_json"], _lines(rep, o["out"]))
+
+
+def _config(o: dict):
+    """The SendConfig the options describe (an unknown link is a bad --link)."""
+    from ...profiles import ProfileError, load_link
+    from ..selection import SelectConfig
+    from ..send import SendConfig
+
+    try:
+        load_link(o["link"])
+    except ProfileError as e:
+        raise click.BadParameter(str(e), param_hint="--link") from None
+    sel = SelectConfig(o["strategy"], quota=o["quota"], alpha=o["alpha"], seed=o["seed"], keyed=o["keyed"])
+    same = (
+        "link budget seconds keep delivery overhead force expires_in sequence soft soft_extra soft_temperature "
+        "validation_every detector engine ray_address workers provider target target_labels plan plan_seconds "
+        "plan_train_samples device parent"
+    ).split()
+    return SendConfig(select=sel, class_names=o["names"], **{k: o[k] for k in same})
 
 
 def _lines(rep: dict, out: str) -> list[str]:

@@ -9,7 +9,8 @@ uninterrupted one exactly), atomic checkpoints every N steps. Around it:
   profile's ``precision`` (fp16 with a gradient scaler, bf16, fp32); ``channels_last`` memory.
 * **memory** (:func:`plan_memory`): the batch is first estimated from the model, then
   *measured* — a probe step at that batch records the real peak (``max_memory_allocated`` on
-  GPU, process RSS above the interpreter+torch baseline on CPU) and the batch halves until
+  GPU; on the CPU the anonymous memory — ``RssAnon`` — the step adds above what the process
+  held when training began) and the batch halves until
   it fits; the schedule is computed for the batch finally used. A profile too small for
   batch 1 is refused before training (:class:`BudgetError`). On GPU the process is also capped
   at the profile's budget (``set_per_process_memory_fraction``).

@@ -209,8 +209,9 @@ def score(teacher: Teacher, store: ReferenceStore, cfg: SendConfig, out: Path | 
 def recipes_for(cfg: SendConfig, scored: Scored) -> tuple[list[Recipe], dict | None]:
     """Step 2: the recipes to try, in order, and the ``auto`` decision (None when a strategy was named).
 
-    Far pools try soft labels first and fall back to the small-budget recipe when the soft payload
-    leaves fewer than ``AUTO["soft_min_per_class"]`` items per class (see :func:`fit_recipes`)."""
+    Far pools try soft labels first (text stores: margin counts per cluster) and fall back to the
+    small-budget recipe when the payload leaves fewer than ``AUTO["soft_min_per_class"]`` items per
+    class (see :func:`fit_recipes`)."""
     if cfg.select.strategy != "auto":
         return [Recipe.from_config(cfg)], None
     auto = choose_auto(scored.logits, scored.teacher.confidence)
@@ -218,7 +219,7 @@ def recipes_for(cfg: SendConfig, scored: Scored) -> tuple[list[Recipe], dict | N
     if scored.store is not None and getattr(scored.store, "kind", "image") == "text":
         # measured on wordnet (docs/text.md): a text label is cheap beside its soft label, and the student gains
         # more from 4× the items than from soft targets; clusters rich in confident items get more of them
-        names = ("text",)
+        names = ("text", "text_small")
         auto["text"] = "text store: margin counts per cluster, keyed random items (measured best on text)"
     recipes = []
     for name in names:

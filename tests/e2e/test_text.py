@@ -91,7 +91,7 @@ def test_text_sources(corpus: Path) -> None:
         open_source(f"lines:{latin}")
 
 
-def test_text_cli_path(corpus: Path, tmp_path: Path) -> None:
+def test_text_cli_path(corpus: Path, tmp_path: Path, monkeypatch) -> None:
     """build → teacher train → send → receive → evaluate, all on text; an image teacher is refused."""
     ref, teacher = tmp_path / "ref", tmp_path / "teacher.onnx"
     assert run_cli("reference", "build", f"lines:{corpus / 'pool.txt'}", "--out", ref)[0] == 0
@@ -112,6 +112,16 @@ def test_text_cli_path(corpus: Path, tmp_path: Path) -> None:
     assert code == 0, err
     rep = json.loads(out.strip().splitlines()[-1]) if out.strip().startswith("{") else json.loads(out)
     assert rep["selected_items"] > 100 and rep["framed_bytes"] <= 1080
+    # auto on text: margin counts per cluster with keyed items, plain random-keyed when too few fit per class
+    assert rep["auto"]["chose"]["strategy"] == "margin" and rep["auto"]["chose"]["keyed"]
+    from labelcast.sender.selection import AUTO
+
+    per_class = rep["selected_items"] // rep["classes"] + 1  # this small corpus: make 1,080 B "too few per class"
+    monkeypatch.setitem(AUTO, "soft_min_per_class", per_class)
+    code, out, err = run_cli("send", "--reference", ref, "--teacher", teacher, "--key", key,
+                             "--budget", "1080", "--out", tmp_path / "outbox-small", "--json")  # fmt: skip
+    small = json.loads(out.strip().splitlines()[-1]) if out.strip().startswith("{") else json.loads(out)
+    assert small["auto"]["chose"]["strategy"] == "random-keyed" and "soft_items_too_few" in small["auto"]
     code, out, err = run_cli("receive", tmp_path / "outbox" / "frames", "--reference", ref, "--trust",
                              tmp_path / "keys" / "sender.pub", "--out", tmp_path / "device", "--state",
                              tmp_path / "state", "--train-samples", "20000", "--arch", "fasttext-small")  # fmt: skip

@@ -33,6 +33,7 @@ from labelcast.codec.errors import (  # noqa: E402
     LabelcastError,
     LimitError,
     ReplayError,
+    RevokedKeyError,
     SignatureError,
     StaleError,
     UnknownKeyError,
@@ -179,7 +180,7 @@ def run(kills: int, work: Path) -> list[dict]:
         UnknownKeyError,
     )
     revoked = TrustSet(dict(trust.keys), {key_id(key.public_key())})
-    attack("payload signed by a revoked key", lambda: open_payload(p, revoked, store.root, now=now), UnknownKeyError)
+    attack("payload signed by a revoked key", lambda: open_payload(p, revoked, store.root, now=now), RevokedKeyError)
     attack(
         "payload made for another reference set",
         lambda: open_payload(payload(root=hashlib.sha256(b"x").digest()), trust, store.root, now=now),

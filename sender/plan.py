@@ -70,6 +70,7 @@ class PlanConfig:
     shares: tuple[float, ...] = (0.25, 0.5, 0.75, 0.9)  # exemplar shares of the payload for the hybrids
     exemplars_only: bool = True
     label_recipes: tuple[str, ...] = ("near", "near_soft", "far", "far_small")
+    only: str | None = None  # plan over the one candidate of this name (to measure each on a device)
     cache: str | None = None  # folder for cached plans (None: $LABELCAST_CACHE_DIR/plans or ~/.cache/labelcast/plans)
     seed: int = 0
 
@@ -240,6 +241,10 @@ def _candidates(cfg: PlanConfig, auto: dict) -> list[Candidate]:
     out += [Candidate(f"hybrid: {int(s * 100)} % exemplars + {first}", first, s) for s in cfg.shares]
     if cfg.exemplars_only:
         out.append(Candidate("exemplars only", None, 1.0))
+    if cfg.only is not None:
+        out = [c for c in out if c.name == cfg.only]
+        if not out:
+            raise ValueError(f"no planner candidate is named {cfg.only!r}")
     return out
 
 

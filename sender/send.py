@@ -88,6 +88,7 @@ class SendConfig:
     plan: bool | None = None  # simulate the device and pick the best payload; None: with --strategy auto and a target
     plan_seconds: float = 120.0  # bound of the planner's simulations
     plan_train_samples: int = 12_000  # images each simulated student sees (the device's recipe, shortened)
+    plan_only: str | None = None  # plan over this one candidate (benchmarks measure each candidate on a device)
     device: str = "cpu-small"  # the device profile the planner simulates
     parent: str | None = None  # previous outbox (or its report / labelled-set.npz): send only the difference
 
@@ -552,7 +553,9 @@ def _planned(cfg: SendConfig, scored: Scored, spec: PayloadSpec, budget: LinkBud
         target,
         cfg.select,
         load_device(cfg.device),
-        PlanConfig(seconds=cfg.plan_seconds, seed=cfg.select.seed),
+        PlanConfig(
+            seconds=cfg.plan_seconds, train_samples=cfg.plan_train_samples, seed=cfg.select.seed, only=cfg.plan_only
+        ),
         soft,
         progress,
     )

@@ -99,7 +99,9 @@ def score_store(
         outp = Path(out)
         outp.mkdir(parents=True, exist_ok=True)
         prog = outp / "scores.progress"
+        # a different model file, store or preprocessing spec never resumes another's scores
         key = {"teacher": str(teacher.path), "root": store.root.hex(), "classes": c}
+        key["spec"] = teacher.preprocess.to_json()
         done = 0
         if prog.exists() and (outp / "logits.f32").exists():
             st = json.loads(prog.read_text())

@@ -227,10 +227,15 @@ class OnnxClassifier:
             out = np.concatenate(parts)[:n] if parts else np.zeros((0, self.num_classes or 0), np.float32)
         return self.preprocess.as_logits(out)
 
-    def logits(self, x_uint8: np.ndarray) -> np.ndarray:
+    def logits(self, x_uint8: np.ndarray, batch: int = 1024) -> np.ndarray:
         """Class scores whose softmax is the model's distribution, for uint8 N×H×W×C images (a text model:
-        an object array or list of UTF-8 items)."""
-        return self.run(self.preprocess.apply(x_uint8))
+        an object array or list of UTF-8 items). Run ``batch`` items at a time: one call over a whole pool
+        would ask ONNX Runtime for activations of every item at once (gigabytes per layer)."""
+        n = len(x_uint8)
+        if n <= batch:
+            return self.run(self.preprocess.apply(x_uint8))
+        parts = [self.run(self.preprocess.apply(x_uint8[s : s + batch])) for s in range(0, n, batch)]
+        return np.concatenate(parts)
 
     def predict(self, x_uint8: np.ndarray, batch: int = 512) -> np.ndarray:
         return (

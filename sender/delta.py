@@ -20,7 +20,6 @@ import numpy as np
 
 from ..codec.delta import Changes, LabelledSet, apply_delta, diff_sets
 from ..codec.errors import BudgetError
-from ..codec.payload import build_payload
 from .budget import Encoded, Fit, LinkBudget, fit_budget
 from .selection import prefix_key, rank_items
 
@@ -65,20 +64,9 @@ def delta_encoder(
         lab = np.concatenate([new_parent_labels, scored.labels[add]])
         changes, add_idx, add_lab = diff_sets(parent, idx, lab, classes)
         delta = {"parent": parent.digest, "changes": changes, "base": parent.indices}
-        payload, sections = build_payload(
-            add_idx,
-            add_lab,
-            n_items=spec.n_items,
-            classes=classes,
-            root=spec.root,
-            key=spec.key,
-            sequence=spec.sequence,
-            expires_at=spec.expires_at,
-            segments=spec.segments,
-            class_names=names if names and (grows or spec.class_names) else None,
-            hints=spec.hints,
-            prefix_key=key,
-            delta=delta,
+        names_sent = names if names and (grows or spec.class_names) else None
+        payload, sections = spec.build(
+            add_idx, add_lab, classes, class_names=names_sent, prefix_key=key, delta=delta, exemplars=None
         )
         result = apply_delta(
             parent,
@@ -120,19 +108,14 @@ def _only(enc: Encoded, budget: LinkBudget) -> Fit:
 
 def full_payload(result: LabelledSet, spec, key: int | None) -> tuple[bytes, dict]:
     """A full payload carrying the labelled set ``result`` (a chain's root): (payload, section sizes)."""
-    return build_payload(
+    return spec.build(
         result.indices,
         result.labels,
-        n_items=spec.n_items,
-        classes=result.classes,
-        root=spec.root,
-        key=spec.key,
-        sequence=spec.sequence,
-        expires_at=spec.expires_at,
-        segments=spec.segments,
+        result.classes,
         class_names=result.class_names,
-        hints=spec.hints,
         prefix_key=key,
+        exemplars=None,
+        delta=None,
     )
 
 

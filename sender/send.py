@@ -167,6 +167,23 @@ class PayloadSpec:
     def with_(self, **changes) -> PayloadSpec:
         return replace(self, **changes)
 
+    def build(self, indices, labels, classes: int, **kw) -> tuple[bytes, dict]:
+        """The signed payload of these items and labels under this spec: (payload, section sizes).
+        ``kw``: ``soft``, ``prefix_key``, or overrides of the spec's names, hints, exemplars, delta."""
+        args = {
+            "n_items": self.n_items,
+            "root": self.root,
+            "key": self.key,
+            "sequence": self.sequence,
+            "expires_at": self.expires_at,
+            "segments": self.segments,
+            "class_names": self.class_names,
+            "hints": self.hints,
+            "exemplars": self.exemplars,
+            "delta": self.delta,
+        }
+        return build_payload(indices, labels, classes=classes, **{**args, **kw})
+
 
 def next_sequence(key_path: Path, explicit: int | None = None) -> int:
     """Next sequence number: one more than the last one recorded beside the key."""
@@ -251,23 +268,7 @@ def encoder(
             idx, extra["refinement"] = refine(idx, pl, order, scored.logits, detector_logits)
         lab = pl[idx]
         soft = soft_from_probs(probs[idx], lab, recipe.soft_extra, recipe.soft_levels) if probs is not None else None
-        payload, sections = build_payload(
-            idx,
-            lab,
-            n_items=spec.n_items,
-            classes=scored.classes,
-            root=spec.root,
-            key=spec.key,
-            sequence=spec.sequence,
-            expires_at=spec.expires_at,
-            segments=spec.segments,
-            soft=soft,
-            class_names=spec.class_names,
-            hints=spec.hints,
-            prefix_key=key,
-            exemplars=spec.exemplars,
-            delta=spec.delta,
-        )
+        payload, sections = spec.build(idx, lab, scored.classes, soft=soft, prefix_key=key)
         return Encoded(payload, sections, np.asarray(idx), lab, extra)
 
     return build

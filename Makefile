@@ -72,6 +72,7 @@ bench-all: setup
 	$(BIN)/python benchmarks/selection.py --json out/bench/selection.json
 	$(BIN)/python benchmarks/scoring.py --json out/bench/scoring.json
 	$(BIN)/python benchmarks/receiver.py --json out/bench/receiver.json
+	$(BIN)/python benchmarks/device_training.py --json out/bench/device.json
 	$(BIN)/python benchmarks/reference.py --json out/bench/reference.json
 	$(BIN)/python benchmarks/scale.py --json out/bench/scale.json
 	$(BIN)/python benchmarks/reassembly.py --json out/bench/reassembly.json

@@ -14,6 +14,8 @@ import click
 
 # the benchmark's methods (a test checks this list against benchmarks/equitable/runner.py)
 METHODS = (
+    "labelcast-auto",
+    "hybrid",
     "labelcast",
     "labelcast-soft",
     "random",

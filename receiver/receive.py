@@ -112,8 +112,11 @@ def _student_config(cfg: ReceiveConfig, hints: dict, store: ReferenceStore | Non
 
     sc = cfg.student or StudentConfig()
     allowed = {"arch", "train_samples", "shift", "flip", "mosaic", "lr", "augment", "finetune"}
-    changes = {k: v for k, v in (hints.get("student") or {}).items() if k in allowed}
-    if changes and cfg.student is None:
+    default = asdict(StudentConfig())
+    # the payload's hints fill what the caller left at its default (a `--finetune last:2` on the CLI must not
+    # drop the sender's "no flips for digits"); what the caller set explicitly wins
+    changes = {k: v for k, v in (hints.get("student") or {}).items() if k in allowed and getattr(sc, k) == default[k]}
+    if changes:
         sc = StudentConfig(**{**asdict(sc), **changes})
     if not sc.init and cfg.backbone not in ("auto", "none"):
         sc = replace(sc, init=cfg.backbone)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["summarise", "plot", "markdown", "update_results_md", "write_report"]
+__all__ = ["summarise", "plot", "markdown", "planner_rows", "update_results_md", "write_report"]
 
 
 def _key(r: dict) -> Any:
@@ -54,6 +54,8 @@ def plot(result: dict, scenario: str, path: str | os.PathLike) -> None:
     sc = result["scenarios"][scenario]
     fig, ax = plt.subplots(figsize=(8.5, 5.2))
     style = {
+        "labelcast-auto": dict(color="k", marker="P", lw=2.5),
+        "hybrid": dict(color="C8", marker="X", ls="-."),
         "labelcast": dict(color="C3", marker="o", lw=2.5),
         "labelcast-soft": dict(color="C1", marker="o", ls="--"),
         "random": dict(color="C0", marker="s"),
@@ -138,8 +140,62 @@ def markdown(result: dict) -> str:
                     cells.append(_cell(s) if s and s["mean"] is not None else "does not fit")
                 cells.append("")
             lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        lines += _planner_lines(sc, budgets)
         lines += ["", f"![{name}](accuracy_vs_bytes_{name}.png)"]
     return "\n".join(lines)
+
+
+COMPETITORS = ("images", "distilled", "random", "labelcast")  # what labelcast-auto must never lose to
+
+
+def planner_rows(sc: dict, budgets) -> list[dict]:
+    """Per budget: the planner's choice, its prediction (validation slice, short schedule) against the
+    measured accuracy (test split, the recipe), and labelcast-auto against the best competitor."""
+    out = []
+    summ = {(s["method"], s["budget"]): s for s in sc["summary"]}
+    for b in budgets:
+        runs = [r for r in sc["runs"] if r["method"] == "labelcast-auto" and r["budget"] == b and r["accuracy"]]
+        if not runs:
+            continue
+        auto = summ[("labelcast-auto", b)]
+        comp = [summ[(m, b)] for m in COMPETITORS if (m, b) in summ and summ[(m, b)]["mean"] is not None]
+        best = max(comp, key=lambda s: s["mean"]) if comp else None
+        out.append(
+            {
+                "budget": b,
+                "choices": sorted({r["choice"] for r in runs}),
+                "predicted": float(np.mean([r["predicted"] for r in runs])),
+                "measured": auto["mean"],
+                "measured_std": auto["std"],
+                "best_other": best["method"] if best else None,
+                "best_other_mean": best["mean"] if best else None,
+                "best_other_std": best["std"] if best else None,
+                # never worse: within one standard deviation (the larger of the two) of the best competitor
+                "never_worse": best is None or auto["mean"] >= best["mean"] - max(auto["std"], best["std"]),
+            }
+        )
+    return out
+
+
+def _planner_lines(sc: dict, budgets) -> list[str]:
+    rows = planner_rows(sc, budgets)
+    if not rows:
+        return []
+    lines = [
+        "",
+        "Planner (`labelcast-auto`): its choice, predicted accuracy (validation slice, short schedule) against"
+        " the measured one (test split, the recipe), and the best of images, distilled, random and labelcast:",
+        "",
+        "| budget | choice | predicted | measured | best other | ≥ best − 1 std |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        other = f"{r['best_other']} {r['best_other_mean']:.3f}±{r['best_other_std']:.3f}" if r["best_other"] else "—"
+        lines.append(
+            f"| {r['budget']:,} B | {', '.join(r['choices'])} | {r['predicted']:.3f} | "
+            f"{r['measured']:.3f}±{r['measured_std']:.3f} | {other} | {'yes' if r['never_worse'] else '**no**'} |"
+        )
+    return lines
 
 
 def _cell(s: dict) -> str:

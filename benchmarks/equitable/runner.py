@@ -4,6 +4,15 @@ For every built-in scenario and seed, one fixed student recipe (:func:`recipe`)
 is trained on what each method can deliver within a payload budget, and
 evaluated on the scenario's held-out test split:
 
+``labelcast-auto``
+    what ``send`` does by default when it holds target data: the planner (``sender/plan.py``, its
+    default candidates, schedule and time bound, seeded per seed) simulates the device on the
+    bench's validation slice and picks among label payloads, hybrids and exemplars only; the
+    chosen signed payload (at most the budget) is decoded as the device decodes it
+    (``receiver.trainset``: labels + exemplars with their repeat rule) and trained with the recipe.
+``hybrid``
+    the planner's best-predicted hybrid (25 / 50 / 75 / 90 % of the payload on target exemplars,
+    the rest on labels), whether or not it was the planner's choice.
 ``labelcast``
     the sender's selection (strategy chosen on a validation slice, see below)
     with hard teacher labels: the real signed payload (header, index set,
@@ -30,8 +39,9 @@ evaluated on the scenario's held-out test split:
     quantization, counted as the best of zstd-19 / xz of the file; accuracy is
     measured with ONNX Runtime on that very file.
 ``distilled``
-    distribution-matching distillation (DM, Zhao & Bilen 2023, without
-    augmentation) of the target training set into synthetic images per class,
+    distribution-matching distillation (DM, Zhao & Bilen 2023, with differentiable Siamese
+    augmentation and the paper's SGD; ``dm_iters`` iterations, once per scenario: see ``distill.py``
+    for what 2 cores allow) of the target training set into synthetic images per class,
     quantized to 8 bits and compressed like ``images``; smaller budgets take
     the first images of each class.
 
@@ -55,7 +65,7 @@ import hashlib
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +78,19 @@ from .report import _summarise
 
 __all__ = ["METHODS", "BenchConfig", "run_bench", "recipe"]
 
-METHODS = ("labelcast", "labelcast-soft", "random", "full-pool", "images", "model-fp16", "model-int8", "distilled")
+METHODS = (
+    "labelcast-auto",
+    "hybrid",
+    "labelcast",
+    "labelcast-soft",
+    "random",
+    "full-pool",
+    "images",
+    "model-fp16",
+    "model-int8",
+    "distilled",
+)
+PLANNED = ("labelcast-auto", "hybrid")  # methods the sender's planner makes
 
 STRATEGY_CANDIDATES = ("random-keyed+quota", "random+quota", "energy-high+quota", "el2n-easy+quota", "margin+quota")
 
@@ -93,7 +115,7 @@ class BenchConfig:
     soft_extra: int = 4  # runner-up classes per soft label
     soft_temperature: float = 2.0  # soft labels are softmax(logits / T)
     dm_ipc: int = 50  # distilled images per class (the largest set)
-    dm_iters: int = 100  # DM optimisation steps (Adam, lr 0.003, 64 real images per class per step)
+    dm_iters: int = 300  # DM iterations with DSA (SGD lr 0.1, momentum 0.5; 64 real images per class each)
     work: str = "out/bench/equitable"  # teachers and intermediate files
     threads: int = 0  # torch threads; 0: all cores
     quick: bool = False
@@ -182,7 +204,7 @@ def _setup(name: str, cfg: BenchConfig, log) -> _Env:
     logits = np.concatenate([t.logits(x[s : s + 4096]) for s in range(0, len(x), 4096)])
     tacc = float((t.logits(xte).argmax(1) == yte).mean())
     segs = np.diff(np.concatenate([[0], np.flatnonzero(np.diff(g)) + 1, [len(g)]]))
-    return _Env(name, x, segs, len(names), xtr, ytr, send, val, xte, yte, logits, tacc)
+    return _Env(name, x, segs, len(names), xtr, ytr, send, val, xte, yte, logits, tacc, {"teacher": t})
 
 
 class _Runner:
@@ -299,7 +321,7 @@ def run_bench(cfg: BenchConfig, log=print, command: str = "labelcast bench") -> 
     t0 = time.time()
     per_seed = (
         sum(
-            len(cfg.budgets) if m in ("labelcast", "labelcast-soft", "random", "images", "distilled") else 0
+            len(cfg.budgets) if m in ("labelcast", "labelcast-soft", "random", "images", "distilled", *PLANNED) else 0
             for m in cfg.methods
         )
         + ("full-pool" in cfg.methods)
@@ -335,6 +357,12 @@ def run_bench(cfg: BenchConfig, log=print, command: str = "labelcast bench") -> 
                 "pool_items": int(len(env.x)),
                 "strategy": strategy,
                 "strategy_validation_accuracy": scores,
+                "distillation": {
+                    "method": "DM + DSA (SGD lr 0.1, momentum 0.5), once per scenario",
+                    "iters": cfg.dm_iters,
+                    "images_per_class": cfg.dm_ipc,
+                    "seconds": env.extra.get("dm_seconds"),
+                },
                 "student_full_target": {"mean": float(np.mean(ref_accs)), "std": float(np.std(ref_accs))},
                 "runs": rows,
                 "summary": summary,
@@ -346,11 +374,9 @@ def run_bench(cfg: BenchConfig, log=print, command: str = "labelcast bench") -> 
 
 def _one_seed(run: _Runner, env: _Env, cfg: BenchConfig, strategy: str, seed: int, rows: list[dict]) -> float:
     """Every method at every budget for one seed; returns the full-target student's accuracy."""
-    from labelcast._progress import bar
     from labelcast.sender.selection import pseudo_labels
 
     xs, ys = env.xtr[env.send], env.ytr[env.send]
-    name = env.name
     clock = [time.time()]
 
     def add(method, budget, acc, nbytes, items=None, **detail):
@@ -369,6 +395,8 @@ def _one_seed(run: _Runner, env: _Env, cfg: BenchConfig, strategy: str, seed: in
         )
         clock[0] = now
 
+    if any(m in cfg.methods for m in PLANNED):
+        _planned(run, env, cfg, seed, add)
     for method, strat, soft in (
         ("labelcast", strategy, False),
         ("labelcast-soft", strategy, True),
@@ -393,10 +421,131 @@ def _one_seed(run: _Runner, env: _Env, cfg: BenchConfig, strategy: str, seed: in
         order = _round_robin(ys, env.classes, seed)
         _send_images(run, env, cfg, "images", xs[order], ys[order], seed, add)
     if "distilled" in cfg.methods:
-        with bar(cfg.dm_iters, f"{name} DM distillation", unit="step") as p:
-            syn, slab = distill_dm(xs, ys, env.classes, cfg.dm_ipc, cfg.dm_iters, seed, p)
+        syn, slab = _distilled(env, cfg, xs, ys)
         _send_images(run, env, cfg, "distilled", syn, slab, seed, add)
     return _models(run, env, seed, add, cfg)
+
+
+class _PoolStore:
+    """What the planner reads of a store, over the bench's in-memory pool."""
+
+    def __init__(self, x: np.ndarray) -> None:
+        from types import SimpleNamespace
+
+        self.x = x
+        self.manifest = SimpleNamespace(item_shape=tuple(x.shape[1:]))
+
+    def read(self, idx) -> np.ndarray:
+        return self.x[np.asarray(idx, dtype=np.int64)]
+
+
+def payload_budget(nbytes: int):
+    """A LinkBudget that counts the signed payload itself (the bench's budgets are payload bytes, no framing)."""
+    from dataclasses import replace as dc_replace
+    from types import SimpleNamespace
+
+    from labelcast.profiles import load_link
+    from labelcast.sender.budget import LinkBudget
+
+    class _PayloadOnly(LinkBudget):
+        def framed_bytes(self, length: int) -> int:
+            return length
+
+        def final_layout(self, length: int):
+            return SimpleNamespace(total_frames=1, parity=0, data_frames=1)
+
+    return _PayloadOnly(dc_replace(load_link("iridium-sbd-mt"), name="payload bytes", frame_bytes=nbytes), nbytes)
+
+
+def _planned(run: _Runner, env: _Env, cfg: BenchConfig, seed: int, add) -> None:
+    """``labelcast-auto`` (the planner's choice) and ``hybrid`` (its best-predicted hybrid) at every budget."""
+    from labelcast.codec.errors import BudgetError
+    from labelcast.codec.payload import open_payload
+    from labelcast.profiles import load_device
+    from labelcast.receiver.trainset import training_set
+    from labelcast.sender.plan import PlanConfig, Target, _fit_candidate, plan
+    from labelcast.sender.selection import SelectConfig
+    from labelcast.sender.send import PayloadSpec, Scored
+
+    names = [str(c) for c in range(env.classes)]
+    target = Target(env.xtr[env.send], env.ytr[env.send], env.xtr[env.val], env.ytr[env.val], names, "bench")
+    teacher = env.extra.get("teacher")  # its confidence on its training data is what `auto` compares against
+    scored = env.extra.setdefault("scored-store", Scored(_PoolStore(env.x), teacher, env.logits))
+    spec = PayloadSpec(run.key, BENCH_ROOT, len(env.x), env.segs, 1, 2**33)
+    base = SelectConfig(strategy="auto", seed=seed)
+    pcfg = PlanConfig(seed=seed, cache=str(Path(cfg.work) / env.name / "plans"))
+    # the planner's short schedule, never longer than the recipe it stands for (tests run tiny recipes)
+    pcfg = replace(pcfg, train_samples=min(pcfg.train_samples, cfg.train_samples))
+    if cfg.quick:
+        pcfg = replace(pcfg, seconds=30.0)
+    for b in cfg.budgets:
+        budget = payload_budget(b)
+        try:
+            res = plan(scored, spec, budget, target, base, load_device("cpu-small"), pcfg)
+        except BudgetError:
+            for m in PLANNED:
+                if m in cfg.methods:
+                    add(m, b, None, None)
+            continue
+        picks = {"labelcast-auto": res["candidate"]}
+        hybrids = [c for c in res["candidates"] if c["name"].startswith("hybrid") and c["predicted_accuracy"]]
+        if hybrids:
+            best = max(hybrids, key=lambda c: c["predicted_accuracy"])
+            if best["name"] == res["choice"]:
+                picks["hybrid"] = res["candidate"]
+            else:
+                from labelcast.sender.plan import _candidates, choose_auto
+
+                auto = choose_auto(env.logits, teacher.confidence if teacher else None)
+                c = next(c for c in _candidates(pcfg, auto) if c.name == best["name"])
+                _fit_candidate(c, scored, spec, budget, target, base, (4, 16, 2.0))
+                c.predicted = best["predicted_accuracy"]
+                picks["hybrid"] = c
+        for m in PLANNED:
+            c = picks.get(m)
+            if m not in cfg.methods:
+                continue
+            if c is None:
+                add(m, b, None, None)
+                continue
+            p = open_payload(c.fit.payload, run.trust, BENCH_ROOT, n_items=len(env.x), segments=env.segs, now=0)
+            ts = training_set(p, env.x[p.indices], tuple(env.x.shape[1:]))
+            _, acc = run.student(env, ts.x, ts.targets, seed)
+            add(
+                m,
+                b,
+                acc,
+                len(c.fit.payload),
+                int(p.indices.size) + ts.counts["exemplars"],
+                choice=c.name,
+                predicted=c.predicted,
+                labels=int(p.indices.size),
+                exemplars=ts.counts["exemplars"],
+                plan_seconds=res["seconds"],
+            )
+
+
+def _distilled(env: _Env, cfg: BenchConfig, xs, ys) -> tuple[np.ndarray, np.ndarray]:
+    """DM with DSA, distilled once per scenario (seed 0; every seed's students train on the same set, as every
+    seed's images use the codec chosen at seed 0) and kept on disk: at ~1 s an iteration on 2 cores it is
+    the bench's costliest step."""
+    from labelcast._progress import bar
+
+    if "dm" in env.extra:
+        return env.extra["dm"]
+    key = hashlib.sha256(repr((cfg.dm_ipc, cfg.dm_iters, xs.shape, int(ys.sum()), "dm-dsa-1")).encode()).hexdigest()
+    path = Path(cfg.work) / env.name / f"dm-{key[:12]}.npz"
+    if path.exists():
+        z = np.load(path)
+        env.extra["dm"], env.extra["dm_seconds"] = (z["x"], z["y"]), float(z["seconds"])
+        return env.extra["dm"]
+    t = time.time()
+    with bar(cfg.dm_iters, f"{env.name} DM distillation (DSA)", unit="iter") as p:
+        syn, slab = distill_dm(xs, ys, env.classes, cfg.dm_ipc, cfg.dm_iters, 0, p)
+    env.extra["dm"], env.extra["dm_seconds"] = (syn, slab), round(time.time() - t, 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, x=syn, y=slab, seconds=env.extra["dm_seconds"])
+    return env.extra["dm"]
 
 
 def _send_images(run: _Runner, env: _Env, cfg: BenchConfig, method: str, imgs, labs, seed: int, add) -> None:

@@ -205,6 +205,11 @@ def test_tiny_bench_reports_every_method_within_budget(tmp_path):
     # labelcast counts the real signed payload: more budget, more labels
     lc = {r["budget"]: r for r in sc["runs"] if r["method"] == "labelcast"}
     assert lc[4096]["items"] > lc[512]["items"] > 0
+    # labelcast-auto is the planner's choice, trained as the device trains it; hybrid carries exemplars
+    auto = {r["budget"]: r for r in sc["runs"] if r["method"] == "labelcast-auto"}
+    assert all(r["choice"] and r["predicted"] is not None for r in auto.values())
+    hyb = [r for r in sc["runs"] if r["method"] == "hybrid" and r["accuracy"] is not None]
+    assert hyb and all(r["exemplars"] > 0 and r["choice"].startswith("hybrid") for r in hyb)
     full = [r for r in sc["runs"] if r["method"] == "full-pool"][0]
     assert full["items"] == sc["pool_items"]
     assert (tmp_path / "plots" / "accuracy_vs_bytes_digits.png").stat().st_size > 10_000

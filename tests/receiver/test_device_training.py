@@ -251,6 +251,16 @@ def test_pretrain_writes_a_backbone_the_device_starts_from_by_default(tmp_path):
     assert _student_config(ReceiveConfig(backbone="none"), {}, store).init == ""
 
 
+def test_payload_hints_fill_what_the_caller_left_at_its_default():
+    from labelcast.receiver.receive import ReceiveConfig, _student_config
+    from labelcast.receiver.train import StudentConfig
+
+    hints = {"student": {"flip": True, "shift": 3, "finetune": "head"}}
+    sc = _student_config(ReceiveConfig(student=StudentConfig(finetune="last:2")), hints)
+    assert (sc.flip, sc.shift, sc.finetune) == (True, 3, "last:2")  # hints kept, the explicit choice wins
+    assert _student_config(ReceiveConfig(), hints).finetune == "head"
+
+
 def test_profiles_show_lists_the_student_zoo_at_a_device_s_budget():
     from labelcast.receiver.students import ARCHS
 

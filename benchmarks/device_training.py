@@ -14,8 +14,8 @@ process per run:
 * ``random-half`` / ``pretrained-half``: the same with half the schedule (``--train-samples 50000``):
   the time goal, with its control (is it the backbone, or is the default schedule longer than needed?);
 * ``last:1`` / ``head``: the backbone with only the last block (+ head) or the head trained;
-* ``random-roll``: random weights with the former augmentation (wrap-around shifts, ``--augment
-  roll``) against today's padded crops (``random``).
+* ``random-roll`` (only with ``--runs … random-roll``): random weights with the former augmentation
+  (wrap-around shifts, ``--augment roll``) against today's padded crops (``random``).
 
 Finished runs are kept in the work folder (``row-BUDGET-RUN.json``); a rerun adds only what is
 missing (``--fresh`` reruns everything).
@@ -47,13 +47,13 @@ from _common import table, write_json  # noqa: E402
 BUDGETS = (270, 1080, 4050)
 RUNS = {  # name: (--init, --finetune, --train-samples, --augment)
     "random": ("none", "all", None, None),
-    "random-roll": ("none", "all", None, "roll"),
     "random-half": ("none", "all", 50_000, None),
     "pretrained": ("auto", "all", None, None),
     "pretrained-half": ("auto", "all", 50_000, None),
     "last:1": ("auto", "last:1", None, None),
     "head": ("auto", "head", None, None),
 }
+EXTRA_RUNS = {"random-roll": ("none", "all", None, "roll")}  # --runs random-roll: the former augmentation
 
 MEMORY_CHILD = r"""
 import json, sys, numpy as np
@@ -108,12 +108,13 @@ def setup(scenario: str, work: Path, log) -> dict:
     return {"ref": ref, "teacher": Teacher(tpath), **info}
 
 
-def accuracy_runs(scenario: str, work: Path, log, fresh: bool = False) -> list[dict]:
+def accuracy_runs(scenario: str, work: Path, log, fresh: bool = False, runs: dict | None = None) -> list[dict]:
     from labelcast.codec.manifest import ReferenceStore
     from labelcast.datasets.sources import load_labelled
     from labelcast.receiver.serve import load_classifier
     from labelcast.sender.send import SendConfig, send
 
+    runs = runs or RUNS
     env = setup(scenario, work, log)
     store = ReferenceStore(env["ref"])
     logits = env["teacher"].logits(np.asarray(store.items))
@@ -129,7 +130,7 @@ def accuracy_runs(scenario: str, work: Path, log, fresh: bool = False) -> list[d
             SendConfig(budget=budget, force=True),
             logits=logits,
         )
-        for name, (init, finetune, samples, augment) in RUNS.items():
+        for name, (init, finetune, samples, augment) in runs.items():
             done = work / f"row-{budget}-{name}.json"  # a finished run is kept: a rerun adds what is missing
             if done.exists() and not fresh:
                 rows.append(json.loads(done.read_text()))
@@ -165,7 +166,9 @@ def accuracy_runs(scenario: str, work: Path, log, fresh: bool = False) -> list[d
             done.write_text(json.dumps(rows[-1]))
             log(f"{scenario} {rep['framed_bytes']} B {name}: {acc:.4f} in {tr['train_seconds']} s")
     for r in rows:  # against random weights at the same bytes
-        base = next(b for b in rows if b["framed_bytes"] == r["framed_bytes"] and b["run"] == "random")
+        base = next((b for b in rows if b["framed_bytes"] == r["framed_bytes"] and b["run"] == "random"), None)
+        if base is None:
+            continue
         r["d_acc_pts"] = round(100 * (r["accuracy"] - base["accuracy"]), 2)
         r["x_time"] = round(r["train_s"] / base["train_s"], 3)
         r["x_memory"] = round(r["peak_train_mb"] / max(base["peak_train_mb"], 1e-9), 3)
@@ -189,7 +192,6 @@ def memory_runs(log) -> list[dict]:
                     "planned_mb": round(m["planned"] / 2**20, 1),
                     "probe_mb": round(m["probe"] / 2**20, 1),
                     "peak_mb": round(m["peak"] / 2**20, 1),
-                    "img_s": round(4000 / m["seconds"]),
                 }
             )
             log(f"memory {arch} {finetune}: planned {rows[-1]['planned_mb']} MB, peak {rows[-1]['peak_mb']} MB")
@@ -206,21 +208,23 @@ def main() -> None:
     ap.add_argument("--work", default="out/bench/device")
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--fresh", action="store_true", help="rerun every run (default: keep finished ones)")
+    ap.add_argument("--runs", nargs="+", choices=[*RUNS, *EXTRA_RUNS], default=list(RUNS), help="default: no extras")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    result: dict = {"budgets": BUDGETS, "runs": RUNS}
+    runs = {k: {**RUNS, **EXTRA_RUNS}[k] for k in a.runs}
+    result: dict = {"budgets": BUDGETS, "runs": runs}
     if not a.skip_memory:
         mem = memory_runs(log)
         result["memory"] = mem
         cols = ["arch", "finetune", "trainable", "params", "planned_mb", "x_planned", "probe_mb", "peak_mb"]
-        table(mem, [*cols, "x_peak", "img_s"], "peak training memory at batch 64 (cpu-small, one process each)")
+        table(mem, [*cols, "x_peak"], "peak training memory at batch 64 (cpu-small, one process each)")
     rows = []
     for s in a.scenarios:
-        rows += accuracy_runs(s, Path(a.work) / s, log, a.fresh)
+        rows += accuracy_runs(s, Path(a.work) / s, log, a.fresh, runs)
         result["accuracy"] = rows
         write_json(a.json, result)
     cols = ["scenario", "framed_bytes", "items", "run", "finetune", "trainable", "steps", "accuracy", "d_acc_pts"]

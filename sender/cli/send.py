@@ -207,6 +207,7 @@ def _lines(rep: dict, out: str) -> list[str]:
         f"({rep['parity_frames']} parity, P(delivery) {rep['delivery']['probability']}), "
         f"~{rep['link_seconds']} s on the link",
     ]
+    lines += [f"advice: {a}" for a in rep.get("advice", [])]
     d = rep.get("delta")
     if d:
         lines.append(

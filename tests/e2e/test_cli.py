@@ -89,6 +89,7 @@ def test_cli_end_to_end_and_tampered_payload_refused(slice_dir: Path):
     assert json.loads((d / "outbox" / "send-report.json").read_text())["selected_items"] == rep["selected_items"]
     # the default strategy is auto: a Fashion-MNIST teacher on a Fashion-MNIST pool is near its domain
     assert rep["auto"]["far"] is False and rep["strategy"] == "random-keyed" and not rep["soft_labels"]
+    assert "advice" not in rep  # a near pool: no backbone advice
     assert 0 < rep["auto"]["teacher_confidence"] <= 1 and rep["auto"]["shift"] < 0.15
     # detector-guided refinement: a second teacher (other seed and width) flags and replaces items
     lc(
@@ -266,7 +267,9 @@ def test_auto_sends_soft_energy_high_labels_for_a_far_pool(slice_dir: Path):
     args = ["send", "--teacher", "t-digits.onnx", "--reference", "ref", "--key", "keys/sender.key"]
     sent = lc(*args, "--budget", "2700", "--out", "outbox-far", cwd=d)
     assert "auto: far pool" in sent.stdout
+    assert "advice: far pool and no pretrained backbone" in sent.stdout  # the store has none installed
     rep = json.loads((d / "outbox-far" / "send-report.json").read_text())
+    assert "student pretrain" in rep["advice"][0]
     # an MNIST teacher on a Fashion-MNIST pool: its median confidence drops well past the threshold
     assert rep["auto"]["far"] is True and rep["auto"]["shift"] > 0.15
     assert rep["strategy"] == "energy-high" and rep["soft_labels"] and rep["soft_temperature"] == 2.0

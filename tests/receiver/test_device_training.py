@@ -277,3 +277,18 @@ def test_random_crops_never_wrap_pixels_around_the_border():
     out = random_crop(x, 3, np.random.default_rng(0))
     assert out.shape == x.shape
     assert float(out[:, :, :, :3].max()) == 0.0  # the column never reappears on the left
+
+
+def test_the_training_set_stays_uint8_and_batches_match_the_preprocessing_exactly():
+    from labelcast.receiver.train import _data_bytes, _Items
+
+    x = np.random.default_rng(3).integers(0, 256, (40, 12, 12, 3), dtype=np.uint8)
+    pp = Preprocess((12, 12), 3, 1 / 255, (0.5, 0.4, 0.3), (0.2, 0.25, 0.3))
+    items = _Items(x, pp, torch.device("cpu"))
+    assert items.raw and items.x.dtype == torch.uint8 and _data_bytes(x, pp) == x.nbytes
+    idx = torch.tensor([5, 0, 39, 7])
+    got = items[idx]
+    assert torch.equal(got, torch.from_numpy(pp.apply(x[idx.numpy()])))
+    assert got.is_contiguous(memory_format=torch.channels_last)
+    other = Preprocess((8, 8), 3)  # a resize: the whole set is converted once, as before
+    assert not _Items(x, other, torch.device("cpu")).raw and _data_bytes(x, other) == 40 * 3 * 64 * 4

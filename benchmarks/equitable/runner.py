@@ -6,8 +6,9 @@ evaluated on the scenario's held-out test split:
 
 ``labelcast-auto``
     what ``send`` does by default when it holds target data: the planner (``sender/plan.py``, its
-    default candidates, schedule and time bound, seeded per seed) simulates the device on the
-    bench's validation slice and picks among label payloads, hybrids and exemplars only; the
+    default candidates, schedule and time bound; planned once per scenario at seed 0, every seed
+    refitting the choice with its own selection seed) simulates the device on the bench's
+    validation slice and picks among label payloads, hybrids and exemplars only; the
     chosen signed payload (at most the budget) is decoded as the device decodes it
     (``receiver.trainset``: labels + exemplars with their repeat rule) and trained with the recipe.
 ``hybrid``
@@ -473,7 +474,9 @@ def _planned(run: _Runner, env: _Env, cfg: BenchConfig, seed: int, add) -> None:
     scored = env.extra.setdefault("scored-store", Scored(_PoolStore(env.x), teacher, env.logits))
     spec = PayloadSpec(run.key, BENCH_ROOT, len(env.x), env.segs, 1, 2**33)
     base = SelectConfig(strategy="auto", seed=seed)
-    pcfg = PlanConfig(seed=seed, cache=str(Path(cfg.work) / env.name / "plans"))
+    # planned once per scenario (seed 0), like the image codec and the labelcast strategy: every seed refits the
+    # chosen candidate with its own selection seed and trains its own student on it
+    pcfg = PlanConfig(seed=0, cache=str(Path(cfg.work) / env.name / "plans"))
     # the planner's short schedule, never longer than the recipe it stands for (tests run tiny recipes)
     pcfg = replace(pcfg, train_samples=min(pcfg.train_samples, cfg.train_samples))
     if cfg.quick:

@@ -129,10 +129,11 @@ def test_interleaved_payloads_trained_in_order_better_promoted_worse_kept_aside(
     good, tiny = payload(1, 500, 5), payload(2, 16, 2)
     (tmp / "inbox").mkdir(exist_ok=True)
     w = watcher(tmp)
-    # frames start arriving once the watcher is up, so it sees payloads partly delivered on a loaded machine too
+    # frames start arriving once the watcher is up, one a second — slower than its 2-second scans — so it sees
+    # the payloads partly delivered (a 0.15 s drip could land every frame between two scans)
     assert wait_for(lambda: any(e["event"] == "watch started" for e in events(tmp)), 120, w), events(tmp)
     drip = subprocess.Popen(
-        [sys.executable, "-c", DRIP, str(stage_interleaved(tmp, good, tiny)), str(tmp / "inbox"), "0.15"]
+        [sys.executable, "-c", DRIP, str(stage_interleaved(tmp, good, tiny)), str(tmp / "inbox"), "1.0"]
     )
     try:
         done = wait_for(lambda: sum(e["event"] in ("promoted", "kept aside") for e in events(tmp)) >= 2, 240, w)

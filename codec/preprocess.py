@@ -141,6 +141,12 @@ class Preprocess:
         """The input shape in words, e.g. ``nhwc 1×24×32×3``."""
         return f"{self.layout} " + "×".join(str(d) for d in self.input_shape("N"))
 
+    def affine(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-channel float32 ``(a, b)``: the model's input is ``pixel · a + b`` (``a = scale/std``,
+        ``b = −mean/std``), one value each or one per channel."""
+        std = np.asarray(self.std, dtype=np.float32)
+        return np.float32(self.scale) / std, -np.asarray(self.mean, dtype=np.float32) / std
+
     def apply(self, x: np.ndarray) -> np.ndarray:
         """N×H×W[×C] uint8 (RGB or grey, as stores hold them) → the model's float32 input.
 
@@ -155,9 +161,7 @@ class Preprocess:
             x = resize(np.asarray(x, dtype=np.float32), h, w).astype(np.float32)
         if self.order == "bgr" and self.channels == 3:
             x = x[..., ::-1]
-        std = np.asarray(self.std, dtype=np.float32)
-        a = np.float32(self.scale) / std
-        b = -np.asarray(self.mean, dtype=np.float32) / std
+        a, b = self.affine()
         if self.layout == "nchw":
             x, a, b = x.transpose(0, 3, 1, 2), a[None, :, None, None], b[None, :, None, None]
         out = np.empty(x.shape, dtype=np.float32)

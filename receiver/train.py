@@ -282,9 +282,7 @@ class _Items:
         self.n = int(x.shape[0])
         self.raw = _keeps_uint8(x, preprocess)
         if self.raw:
-            std = np.asarray(preprocess.std, dtype=np.float32)
-            a = np.float32(preprocess.scale) / std
-            b = -np.asarray(preprocess.mean, dtype=np.float32) / std
+            a, b = preprocess.affine()  # the same float32 constants and ops as Preprocess.apply
             c = preprocess.channels
             self.a = torch.from_numpy(np.broadcast_to(a, (c,)).copy()).view(1, c, 1, 1).to(device)
             self.b = torch.from_numpy(np.broadcast_to(b, (c,)).copy()).view(1, c, 1, 1).to(device)

@@ -497,10 +497,9 @@ def _planned(run: _Runner, env: _Env, cfg: BenchConfig, seed: int, add) -> None:
             if best["name"] == res["choice"]:
                 picks["hybrid"] = res["candidate"]
             else:
-                from labelcast.sender.plan import _candidates, choose_auto
+                from labelcast.sender.plan import _candidates
 
-                auto = choose_auto(env.logits, teacher.confidence if teacher else None)
-                c = next(c for c in _candidates(pcfg, auto) if c.name == best["name"])
+                c = next(c for c in _candidates(pcfg, res["auto"]) if c.name == best["name"])
                 _fit_candidate(c, scored, spec, budget, target, base, (4, 16, 2.0))
                 c.predicted = best["predicted_accuracy"]
                 picks["hybrid"] = c

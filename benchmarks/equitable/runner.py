@@ -63,6 +63,7 @@ set, never the test split) at one budget, seed 0.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import platform
 import time
@@ -395,6 +396,9 @@ def _one_seed(run: _Runner, env: _Env, cfg: BenchConfig, strategy: str, seed: in
             }
         )
         clock[0] = now
+        # every row as it lands: a long run can be watched, and what it measured survives a crash
+        with open(Path(cfg.work) / env.name / "rows.jsonl", "a") as f:
+            f.write(json.dumps(rows[-1]) + "\n")
 
     if any(m in cfg.methods for m in PLANNED):
         _planned(run, env, cfg, seed, add)

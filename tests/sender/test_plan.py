@@ -178,3 +178,56 @@ def test_a_v1_payload_from_the_previous_release_opens_and_trains_unchanged(tmp_p
     assert rep["format_version"] == 1 and rep["selected_items"] == 120 and rep["soft_labels"]
     assert rep["validation"]["items"] == 12  # its hint val_every = 10 still holds back every tenth item
     assert (tmp_path / "dev" / "student.onnx").exists()
+
+
+def test_the_exemplar_codec_is_the_most_images_within_the_proxys_tolerance():
+    from labelcast.sender.plan import PROXY_TOLERANCE, pick_exemplar_codec
+
+    cands = [
+        {"codec": "webp", "quality": 50, "n": 5, "proxy": 0.568},  # the proxy's favourite, on five images
+        {"codec": "webp", "quality": 0, "n": 19, "proxy": 0.556},  # within the tolerance, four times as many
+        {"codec": "jpeg", "quality": 5, "n": 30, "proxy": 0.568 - PROXY_TOLERANCE - 0.01},  # more, but too poor
+    ]
+    assert pick_exemplar_codec(cands)["quality"] == 0
+    assert pick_exemplar_codec(cands, tolerance=0.0)["quality"] == 50
+    assert pick_exemplar_codec([]) is None
+
+
+def test_exemplar_candidates_come_before_the_other_label_recipes():
+    from labelcast.sender.plan import PlanConfig, _candidates
+
+    far = [c.name for c in _candidates(PlanConfig(), {"far": True})]
+    assert far[:3] == ["labels: far", "exemplars only", "hybrid: 90 % exemplars + far"]
+    assert far[-3:] == ["labels: near", "labels: near_soft", "labels: far_small"]
+    near = [c.name for c in _candidates(PlanConfig(), {"far": False})]
+    assert near[:3] == ["labels: near", "exemplars only", "hybrid: 25 % exemplars + near"]
+
+
+def test_a_plan_cut_short_by_its_bound_tries_one_candidate_and_is_not_cached(tmp_path):
+    import hashlib
+    from types import SimpleNamespace
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from labelcast.profiles import load_device, load_link
+    from labelcast.sender.budget import LinkBudget
+    from labelcast.sender.plan import PlanConfig, plan, split_target
+    from labelcast.sender.selection import SelectConfig
+    from labelcast.sender.send import PayloadSpec, Scored
+
+    rng = np.random.default_rng(0)
+    pool = rng.integers(0, 255, (400, 8, 8, 1), dtype=np.uint8)
+    store = SimpleNamespace(read=lambda idx: pool[np.asarray(idx)], manifest=SimpleNamespace(item_shape=(8, 8, 1)))
+    scored = Scored(store, None, rng.normal(size=(400, 3)).astype(np.float32))
+    y = np.arange(300) % 3
+    target = split_target(rng.integers(0, 255, (300, 8, 8, 1), dtype=np.uint8), y, ["a", "b", "c"], val=60)
+    root = hashlib.sha256(b"store").digest()
+    key = Ed25519PrivateKey.from_private_bytes(bytes(32))
+    spec = PayloadSpec(key, root, 400, np.array([400]), 1, 2**33)
+    budget = LinkBudget(load_link("iridium-sbd-mt"), 1350)
+    cfg = PlanConfig(seconds=0.0, train_samples=500, cache=str(tmp_path / "plans"))
+    res = plan(scored, spec, budget, target, SelectConfig(strategy="auto"), load_device("cpu-small"), cfg)
+    tried = [c for c in res["candidates"] if c["predicted_accuracy"] is not None]
+    assert len(tried) == 1 and res["choice"] == tried[0]["name"] == res["candidates"][0]["name"]
+    assert all(c["note"].startswith("skipped") for c in res["candidates"][1:])
+    assert not (tmp_path / "plans").exists() or not any((tmp_path / "plans").iterdir())

@@ -67,7 +67,8 @@ HALF_RES_FROM = 64
 # (digits at 800 B: WebP q50, 5 images, proxy 0.568 against WebP q0, 19 images, 0.556 — the student
 # learns far more from the 19): among the codecs within PROXY_TOLERANCE of the best proxy, the most images win.
 PROXY_TOLERANCE = 0.03
-PLANNER_VERSION = 4  # part of the cache key: a planner that simulates differently never reuses old plans
+PLANNER_VERSION = 5  # part of the cache key: a planner that simulates differently never reuses old plans
+DM_VERSION = 1  # part of the distilled set's cache key
 _EXEMPLAR_OVERHEAD = 40  # bytes of an exemplars section beside its image (counts, sizes, class order, framing)
 
 
@@ -77,6 +78,10 @@ class PlanConfig:
     train_samples: int = 12_000  # images each simulated student sees (the device's recipe, a short schedule)
     shares: tuple[float, ...] = (0.25, 0.5, 0.75, 0.9)  # exemplar shares of the payload for the hybrids
     exemplars_only: bool = True
+    # distilled exemplars (DM with DSA, sender/distill.py) from the target data, once per target (cached):
+    # a "distilled only" candidate, and the hybrids' exemplars; 0 iterations: real target images only
+    distill_iters: int = 300
+    distill_ipc: int = 50  # synthetic images per class; smaller budgets send the first m of every class
     label_recipes: tuple[str, ...] = ("near", "near_soft", "far", "far_small")
     only: str | None = None  # plan over the one candidate of this name (to measure each on a device)
     cache: str | None = None  # folder for cached plans (None: $LABELCAST_CACHE_DIR/plans or ~/.cache/labelcast/plans)
@@ -93,6 +98,7 @@ class Target:
     y_val: np.ndarray
     classes: list[str]
     source: str = ""
+    distilled: tuple[np.ndarray, np.ndarray] | None = None  # DM images and labels, class-interleaved (plan sets it)
 
     def digest(self) -> str:
         h = hashlib.sha256()
@@ -121,6 +127,7 @@ class Candidate:
     name: str
     recipe: str | None  # a label recipe (AUTO's keys) or None (exemplars only)
     share: float  # exemplar share of the payload
+    source: str = "target"  # where the exemplars come from: "target" images or "distilled" ones
     fit: Fit | None = None
     exemplars: dict | None = None
     predicted: float | None = None
@@ -134,6 +141,7 @@ class Candidate:
             "labels": int(f.encoded.indices.size) if f else 0,
             "exemplars": (self.exemplars or {}).get("n", 0),
             "exemplar_codec": (self.exemplars or {}).get("codec"),
+            "exemplar_source": self.source if self.share > 0 else None,
             "payload_bytes": len(f.payload) if f else None,
             "framed_bytes": f.framed_bytes if f else None,
             "predicted_accuracy": self.predicted,
@@ -174,14 +182,19 @@ def pick_exemplar_codec(cands: list[dict], tolerance: float = PROXY_TOLERANCE) -
     return max((c for c in cands if c["proxy"] >= top - tolerance), key=lambda c: (c["n"], c["proxy"]))
 
 
-def choose_exemplars(target: Target, byte_budget: int, seed: int = 0) -> dict | None:
+def choose_exemplars(target: Target, byte_budget: int, seed: int = 0, source: str = "target") -> dict | None:
     """The codec/quality/resolution for a class-balanced set within ``byte_budget``: the most images among the
-    candidates the 1-NN proxy rates within ``PROXY_TOLERANCE`` of its best."""
+    candidates the 1-NN proxy rates within ``PROXY_TOLERANCE`` of its best. ``source`` "distilled": the
+    target's distilled images (``target.distilled``, already class-interleaved) instead of its own."""
     from ..receiver.exemplars import decode_mosaic
 
-    classes = len(target.classes)
-    order = round_robin(target.y_pool, classes, seed)
-    imgs, labs = target.x_pool[order], target.y_pool[order]
+    if source == "distilled":
+        if target.distilled is None:
+            return None
+        imgs, labs = target.distilled
+    else:
+        order = round_robin(target.y_pool, len(target.classes), seed)
+        imgs, labs = target.x_pool[order], target.y_pool[order]
     cands: list[dict] = []
     for codec, q, scale in EXEMPLAR_CODECS:
         if scale == 2 and min(imgs.shape[1:3]) < HALF_RES_FROM:
@@ -256,10 +269,14 @@ def _candidates(cfg: PlanConfig, auto: dict) -> list[Candidate]:
     out = [Candidate(f"labels: {first}", first, 0.0)]
     # the rule's own label recipe, then exemplars and hybrids, then the other label recipes: a far pool's
     # best payload is usually among the exemplar candidates, and they must not be the ones the time bound skips
+    dm = cfg.distill_iters > 0
+    if dm:
+        out.append(Candidate("distilled only", None, 1.0, "distilled"))
     if cfg.exemplars_only:
         out.append(Candidate("exemplars only", None, 1.0))
     shares = sorted(cfg.shares, key=lambda s: -s) if auto["far"] else list(cfg.shares)
-    out += [Candidate(f"hybrid: {int(s * 100)} % exemplars + {first}", first, s) for s in shares]
+    kind, src = ("distilled", "distilled") if dm else ("exemplars", "target")
+    out += [Candidate(f"hybrid: {int(s * 100)} % {kind} + {first}", first, s, src) for s in shares]
     out += [Candidate(f"labels: {r}", r, 0.0) for r in cfg.label_recipes if r != first]
     if cfg.only is not None:
         out = [c for c in out if c.name == cfg.only]
@@ -268,13 +285,45 @@ def _candidates(cfg: PlanConfig, auto: dict) -> list[Candidate]:
     return out
 
 
+def _cache_root(cfg: PlanConfig) -> Path:
+    if cfg.cache:
+        return Path(cfg.cache)
+    return Path(os.environ.get("LABELCAST_CACHE_DIR", Path.home() / ".cache" / "labelcast")) / "plans"
+
+
 def _cache_path(cfg: PlanConfig, key: dict) -> Path:
-    root = (
-        Path(cfg.cache)
-        if cfg.cache
-        else Path(os.environ.get("LABELCAST_CACHE_DIR", Path.home() / ".cache" / "labelcast")) / "plans"
-    )
-    return root / (hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24] + ".json")
+    return _cache_root(cfg) / (hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24] + ".json")
+
+
+def distill_target(target: Target, cfg: PlanConfig) -> dict:
+    """Distil the target's exemplar pool (DM with DSA) into ``cfg.distill_ipc`` images per class, once per
+    (target, settings): kept beside the plans, set on ``target.distilled``; returns what it cost."""
+    import io
+
+    from .distill import distill_dm
+
+    classes = len(target.classes)
+    info = {"method": "DM + DSA", "iters": cfg.distill_iters, "images_per_class": cfg.distill_ipc}
+    if np.bincount(target.y_pool, minlength=classes).min() == 0:
+        target.distilled = None
+        return {**info, "seconds": 0.0, "cached": False, "note": "not distilled: a class has no target items"}
+    key = json.dumps([DM_VERSION, target.digest(), cfg.distill_ipc, cfg.distill_iters, cfg.seed])
+    path = _cache_root(cfg) / f"distilled-{hashlib.sha256(key.encode()).hexdigest()[:24]}.npz"
+    if path.exists():
+        z = np.load(path)
+        target.distilled = (z["x"], z["y"])
+        return {**info, "seconds": float(z["seconds"]), "cached": True}
+    from .._progress import bar
+
+    t = time.time()
+    with bar(cfg.distill_iters, "distilling the target (DM + DSA)", unit="iter") as p:
+        x, y = distill_dm(target.x_pool, target.y_pool, classes, cfg.distill_ipc, cfg.distill_iters, cfg.seed, p)
+    target.distilled = (x, y)
+    seconds = round(time.time() - t, 1)
+    buf = io.BytesIO()
+    np.savez(buf, x=x, y=y, seconds=seconds)
+    atomic_write(path, buf.getvalue(), what=f"distilled set {path}")
+    return {**info, "seconds": seconds, "cached": False}
 
 
 def payload_capacity(budget: LinkBudget) -> int:
@@ -295,7 +344,7 @@ def _fit_candidate(c: Candidate, scored, spec, budget: LinkBudget, target: Targe
 
     cap = payload_capacity(budget) - 64 - 40  # what a payload may carry beside its signature and header
     if c.share > 0:
-        ex = choose_exemplars(target, int(c.share * cap) - _EXEMPLAR_OVERHEAD)
+        ex = choose_exemplars(target, int(c.share * cap) - _EXEMPLAR_OVERHEAD, source=c.source)
         if ex is None:
             raise BudgetError("no exemplar fits this share")
         c.exemplars = ex
@@ -340,13 +389,22 @@ def plan(
     t0 = time.time()
     auto = choose_auto(scored.logits, scored.teacher.confidence if scored.teacher else None)
     cands = _candidates(cfg, auto)
+    distillation = distill_target(target, cfg) if cfg.distill_iters > 0 else None
     cached = _cache_path(cfg, _key(scored, spec, budget, target, cfg))
     if cached.exists():
         prior = json.loads(cached.read_text())
         best = next(c for c in cands if c.name == prior["choice"])
         _fit_candidate(best, scored, spec, budget, target, base_sel, soft_cfg)
         best.predicted = prior["predicted_accuracy"]
-        return {**prior, "cached": True, "seconds": round(time.time() - t0, 1), "fit": best.fit, "candidate": best}
+        return {
+            **prior,
+            "cached": True,
+            "distillation": distillation,
+            "seconds": round(time.time() - t0, 1),
+            "fit": best.fit,
+            "candidate": best,
+        }
+    t0 = time.time()  # the bound is the simulations': the distillation above has its own cost, reported
     for c in cands:
         if time.time() - t0 > cfg.seconds and any(d.predicted is not None for d in cands):  # never none tried
             c.note = f"skipped: the {cfg.seconds:.0f} s planning bound was reached"
@@ -371,6 +429,7 @@ def plan(
         "predicted_accuracy": best.predicted,
         "validation_items": int(len(target.y_val)),
         "train_samples": cfg.train_samples,
+        "distillation": distillation,
         "seconds": round(time.time() - t0, 1),
         "cached": False,
     }

@@ -88,6 +88,7 @@ class SendConfig:
     plan: bool | None = None  # simulate the device and pick the best payload; None: with --strategy auto and a target
     plan_seconds: float = 120.0  # bound of the planner's simulations
     plan_train_samples: int = 12_000  # images each simulated student sees (the device's recipe, shortened)
+    plan_distill_iters: int = 300  # DM iterations distilling the target into exemplars (0: real images only)
     plan_only: str | None = None  # plan over this one candidate (benchmarks measure each candidate on a device)
     device: str = "cpu-small"  # the device profile the planner simulates
     parent: str | None = None  # previous outbox (or its report / labelled-set.npz): send only the difference
@@ -572,7 +573,11 @@ def _planned(cfg: SendConfig, scored: Scored, spec: PayloadSpec, budget: LinkBud
         cfg.select,
         load_device(cfg.device),
         PlanConfig(
-            seconds=cfg.plan_seconds, train_samples=cfg.plan_train_samples, seed=cfg.select.seed, only=cfg.plan_only
+            seconds=cfg.plan_seconds,
+            train_samples=cfg.plan_train_samples,
+            distill_iters=cfg.plan_distill_iters,
+            seed=cfg.select.seed,
+            only=cfg.plan_only,
         ),
         soft,
         progress,

@@ -483,6 +483,8 @@ def _planned(run: _Runner, env: _Env, cfg: BenchConfig, seed: int, add) -> None:
     pcfg = PlanConfig(seed=0, cache=str(Path(cfg.work) / env.name / "plans"))
     # the planner's short schedule, never longer than the recipe it stands for (tests run tiny recipes)
     pcfg = replace(pcfg, train_samples=min(pcfg.train_samples, cfg.train_samples))
+    # its distilled exemplars: DM as the `distilled` baseline runs it (the same images, from the same data and seed)
+    pcfg = replace(pcfg, distill_iters=cfg.dm_iters, distill_ipc=cfg.dm_ipc)
     if cfg.quick:
         pcfg = replace(pcfg, seconds=30.0)
     for b in cfg.budgets:

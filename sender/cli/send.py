@@ -140,6 +140,15 @@ from ..selection import STRATEGIES
     show_default=True,
     help="Images each simulated student sees (the device's recipe on a short schedule).",
 )
+@click.option(
+    "--distill-iters",
+    "plan_distill_iters",
+    type=click.IntRange(0, 100_000),
+    default=300,
+    show_default=True,
+    help="DM iterations distilling the target into synthetic exemplars for the planner (once per target, "
+    "cached; 0: send real target images only).",
+)
 @click.option("--device", default="cpu-small", show_default=True, help="The device profile the planner simulates.")
 @click.option(
     "--parent",
@@ -192,7 +201,7 @@ def _config(o: dict):
     same = (
         "link budget seconds keep delivery overhead force expires_in sequence soft soft_extra soft_temperature "
         "validation_every detector engine ray_address workers provider target target_labels plan plan_seconds "
-        "plan_train_samples device parent"
+        "plan_train_samples plan_distill_iters device parent"
     ).split()
     return SendConfig(select=sel, class_names=o["names"], **{k: o[k] for k in same})
 
@@ -220,6 +229,10 @@ def _lines(rep: dict, out: str) -> list[str]:
             f"plan ({pl['seconds']} s{', cached' if pl['cached'] else ''}; predicted accuracy on "
             f"{pl['validation_items']} held-back target items, short schedule):"
         )
+        dm = pl.get("distillation")
+        if dm and not dm.get("note"):
+            how = "cached" if dm["cached"] else f"{dm['seconds']} s"
+            lines.append(f"  distilled exemplars: {dm['method']}, {dm['iters']} iterations, {how}")
         for c in pl["candidates"]:
             mark = "→" if c["name"] == pl["choice"] else " "
             acc = f"{c['predicted_accuracy']:.3f}" if c["predicted_accuracy"] is not None else c["note"]

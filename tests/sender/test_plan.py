@@ -197,10 +197,13 @@ def test_exemplar_candidates_come_before_the_other_label_recipes():
     from labelcast.sender.plan import PlanConfig, _candidates
 
     far = [c.name for c in _candidates(PlanConfig(), {"far": True})]
-    assert far[:3] == ["labels: far", "exemplars only", "hybrid: 90 % exemplars + far"]
+    assert far[:4] == ["labels: far", "distilled only", "exemplars only", "hybrid: 90 % distilled + far"]
     assert far[-3:] == ["labels: near", "labels: near_soft", "labels: far_small"]
     near = [c.name for c in _candidates(PlanConfig(), {"far": False})]
-    assert near[:3] == ["labels: near", "exemplars only", "hybrid: 25 % exemplars + near"]
+    assert near[:4] == ["labels: near", "distilled only", "exemplars only", "hybrid: 25 % distilled + near"]
+    # without distillation the hybrids carry the target's own images
+    real = [c.name for c in _candidates(PlanConfig(distill_iters=0), {"far": True})]
+    assert "distilled only" not in real and real[2] == "hybrid: 90 % exemplars + far"
 
 
 def test_a_plan_cut_short_by_its_bound_tries_one_candidate_and_is_not_cached(tmp_path):
@@ -225,9 +228,10 @@ def test_a_plan_cut_short_by_its_bound_tries_one_candidate_and_is_not_cached(tmp
     key = Ed25519PrivateKey.from_private_bytes(bytes(32))
     spec = PayloadSpec(key, root, 400, np.array([400]), 1, 2**33)
     budget = LinkBudget(load_link("iridium-sbd-mt"), 1350)
-    cfg = PlanConfig(seconds=0.0, train_samples=500, cache=str(tmp_path / "plans"))
+    cfg = PlanConfig(seconds=0.0, train_samples=500, distill_iters=3, distill_ipc=4, cache=str(tmp_path / "plans"))
     res = plan(scored, spec, budget, target, SelectConfig(strategy="auto"), load_device("cpu-small"), cfg)
     tried = [c for c in res["candidates"] if c["predicted_accuracy"] is not None]
     assert len(tried) == 1 and res["choice"] == tried[0]["name"] == res["candidates"][0]["name"]
     assert all(c["note"].startswith("skipped") for c in res["candidates"][1:])
-    assert not (tmp_path / "plans").exists() or not any((tmp_path / "plans").iterdir())
+    assert not list((tmp_path / "plans").glob("*.json"))  # no plan cached (the distilled set may be)
+    assert res["distillation"]["iters"] == 3 and target.distilled[0].shape == (12, 8, 8, 1)

@@ -4,7 +4,8 @@
 
 For each framed budget (Iridium SBD MT), ``send`` runs on its default path with the sender's target
 data (``--target builtin:SCENARIO:train``, so ``auto`` plans): the planner fits every candidate —
-label payloads, hybrids with 25/50/75/90 % of the bytes on exemplars, exemplars only — and predicts
+label payloads, distilled exemplars only (DM + DSA from the target), the target's own images only,
+hybrids with 25/50/75/90 % of the bytes on distilled exemplars — and predicts
 each one's accuracy by training the device's recipe (short schedule) on the ground, scored on its
 validation slice. Then every candidate is sent on its own (``plan_only``), received by the real
 ``receive`` (full device recipe) and evaluated on the scenario's **test** split, which the planner

@@ -1,4 +1,5 @@
-"""The planner and hybrid payloads (issue #20): the choice is the argmax of the predictions, the chosen
+"""The planner and hybrid payloads (issue #20): the choice is the best prediction (the first candidate in
+prior order within one standard error of the argmax), the chosen
 payload fits the framed budget, exemplars reach the device's training set and never touch its store."""
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def _scene(tmp: Path):
     assert code == 0, err
 
 
-def test_send_plan_reports_every_candidate_and_sends_the_argmax_within_the_budget(tmp_path, monkeypatch):
+def test_send_plan_reports_every_candidate_and_sends_the_best_within_the_budget(tmp_path, monkeypatch):
     monkeypatch.setenv("LABELCAST_CACHE_DIR", str(tmp_path / "cache"))
     _scene(tmp_path)
     args = [
@@ -61,8 +62,11 @@ def test_send_plan_reports_every_candidate_and_sends_the_argmax_within_the_budge
     assert any(n.startswith("labels:") for n in names) and any(n.startswith("hybrid:") for n in names)
     assert "exemplars only" in names
     scored = [c for c in plan["candidates"] if c["predicted_accuracy"] is not None]
-    best = max(scored, key=lambda c: (c["predicted_accuracy"], -c["payload_bytes"]))
+    top = max(c["predicted_accuracy"] for c in scored)
+    se = (top * (1 - top) / plan["validation_items"]) ** 0.5
+    best = next(c for c in scored if c["predicted_accuracy"] >= top - se - 1e-12)  # first in prior order
     assert plan["choice"] == best["name"] and rep["auto"]["chose"] == best["name"]
+    assert plan["predicted_accuracy"] == best["predicted_accuracy"] >= top - se - 1e-12
     assert rep["framed_bytes"] <= 1350 and rep["payload_bytes"] == best["payload_bytes"]
     assert all(c["framed_bytes"] is None or c["framed_bytes"] <= 1350 for c in plan["candidates"])
     # the same plan again comes from the cache, with the same choice and payload size
@@ -235,3 +239,22 @@ def test_a_plan_cut_short_by_its_bound_tries_one_candidate_and_is_not_cached(tmp
     assert all(c["note"].startswith("skipped") for c in res["candidates"][1:])
     assert not list((tmp_path / "plans").glob("*.json"))  # no plan cached (the distilled set may be)
     assert res["distillation"]["iters"] == 3 and target.distilled[0].shape == (12, 8, 8, 1)
+
+
+def test_the_choice_is_the_argmax_unless_an_earlier_candidate_is_within_one_standard_error():
+    from labelcast.codec.errors import BudgetError
+    from labelcast.sender.plan import choose_candidate
+
+    def rows(*preds):
+        return [{"name": f"c{i}", "predicted_accuracy": p} for i, p in enumerate(preds)]
+
+    # digits at 16 KiB: 0.959 (distilled only) is within sqrt(.964 × .036 / 1000) = 0.0059 of 0.964
+    assert choose_candidate(rows(0.727, 0.959, 0.958, 0.964), 1000)["name"] == "c1"
+    # a clear gain wins wherever it is in the order; candidates not simulated are passed over
+    assert choose_candidate(rows(0.601, None, 0.671, 0.641), 1000)["name"] == "c2"
+    assert choose_candidate(rows(0.90, 0.95), 1000)["name"] == "c1"
+    # with a larger validation slice the margin shrinks
+    assert choose_candidate(rows(0.959, 0.964), 1000)["name"] == "c0"
+    assert choose_candidate(rows(0.959, 0.964), 100_000)["name"] == "c1"
+    with pytest.raises(BudgetError):
+        choose_candidate(rows(None, None), 1000)

@@ -19,9 +19,9 @@ the sender's target data (never the test split) is the candidate's prediction. T
 wins — within one standard error of the best prediction, the candidate the prior ranks first
 (:func:`choose_candidate`). Time is bounded (``seconds``): candidates are tried in order of their
 prior (the rule's label choice, distilled exemplars only, the target's images only, the hybrids —
-largest exemplar share first for a far pool — then the other label recipes) and the rest are skipped, and said so, when time runs out.
-Plans are cached per (store root, teacher, budget, link, target, candidates); a plan the bound cut
-short is not cached.
+largest exemplar share first for a far pool — then the other label recipes) and the rest are
+skipped, and said so, when time runs out. Plans are cached per (store root, teacher, budget, link,
+target, candidates); a plan the bound cut short is not cached.
 """
 
 from __future__ import annotations

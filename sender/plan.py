@@ -446,11 +446,8 @@ def plan(
         c.seconds = time.time() - t
         if progress:
             progress(1)
-    done = [c for c in cands if c.predicted is not None]
-    if not done:
-        raise BudgetError("no candidate payload fits the budget")
     rows = [c.row() for c in cands]
-    best = next(c for c in cands if c.name == choose_candidate(rows, len(target.y_val))["name"])
+    best = next(c for c in cands if c.name == choose_candidate(rows, len(target.y_val))["name"])  # BudgetError: none
     result = {
         "auto": auto,
         "candidates": rows,

@@ -73,7 +73,6 @@ from typing import Any
 
 import numpy as np
 
-from .distill import distill_dm
 from .images import _round_robin, image_candidates, shortlist
 from .models import compressed_size, onnx_fp16, onnx_int8, onnx_slim
 from .report import _summarise
@@ -535,24 +534,19 @@ def _planned(run: _Runner, env: _Env, cfg: BenchConfig, seed: int, add) -> None:
 
 def _distilled(env: _Env, cfg: BenchConfig, xs, ys) -> tuple[np.ndarray, np.ndarray]:
     """DM with DSA, distilled once per scenario (seed 0; every seed's students train on the same set, as every
-    seed's images use the codec chosen at seed 0) and kept on disk: at ~1 s an iteration on 2 cores it is
-    the bench's costliest step."""
-    from labelcast._progress import bar
+    seed's images use the codec chosen at seed 0): the planner's own ``distill_target`` on the same target
+    split, so the baseline and ``labelcast-auto`` share one run and one cache file (at ~0.35 s an iteration
+    on 2 cores it is the bench's costliest step)."""
+    from labelcast.sender.plan import PlanConfig, Target, distill_target
 
     if "dm" in env.extra:
         return env.extra["dm"]
-    key = hashlib.sha256(repr((cfg.dm_ipc, cfg.dm_iters, xs.shape, int(ys.sum()), "dm-dsa-1")).encode()).hexdigest()
-    path = Path(cfg.work) / env.name / f"dm-{key[:12]}.npz"
-    if path.exists():
-        z = np.load(path)
-        env.extra["dm"], env.extra["dm_seconds"] = (z["x"], z["y"]), float(z["seconds"])
-        return env.extra["dm"]
-    t = time.time()
-    with bar(cfg.dm_iters, f"{env.name} DM distillation (DSA)", unit="iter") as p:
-        syn, slab = distill_dm(xs, ys, env.classes, cfg.dm_ipc, cfg.dm_iters, 0, p)
-    env.extra["dm"], env.extra["dm_seconds"] = (syn, slab), round(time.time() - t, 1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, x=syn, y=slab, seconds=env.extra["dm_seconds"])
+    target = Target(xs, ys, env.xtr[env.val], env.ytr[env.val], [str(c) for c in range(env.classes)], "bench")
+    pcfg = PlanConfig(seed=0, cache=str(Path(cfg.work) / env.name / "plans"))
+    info = distill_target(target, replace(pcfg, distill_iters=cfg.dm_iters, distill_ipc=cfg.dm_ipc))
+    if target.distilled is None:
+        raise ValueError(f"{env.name}: {info.get('note', 'not distilled')}")
+    env.extra["dm"], env.extra["dm_seconds"] = target.distilled, info["seconds"]
     return env.extra["dm"]
 
 

@@ -210,6 +210,9 @@ def test_tiny_bench_reports_every_method_within_budget(tmp_path):
     assert all(r["choice"] and r["predicted"] is not None for r in auto.values())
     hyb = [r for r in sc["runs"] if r["method"] == "hybrid" and r["accuracy"] is not None]
     assert hyb and all(r["exemplars"] > 0 and r["choice"].startswith("hybrid") for r in hyb)
+    # the distilled baseline and the planner share one distillation (one cache file, none of the bench's own)
+    assert len(list((tmp_path / "work" / "digits" / "plans").glob("distilled-*.npz"))) == 1
+    assert not list((tmp_path / "work" / "digits").glob("dm-*.npz"))
     full = [r for r in sc["runs"] if r["method"] == "full-pool"][0]
     assert full["items"] == sc["pool_items"]
     assert (tmp_path / "plots" / "accuracy_vs_bytes_digits.png").stat().st_size > 10_000

@@ -201,13 +201,13 @@ def test_exemplar_candidates_come_before_the_other_label_recipes():
     from labelcast.sender.plan import PlanConfig, _candidates
 
     far = [c.name for c in _candidates(PlanConfig(), {"far": True})]
-    assert far[:4] == ["labels: far", "distilled only", "exemplars only", "hybrid: 90 % distilled + far"]
-    assert far[-3:] == ["labels: near", "labels: near_soft", "labels: far_small"]
+    assert far[:4] == ["labels: far", "distilled only", "exemplars only", "hybrid: 90 % distilled + far_easy"]
+    assert far[-4:] == ["labels: near", "labels: near_soft", "labels: far_small", "labels: far_easy"]
     near = [c.name for c in _candidates(PlanConfig(), {"far": False})]
     assert near[:4] == ["labels: near", "distilled only", "exemplars only", "hybrid: 25 % distilled + near"]
     # without distillation the hybrids carry the target's own images
     real = [c.name for c in _candidates(PlanConfig(distill_iters=0), {"far": True})]
-    assert "distilled only" not in real and real[2] == "hybrid: 90 % exemplars + far"
+    assert "distilled only" not in real and real[2] == "hybrid: 90 % exemplars + far_easy"
 
 
 def test_a_plan_cut_short_by_its_bound_tries_one_candidate_and_is_not_cached(tmp_path):

@@ -325,6 +325,28 @@ declared limits (N = 2³² − 1, 65,536 classes) decoding normally.
 """
 
 
+def splice_table(doc: str | None, table_md: str, fuzz_line: str = "") -> str:
+    """The doc with its attack table (and the last-fuzz line) replaced; the prose around them kept."""
+    if not doc:
+        return DOC_HEAD + table_md + "\n" + fuzz_line
+    lines = doc.splitlines()
+    start = next((i for i, ln in enumerate(lines) if ln.startswith("| class")), None)
+    if start is None:
+        return doc.rstrip("\n") + "\n\n" + table_md + "\n" + fuzz_line
+    end = start
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    out = lines[:start] + table_md.rstrip("\n").splitlines() + lines[end:]
+    if fuzz_line.strip():
+        fl = fuzz_line.strip()
+        hit = [i for i, ln in enumerate(out) if ln.startswith("Last `make fuzz`:")]
+        if hit:
+            out[hit[0]] = fl
+        else:
+            out[start + len(table_md.rstrip("\n").splitlines()) : start] = ["", fl]
+    return "\n".join(out) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kills", type=int, default=20)
@@ -343,7 +365,8 @@ def main() -> None:
                 f"\nLast `make fuzz`: {f['cases']:,} inputs, {f['untyped_exceptions']} untyped exceptions, "
                 f"slowest case {f['slowest_case_s']} s, {f['seconds']} s in all.\n"
             )
-        Path(a.doc).write_text(DOC_HEAD + text + "\n" + extra)
+        doc = Path(a.doc)
+        doc.write_text(splice_table(doc.read_text() if doc.exists() else None, text, extra))
     write_json(a.json, rows)
 
 

@@ -336,14 +336,15 @@ def splice_table(doc: str | None, table_md: str, fuzz_line: str = "") -> str:
     end = start
     while end < len(lines) and lines[end].startswith("|"):
         end += 1
-    out = lines[:start] + table_md.rstrip("\n").splitlines() + lines[end:]
+    table_lines = table_md.rstrip("\n").splitlines()
+    out = lines[:start] + table_lines + lines[end:]
     if fuzz_line.strip():
-        fl = fuzz_line.strip()
         hit = [i for i, ln in enumerate(out) if ln.startswith("Last `make fuzz`:")]
         if hit:
-            out[hit[0]] = fl
-        else:
-            out[start + len(table_md.rstrip("\n").splitlines()) : start] = ["", fl]
+            out[hit[0]] = fuzz_line.strip()
+        else:  # right below the table
+            pos = start + len(table_lines)
+            out[pos:pos] = ["", fuzz_line.strip()]
     return "\n".join(out) + "\n"
 
 

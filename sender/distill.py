@@ -14,8 +14,10 @@ transform into the synthetic pixels.
 Where it differs, and why: the learning rate is 0.1 on pixels in [0, 1] (the paper's 1 is for
 standardised pixels; here 1 diverged — the embedding gap grew 13× in 30 iterations — while 0.1 cut
 it to 0.21× in 60); the embedders have 32 channels, not 128, and see 64 real images per class, not
-256; and 300 iterations by default, not 20,000: one iteration with 50 images per class takes ~1 s on
-2 cores even so, so 2,000 would take ~35 minutes. The real images stay uint8 and only each class's
+256; and 300 iterations by default, not 20,000: one iteration with 50 images per class takes ~0.35–0.4 s
+on 2 cores even so (300 in 100–119 s), so 2,000 would take ~13 minutes per target and 20,000 over two
+hours, against the planner's 120-s bound for all its simulations (``send --distill-iters`` runs more
+where the ground has the time). The real images stay uint8 and only each class's
 batch is converted, so a large target set costs no float copy.
 """
 

@@ -77,7 +77,11 @@ DM_VERSION = 1  # part of the distilled set's cache key
 # against 0.661 and 0.932 with energy-high soft labels (``far``, the rule's choice for labels alone); alone at
 # 1 KiB EL2N-easy soft reaches 0.686, energy-high soft 0.60 (prediction). Near pools keep the rule's recipe.
 HYBRID_LABELS = {True: "far_easy", False: "near"}
-_EXTRA_RECIPES = {"far_easy": {**AUTO["far"], "strategy": "el2n-easy"}}
+# label recipes the planner tries beside AUTO's own
+_EXTRA_RECIPES = {
+    "near_soft": {**AUTO["near"], "soft": True, "soft_extra": 2, "soft_temperature": 2.0},
+    "far_easy": {**AUTO["far"], "strategy": "el2n-easy"},
+}
 _EXEMPLAR_OVERHEAD = 40  # bytes of an exemplars section beside its image (counts, sizes, class order, framing)
 
 
@@ -162,10 +166,8 @@ class Candidate:
 def _recipe(name: str, base: SelectConfig, cfg_soft: tuple[int, int, float]):
     from .send import Recipe
 
-    r = dict(AUTO["near"] if name == "near_soft" else _EXTRA_RECIPES.get(name) or AUTO[name])
+    r = dict(_EXTRA_RECIPES.get(name) or AUTO[name])
     sel = replace(base, strategy=r.pop("strategy"))
-    if name == "near_soft":
-        r = {"soft": True, "soft_extra": 2, "soft_temperature": 2.0}
     return Recipe(sel, soft_levels=cfg_soft[1], **r) if r.get("soft") else Recipe(sel)
 
 

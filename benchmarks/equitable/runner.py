@@ -425,7 +425,7 @@ def _one_seed(run: _Runner, env: _Env, cfg: BenchConfig, strategy: str, seed: in
         order = _round_robin(ys, env.classes, seed)
         _send_images(run, env, cfg, "images", xs[order], ys[order], seed, add)
     if "distilled" in cfg.methods:
-        syn, slab = _distilled(env, cfg, xs, ys)
+        syn, slab = _distilled(env, cfg)
         _send_images(run, env, cfg, "distilled", syn, slab, seed, add)
     return _models(run, env, seed, add, cfg)
 
@@ -461,31 +461,41 @@ def payload_budget(nbytes: int):
     return _PayloadOnly(dc_replace(load_link("iridium-sbd-mt"), name="payload bytes", frame_bytes=nbytes), nbytes)
 
 
+def _plan_setup(env: _Env, cfg: BenchConfig):
+    """The planner's target split and settings for a scenario: one place, so ``labelcast-auto`` and the
+    ``distilled`` baseline share one distillation (its cache key is the target and the DM settings)."""
+    from labelcast.sender.plan import PlanConfig, Target
+
+    names = [str(c) for c in range(env.classes)]
+    target = Target(env.xtr[env.send], env.ytr[env.send], env.xtr[env.val], env.ytr[env.val], names, "bench")
+    # planned once per scenario (seed 0), like the image codec and the labelcast strategy: every seed refits the
+    # chosen candidate with its own selection seed and trains its own student on it; the short schedule is
+    # never longer than the recipe it stands for (tests run tiny recipes); DM as the `distilled` baseline runs it
+    pcfg = PlanConfig(
+        seed=0,
+        cache=str(Path(cfg.work) / env.name / "plans"),
+        train_samples=min(PlanConfig.train_samples, cfg.train_samples),
+        distill_iters=cfg.dm_iters,
+        distill_ipc=cfg.dm_ipc,
+    )
+    return target, replace(pcfg, seconds=30.0) if cfg.quick else pcfg
+
+
 def _planned(run: _Runner, env: _Env, cfg: BenchConfig, seed: int, add) -> None:
     """``labelcast-auto`` (the planner's choice) and ``hybrid`` (its best-predicted hybrid) at every budget."""
     from labelcast.codec.errors import BudgetError
     from labelcast.codec.payload import open_payload
     from labelcast.profiles import load_device
     from labelcast.receiver.trainset import training_set
-    from labelcast.sender.plan import PlanConfig, Target, _fit_candidate, plan
+    from labelcast.sender.plan import _fit_candidate, plan
     from labelcast.sender.selection import SelectConfig
     from labelcast.sender.send import PayloadSpec, Scored
 
-    names = [str(c) for c in range(env.classes)]
-    target = Target(env.xtr[env.send], env.ytr[env.send], env.xtr[env.val], env.ytr[env.val], names, "bench")
+    target, pcfg = _plan_setup(env, cfg)
     teacher = env.extra.get("teacher")  # its confidence on its training data is what `auto` compares against
     scored = env.extra.setdefault("scored-store", Scored(_PoolStore(env.x), teacher, env.logits))
     spec = PayloadSpec(run.key, BENCH_ROOT, len(env.x), env.segs, 1, 2**33)
     base = SelectConfig(strategy="auto", seed=seed)
-    # planned once per scenario (seed 0), like the image codec and the labelcast strategy: every seed refits the
-    # chosen candidate with its own selection seed and trains its own student on it
-    pcfg = PlanConfig(seed=0, cache=str(Path(cfg.work) / env.name / "plans"))
-    # the planner's short schedule, never longer than the recipe it stands for (tests run tiny recipes)
-    pcfg = replace(pcfg, train_samples=min(pcfg.train_samples, cfg.train_samples))
-    # its distilled exemplars: DM as the `distilled` baseline runs it (the same images, from the same data and seed)
-    pcfg = replace(pcfg, distill_iters=cfg.dm_iters, distill_ipc=cfg.dm_ipc)
-    if cfg.quick:
-        pcfg = replace(pcfg, seconds=30.0)
     for b in cfg.budgets:
         budget = payload_budget(b)
         try:
@@ -532,18 +542,17 @@ def _planned(run: _Runner, env: _Env, cfg: BenchConfig, seed: int, add) -> None:
             )
 
 
-def _distilled(env: _Env, cfg: BenchConfig, xs, ys) -> tuple[np.ndarray, np.ndarray]:
+def _distilled(env: _Env, cfg: BenchConfig) -> tuple[np.ndarray, np.ndarray]:
     """DM with DSA, distilled once per scenario (seed 0; every seed's students train on the same set, as every
     seed's images use the codec chosen at seed 0): the planner's own ``distill_target`` on the same target
     split, so the baseline and ``labelcast-auto`` share one run and one cache file (at ~0.35 s an iteration
-    on 2 cores it is the bench's costliest step)."""
-    from labelcast.sender.plan import PlanConfig, Target, distill_target
+    on 2 cores, the bench's costliest step)."""
+    from labelcast.sender.plan import distill_target
 
     if "dm" in env.extra:
         return env.extra["dm"]
-    target = Target(xs, ys, env.xtr[env.val], env.ytr[env.val], [str(c) for c in range(env.classes)], "bench")
-    pcfg = PlanConfig(seed=0, cache=str(Path(cfg.work) / env.name / "plans"))
-    info = distill_target(target, replace(pcfg, distill_iters=cfg.dm_iters, distill_ipc=cfg.dm_ipc))
+    target, pcfg = _plan_setup(env, cfg)
+    info = distill_target(target, pcfg)
     if target.distilled is None:
         raise ValueError(f"{env.name}: {info.get('note', 'not distilled')}")
     env.extra["dm"], env.extra["dm_seconds"] = target.distilled, info["seconds"]

@@ -30,6 +30,8 @@ __all__ = [
     "ExportError",
     "EngineError",
     "ParentError",
+    "MissingParentError",
+    "LockedError",
     "ModelError",
     "SourceError",
 ]
@@ -130,9 +132,15 @@ class IncompleteError(LabelcastError):
 
 
 class StorageError(LabelcastError):
-    """Writing to disk failed (disk full, read-only, permissions); earlier state is intact."""
+    """Writing to disk failed (disk full, read-only, permissions); earlier state is intact.
+    ``path`` and ``needed`` (bytes, 0 when unknown) say where and how much, when known."""
 
     exit_code = 12
+
+    def __init__(self, message: str, path: object = None, needed: int = 0):
+        super().__init__(message)
+        self.path = path
+        self.needed = needed
 
 
 class ExportError(LabelcastError):
@@ -152,6 +160,17 @@ class ParentError(LabelcastError):
     or an operation names an item or class the set does not have). Nothing was changed."""
 
     exit_code = 19
+
+
+class MissingParentError(ParentError):
+    """A delta payload's parent has not been applied on this device yet. Not final: the watcher keeps the
+    frames and tries again when the chain's head moves (the parent arrived) or when asked to."""
+
+
+class LockedError(LabelcastError):
+    """Another labelcast process (a watcher or a receive) holds this device's state folder."""
+
+    exit_code = 21
 
 
 class ModelError(LabelcastError):

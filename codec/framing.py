@@ -273,7 +273,7 @@ class Reassembler:
             if len(ready) > 1:
                 raise FrameError(
                     f"frames of {len(ready)} complete payloads are mixed; pass one payload id "
-                    f"({', '.join(q.hex() for q in ready)})"
+                    f"(`reassemble --payload-id ID`; here: {', '.join(q.hex() for q in ready)})"
                 )
             pid = ready[0] if ready else next(iter(self._p))
         p = self._p[pid]

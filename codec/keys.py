@@ -109,14 +109,21 @@ def load_public_key(path: str | os.PathLike) -> Ed25519PublicKey:
 
 @dataclass
 class TrustSet:
-    """Public keys the device accepts, by key id, minus revoked ids."""
+    """Public keys the device accepts, by key id, minus revoked ids. One made by :meth:`from_files`
+    remembers its files, so a long-running device can :meth:`reload` them (a key added to a folder)."""
 
     keys: dict[bytes, Ed25519PublicKey] = field(default_factory=dict)
     revoked: set[bytes] = field(default_factory=set)
+    sources: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())  # (key files or folders, revoked ids)
 
     @classmethod
-    def from_files(cls, paths: Iterable[str | os.PathLike], revoked: Iterable[str] = ()) -> TrustSet:
-        ts = cls()
+    def from_files(
+        cls, paths: str | os.PathLike | Iterable[str | os.PathLike], revoked: Iterable[str] = ()
+    ) -> TrustSet:
+        """Keys from ``.pub`` files and folders of them (one path, or several)."""
+        paths = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+        revoked = [revoked] if isinstance(revoked, str) else list(revoked)
+        ts = cls(sources=(tuple(map(str, paths)), tuple(revoked)))
         for p in paths:
             pp = Path(p)
             files = sorted(pp.glob("*.pub")) if pp.is_dir() else [pp]
@@ -131,6 +138,13 @@ class TrustSet:
         if not ts.keys:
             raise KeyFileError("no trusted public key given; pass --trust sender.pub")
         return ts
+
+    def reload(self) -> TrustSet:
+        """The same files and folders read again; this set itself when it was not made from files."""
+        return TrustSet.from_files(*self.sources) if self.sources[0] else self
+
+    def fingerprint(self) -> tuple:
+        return tuple(sorted(self.keys)), tuple(sorted(self.revoked))
 
     def get(self, kid: bytes) -> Ed25519PublicKey:
         if kid in self.revoked:

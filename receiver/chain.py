@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..codec.delta import LabelledSet, apply_delta
-from ..codec.errors import ParentError
+from ..codec.errors import MissingParentError, ParentError
 from ..codec.payload import Payload
 from ..codec.storage import atomic_write
 
@@ -80,6 +80,29 @@ class Chains:
                 return self._load_set(kid, entry["set"]).indices
         return None
 
+    @staticmethod
+    def _resumes(info: dict, p: Payload) -> bool:
+        return info.get("sequence") == p.header.sequence and info.get("parent") == p.parent.hex()
+
+    def refuse_parent(self, kid: bytes, parent: bytes) -> None:
+        """Raise why a delta on ``parent`` does not apply here: a fork (``ParentError``, final) or a parent
+        not applied yet (``MissingParentError``: the frames wait for it)."""
+        info = self.head_info(kid)
+        want = parent.hex()
+        if info is None:
+            raise MissingParentError(
+                f"parent {want[:16]} not here: this device holds no labelled set from key {kid.hex()} yet; "
+                "the frames are kept until the full payload arrives"
+            )
+        if want in info.get("history", []):
+            raise ParentError(
+                f"forked chain: parent {want[:16]} was already extended (head is {info['digest'][:16]}, "
+                f"sequence {info['sequence']}); refused"
+            )
+        raise MissingParentError(
+            f"parent {want[:16]} not here, head is {info['digest'][:16]}; the frames are kept until the parent arrives"
+        )
+
     def step(self, p: Payload, use_soft: bool = True) -> Step:
         """Resolve a decoded payload against the chain; raises ParentError (changing nothing) when it does not apply."""
         kid = p.header.key_id
@@ -87,24 +110,11 @@ class Chains:
             return Step(labelled_set_of(p, use_soft), None, None)
         info = self.head_info(kid)
         want = p.parent.hex()
-        if info is None:
-            raise ParentError(
-                f"parent {want[:16]} not here: this device holds no labelled set from key {kid.hex()} yet; "
-                "the frames are kept until the full payload arrives"
-            )
+        if info is None or (info["digest"] != want and not self._resumes(info, p)):
+            self.refuse_parent(kid, p.parent)
         prev = info.get("previous") or {}
         if info.get("sequence") == p.header.sequence and info.get("parent") == want:
             return Step(self._load_set(kid, info["set"]), self._load_model(kid, prev.get("model")), want, True)
-        if info["digest"] != want:
-            if want in info.get("history", []):
-                raise ParentError(
-                    f"forked chain: parent {want[:16]} was already extended (head is {info['digest'][:16]}, "
-                    f"sequence {info['sequence']}); refused"
-                )
-            raise ParentError(
-                f"parent {want[:16]} not here, head is {info['digest'][:16]}; "
-                "the frames are kept until the parent arrives"
-            )
         parent = self._load_set(kid, info["set"])
         soft = p.soft.dense(p.labels, p.header.classes) if (p.soft is not None and use_soft) else None
         new = apply_delta(

@@ -26,16 +26,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..codec.errors import ParentError, StorageError
+from ..codec.errors import LimitError, ParentError, StorageError
 from ..codec.framing import Reassembler, frames_from_stream, read_frames_dir
 from ..codec.keys import TrustSet
 from ..codec.manifest import ReferenceStore
-from ..codec.payload import MAGIC, Payload, Verified, decode_payload, verify_payload
+from ..codec.payload import DIGEST_LEN, MAGIC, MAX_PAYLOAD_BYTES, Payload, Verified, decode_payload, verify_payload
 from ..codec.preprocess import Preprocess
 from ..codec.storage import atomic_write
 from ..profiles import load_device
 from .chain import Chains, Step, labelled_set_of
-from .state import EventLog, ReplayState, default_state_dir
+from .state import EventLog, ReplayState, StateLock, default_state_dir
 from .trainset import training_set, validation_mask
 
 __all__ = ["ReceiveConfig", "read_input", "verify_and_decode", "receive", "validation_mask"]
@@ -62,6 +62,9 @@ def read_input(path: str | os.PathLike) -> tuple[bytes, dict]:
         frames = read_frames_dir(p)
     else:
         try:
+            size = p.stat().st_size
+            if size > MAX_PAYLOAD_BYTES + (MAX_PAYLOAD_BYTES >> 2):  # checked before reading: frames add < 25 %
+                raise LimitError(f"{p} is {size:,} bytes; a payload is at most {MAX_PAYLOAD_BYTES:,} (not read)")
             data = p.read_bytes()
         except OSError as e:
             raise StorageError(f"cannot read {p}: {e.strerror}") from e
@@ -95,6 +98,8 @@ def verify_and_decode(
     base = None
     if "parent" in v.blobs and chains is not None:
         base = chains.base_indices(v.header.key_id, v.blobs["parent"])
+        if base is None and len(v.blobs["parent"]) == DIGEST_LEN:  # a delta on a set not held (yet): say which
+            chains.refuse_parent(v.header.key_id, v.blobs["parent"])
     p = decode_payload(v, store.manifest.segments, base)
     if chains is not None:
         step = chains.step(p, use_soft)
@@ -245,8 +250,16 @@ def receive(
 
     ``input_path``: a frames folder, a frame stream, a payload file, or a payload the caller already
     verified. ``state_dir``: replay state and event log (default: the user's state folder, see the
-    module docstring). ``dry_run``: verify and decode, report the training plan, write nothing
-    (``out`` may be None)."""
+    module docstring); one process at a time owns it (``LockedError`` otherwise). ``dry_run``: verify
+    and decode, report the training plan, write nothing (``out`` may be None)."""
+    state_path = Path(state_dir) if state_dir else default_state_dir()
+    if dry_run:
+        return _receive(input_path, reference, trust, out, cfg, state_path, dry_run, resume, now, progress)
+    with StateLock(state_path, "receive"):
+        return _receive(input_path, reference, trust, out, cfg, state_path, dry_run, resume, now, progress)
+
+
+def _receive(input_path, reference, trust, out, cfg, state_path: Path, dry_run, resume, now, progress) -> dict:
     cfg = cfg or ReceiveConfig()
     t0 = time.time()
     stages: dict[str, float] = {}
@@ -258,7 +271,6 @@ def receive(
     stages["reassemble"] = time.time() - t0
     t = time.time()
     store = reference if isinstance(reference, ReferenceStore) else ReferenceStore(reference)
-    state_path = Path(state_dir) if state_dir else default_state_dir()
     state = ReplayState(state_path)
     chains = Chains(state_path)
     src = input_path if isinstance(input_path, Verified) else data

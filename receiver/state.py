@@ -5,19 +5,27 @@ One small JSON file per key id in the state directory, replaced atomically
 *accepted* only when the model is exported; a rerun of a begun payload resumes,
 a rerun of an accepted one is a replay. ``events.jsonl`` records what every
 ``receive`` (one-shot or ``--watch``) did, for ``labelcast status``.
+
+:class:`StateLock` makes one process at a time the owner of a state folder:
+a watcher holds it for as long as it runs, a one-shot ``receive`` while it
+works. A second one exits at once with :class:`LockedError` naming the holder
+(an advisory ``flock`` on ``STATE/lock``: released by the kernel when the
+holder dies, so a power cut or SIGKILL never leaves a stale lock).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
-from ..codec.errors import ReplayError, StaleError, StorageError
+from ..codec.errors import LockedError, ReplayError, StaleError, StorageError
 from ..codec.storage import atomic_write
 
-__all__ = ["ReplayState", "EventLog", "default_state_dir"]
+__all__ = ["ReplayState", "EventLog", "StateLock", "default_state_dir"]
 
 
 def default_state_dir() -> Path:
@@ -101,3 +109,82 @@ class EventLog:
             except ValueError:
                 continue  # a line cut by a power loss
         return out
+
+
+class StateLock:
+    """Exclusive ownership of a device state folder by one process (a context manager). Re-entrant within
+    the process that holds it: the watcher's own ``receive`` calls pass through."""
+
+    _held: dict[str, list[int]] = {}  # real path of the lock file -> [descriptor, holders in this process]
+
+    def __init__(self, state_dir: str | os.PathLike, role: str) -> None:
+        self.path = Path(state_dir) / "lock"
+        self.role = role
+        self._fd: int | None = None
+
+    def holder(self) -> dict:
+        try:
+            return json.loads(self.path.read_text() or "{}")
+        except (OSError, ValueError):
+            return {}
+
+    def _key(self) -> str:
+        return os.path.realpath(self.path)
+
+    def acquire(self) -> StateLock:
+        if self._fd is not None:
+            return self
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StorageError(f"cannot create the state folder {self.path.parent}: {e.strerror}") from e
+        held = StateLock._held.get(self._key())
+        if held is not None:
+            held[1] += 1
+            self._fd = held[0]
+            return self
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise StorageError(f"cannot open the state lock {self.path}: {e.strerror}", path=self.path) from e
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            h = self.holder()
+            who = f"{h.get('role', 'a labelcast process')} (pid {h.get('pid', '?')}, since {h.get('since', '?')})"
+            raise LockedError(
+                f"the device state folder {self.path.parent} is in use by {who}; "
+                "one watcher or receive per state folder — stop the other one, or give this one its own --state"
+            ) from None
+        info = {
+            "pid": os.getpid(),
+            "role": self.role,
+            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "argv": sys.argv[:6],
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        self._fd = fd
+        StateLock._held[self._key()] = [fd, 1]
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            held = StateLock._held.get(self._key())
+            if held is not None and held[1] > 1:
+                held[1] -= 1
+                return
+            StateLock._held.pop(self._key(), None)
+            try:
+                os.ftruncate(fd, 0)
+            except OSError:
+                pass
+            os.close(fd)  # closing the descriptor drops the flock
+
+    def __enter__(self) -> StateLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

@@ -129,13 +129,9 @@ class _Both:
         self.parts[1].load_state_dict(st["dense"])
 
 
-def _save(path: Path, state: dict) -> None:
-    from ..codec.storage import atomic_write
-
-    atomic_write(path, lambda f: torch.save(state, f), what=f"checkpoint {path} (the previous checkpoint is intact)")
-
-
-def _text_step(model: TextModel, opt, xb: torch.Tensor, yb: torch.Tensor, cfg: TextTrainConfig, step: int) -> None:
+def _text_step(
+    model: TextModel, opt, xb: torch.Tensor, yb: torch.Tensor, cfg: TextTrainConfig, step: int
+) -> torch.Tensor:
     """One optimizer step: token dropout (a pure function of seed and step), forward, loss, backward."""
     if cfg.token_dropout:
         g = torch.Generator().manual_seed(int(np.random.default_rng([cfg.seed, 2, step]).integers(1 << 62)))
@@ -148,6 +144,7 @@ def _text_step(model: TextModel, opt, xb: torch.Tensor, yb: torch.Tensor, cfg: T
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
+    return loss.detach()
 
 
 def train_text(
@@ -176,7 +173,9 @@ def train_text(
     if k == 0:
         raise ValueError("nothing to train on: the training set is empty")
     batch = min(cfg.batch, k)
-    epochs = int(min(cfg.max_epochs, max(cfg.min_epochs, math.ceil(cfg.train_samples / k))))
+    from .train import epochs_for, samples_note
+
+    epochs = epochs_for(cfg.train_samples, k, cfg.min_epochs, cfg.max_epochs)
     steps_per = math.ceil(k / batch)
     total = steps_per * epochs
     decay = [p for n, p in model.named_parameters() if not n.startswith("embed")]
@@ -184,15 +183,20 @@ def train_text(
         torch.optim.SparseAdam([model.embed.weight], lr=cfg.lr),
         torch.optim.AdamW(decay, lr=cfg.lr, weight_decay=cfg.weight_decay),
     )
+    from .train import check_training_space, load_checkpoint, report_to, save_checkpoint
+
     ck = Path(checkpoint) if checkpoint else None
     step = 0
+    if ck is not None:
+        check_training_space(ck.parent, model)
     if ck is not None and resume and ck.exists():
-        st = torch.load(ck, map_location="cpu", weights_only=False)
+        st = load_checkpoint(ck) or {}
         if st.get("tag") == tag and st.get("config") == asdict(cfg) and st.get("total") == total:
             model.load_state_dict(st["model"])
             opt.load_state_dict(st["opt"])
             step = int(st["step"])
     resumed_at = step
+    report = report_to(progress, total, batch, step)
     model.train()
     perm_epoch, perm = -1, None
     while step < total:
@@ -202,19 +206,22 @@ def train_text(
         idx = perm[b * batch : (b + 1) * batch]
         for grp in opt.param_groups:
             grp["lr"] = lr_at(step, total, cfg.lr, cfg.warmup)
-        _text_step(model, opt, xs[idx], ys[idx], cfg, step)
+        loss = _text_step(model, opt, xs[idx], ys[idx], cfg, step)
         step += 1
+        if step % 25 == 1:
+            report(epoch=f"{epoch + 1}/{epochs}", loss=float(loss))
         if progress:
             progress(1)
         if ck is not None and (step % cfg.checkpoint_every == 0 or step == total):
-            _save(ck, {"tag": tag, "config": asdict(cfg), "total": total, "step": step, "model": model.state_dict(),
-                       "opt": opt.state_dict()})  # fmt: skip
+            state = {"tag": tag, "config": asdict(cfg), "total": total, "step": step}
+            save_checkpoint(ck, {**state, "model": model.state_dict(), "opt": opt.state_dict()})
         if stop_after is not None and step >= stop_after:
             break
     model.eval()
     return {
         "items": k,
         "epochs": epochs,
+        **samples_note(cfg.train_samples, k, epochs, cfg.min_epochs),
         "steps": total,
         "batch": batch,
         "resumed_at_step": resumed_at,
@@ -254,7 +261,7 @@ def _text_config(sc, k: int) -> TextTrainConfig:
 
 def plan_text(k: int, classes: int, tokenizer, profile, sc) -> dict:
     """What the device would train on a text store, with its memory estimate against the profile."""
-    from .train import StudentConfig
+    from .train import StudentConfig, epochs_for
 
     arch = student_arch(sc.arch, StudentConfig.arch)
     model = build_text_model(arch, tokenizer.vocab, classes)
@@ -263,7 +270,7 @@ def plan_text(k: int, classes: int, tokenizer, profile, sc) -> dict:
     batch = min(tc.batch, max(k, 1))
     # weights + Adam's two moments (dense here, sparse rows in practice: an upper bound) + one batch's activations
     need = params * 4 * 3 + batch * tokenizer.length * (model.embed.embedding_dim * 4 * 3 + 8)
-    epochs = int(min(tc.max_epochs, max(tc.min_epochs, math.ceil(tc.train_samples / max(k, 1)))))
+    epochs = epochs_for(tc.train_samples, k, tc.min_epochs, tc.max_epochs)
     return {
         "arch": arch,
         "modality": "text",

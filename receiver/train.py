@@ -23,6 +23,7 @@ uninterrupted one exactly), atomic checkpoints every N steps. Around it:
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import math
 import os
@@ -37,7 +38,7 @@ import torch.nn.functional as F
 
 from ..codec.errors import BudgetError, ModelError, ReferenceMismatchError
 from ..codec.preprocess import Preprocess
-from ..codec.storage import atomic_write
+from ..codec.storage import atomic_write, check_space
 from ..profiles import DeviceProfile
 from .students import build_student, split_for_finetune
 
@@ -83,6 +84,22 @@ class StudentConfig:
     warm_min_epochs: int = 2  # … and its least passes over the cumulative set
     precision: str = "auto"  # auto (the profile's) | fp32 | fp16 | bf16
     accelerator: str = "auto"  # auto | cpu | cuda
+
+
+def epochs_for(train_samples: int, k: int, min_epochs: int, max_epochs: int) -> int:
+    """Passes over ``k`` items: ``train_samples / k``, at least ``min_epochs`` (the floor: a small number of
+    samples is raised to it, so a few hundred labels still converge), at most ``max_epochs``."""
+    return int(min(max_epochs, max(min_epochs, math.ceil(train_samples / max(k, 1)))))
+
+
+def samples_note(train_samples: int, k: int, epochs: int, min_epochs: int) -> dict:
+    """What the report says of the schedule: asked, seen, and whether the epoch floor raised it."""
+    return {
+        "train_samples_requested": train_samples,
+        "samples_seen": epochs * k,
+        "epoch_floor": min_epochs,
+        "raised_to_floor": math.ceil(train_samples / max(k, 1)) < min_epochs,
+    }
 
 
 def lr_at(step: int, total: int, peak: float, warmup: float) -> float:
@@ -338,8 +355,38 @@ def _mosaic(xb, yb, xs, by_class, cfg, rng):
     return xb
 
 
-def _save(path: Path, state: dict) -> None:
-    atomic_write(path, lambda f: torch.save(state, f), what=f"checkpoint {path} (the previous checkpoint is intact)")
+def report_to(progress, total: int, batch: int, done: int = 0):
+    """Tell a progress bar the schedule (steps of ``batch`` images, ``done`` already); returns the function
+    the loop gives its figures to (epoch, loss) — a no-op for a plain callback."""
+    if hasattr(progress, "start"):
+        progress.start(total, batch)
+        if done:
+            progress(done)
+    return getattr(progress, "info", lambda **_: None)
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Serialise in memory, then one atomic write: a full disk is a ``StorageError`` naming the bytes it
+    needed (torch writing to the file itself reports it as an opaque ``RuntimeError``)."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write(path, buf.getvalue(), what=f"checkpoint {path} (the previous checkpoint is intact)")
+
+
+def load_checkpoint(path: Path) -> dict | None:
+    """A checkpoint's tensors and plain values only (``weights_only``: nothing in it is executed); None when
+    it cannot be read (a foreign or damaged file starts the training afresh)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # torch raises several unrelated types for a damaged or foreign file
+        return None
+
+
+def check_training_space(folder: Path, model: torch.nn.Module) -> None:
+    """Before the first step: room for a checkpoint (weights and two optimizer moments), the exported model
+    and the chain's copy, with 1 MiB to spare — else ``StorageError`` now, not after an hour of training."""
+    n = sum(p.numel() * p.element_size() for p in model.parameters())
+    check_space(folder, 5 * n + (1 << 20), what="the training checkpoint and the exported model")
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -408,7 +455,7 @@ def plan_training(
     model = split_for_finetune(build_student(cfg.arch, pp.channels, classes, pp.hw), cfg.finetune)
     est = _estimate(model, (pp.channels, *pp.hw), _data_bytes(x[:k], pp), profile)
     batch = cfg.batch or min(est["max_batch"], 64, max(16, 1 << max(0, (k // 4).bit_length() - 1)))
-    epochs = int(min(cfg.max_epochs, max(cfg.min_epochs, math.ceil(cfg.train_samples / max(k, 1)))))
+    epochs = epochs_for(cfg.train_samples, k, cfg.min_epochs, cfg.max_epochs)
     device, why = select_device(profile, cfg.accelerator)
     amp, amp_why = amp_settings(device, profile, cfg.precision)
     return {
@@ -460,8 +507,8 @@ def _warm_start(model: torch.nn.Module, state: dict) -> dict:
 def _resume(ck: Path | None, resume: bool, tag: str, cfg: StudentConfig, total: int, model, opt, scaler) -> int:
     if ck is None or not resume or not ck.exists():
         return 0
-    st = torch.load(ck, map_location="cpu", weights_only=False)
-    if st.get("tag") != tag or st.get("config") != asdict(cfg) or st.get("total") != total:
+    st = load_checkpoint(ck)
+    if st is None or st.get("tag") != tag or st.get("config") != asdict(cfg) or st.get("total") != total:
         return 0
     model.load_state_dict(st["model"])
     opt.load_state_dict(st["opt"])
@@ -538,7 +585,7 @@ def _prepare(x, targets, classes, preprocess, profile, cfg: StudentConfig, warm,
     want = cfg.batch or min(est["max_batch"], 64, max(16, 1 << max(0, (k // 4).bit_length() - 1)))
     mem = plan_memory(model, opt, xs[: min(want, k)], ys, soft, min(want, k), profile, amp, device, base)
     batch = mem["batch"]
-    epochs = int(min(cfg.max_epochs, max(cfg.min_epochs, math.ceil(cfg.train_samples / max(k, 1)))))
+    epochs = epochs_for(cfg.train_samples, k, cfg.min_epochs, cfg.max_epochs)
     scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16 and device.type == "cuda")
     notes = {"device": why, "precision": amp_why, "init": loaded, "memory_plan": {**mem, "estimate": est}}
     total = epochs * math.ceil(k / batch)
@@ -547,7 +594,7 @@ def _prepare(x, targets, classes, preprocess, profile, cfg: StudentConfig, warm,
     return run
 
 
-def _train_step(run: _Run, cfg: StudentConfig, step: int, idx: torch.Tensor, by_class, rng) -> None:
+def _train_step(run: _Run, cfg: StudentConfig, step: int, idx: torch.Tensor, by_class, rng) -> torch.Tensor:
     xb, yb = run.xs[idx], run.ys[idx]
     xb = _mosaic(xb, yb, run.xs, by_class, cfg, rng) if cfg.mosaic else xb
     xb = _augment(xb, cfg, rng)
@@ -559,6 +606,7 @@ def _train_step(run: _Run, cfg: StudentConfig, step: int, idx: torch.Tensor, by_
     run.scaler.scale(loss).backward()
     run.scaler.step(run.opt)
     run.scaler.update()
+    return loss.detach()
 
 
 def train_student(
@@ -590,7 +638,10 @@ def train_student(
     k, batch = len(run.xs), run.batch
     steps_per = math.ceil(k / batch)
     ck = Path(checkpoint) if checkpoint else None
+    if ck is not None:
+        check_training_space(ck.parent, run.model)
     step = _resume(ck, resume, tag, cfg, run.total, run.model, run.opt, run.scaler)
+    report = report_to(progress, run.total, batch, step)
     hard = run.ys if not run.soft else run.ys.argmax(1)
     by_class = {c: np.flatnonzero(hard.cpu().numpy() == c) for c in range(classes)}
     run.model.train()
@@ -600,16 +651,17 @@ def train_student(
         if epoch != perm_epoch:  # a pure function of (seed, epoch): a resumed run sees the same order
             perm_epoch, perm = epoch, torch.from_numpy(np.random.default_rng([cfg.seed, epoch]).permutation(k))
         rng = np.random.default_rng([cfg.seed, 1, step])
-        _train_step(run, cfg, step, perm[b * batch : (b + 1) * batch].to(run.device), by_class, rng)
+        loss = _train_step(run, cfg, step, perm[b * batch : (b + 1) * batch].to(run.device), by_class, rng)
         step += 1
         if step % 25 == 1:
             run.sample()
+            report(epoch=f"{epoch + 1}/{run.epochs}", loss=float(loss))
         if progress:
             progress(1)
         if ck is not None and (step % cfg.checkpoint_every == 0 or step == run.total):
             state = {"tag": tag, "config": asdict(cfg), "total": run.total, "step": step}
             state.update(model=run.model.state_dict(), opt=run.opt.state_dict(), scaler=run.scaler.state_dict())
-            _save(ck, state)
+            save_checkpoint(ck, state)
         if stop_after is not None and step >= stop_after:
             break
     model = run.model.eval()
@@ -623,6 +675,7 @@ def train_student(
         "finetune": cfg.finetune,
         "items": k,
         "epochs": run.epochs,
+        **samples_note(cfg.train_samples, k, run.epochs, cfg.min_epochs),
         "steps": run.total,
         "batch": batch,
         "soft_labels": run.soft,

@@ -2,8 +2,10 @@
 
 Whatever talks to the modem drops one file per frame into INBOX (written atomically by
 rename). The :class:`Watcher` keeps nothing in memory that it cannot rebuild: the frames on
-disk, the device's replay state, the per-payload work folders (with training checkpoints)
-and ``watch-done.json`` are everything.
+disk, the device's replay state, the per-payload work folders (with training checkpoints),
+``watch-done.json`` and ``watch-pending.json`` are everything. It owns the state folder while it
+runs (:class:`~labelcast.receiver.state.StateLock`): a second watcher or ``receive`` on it exits
+at once with ``LockedError``.
 
 Each pass reads only the frame files it has not seen (junk is logged once and moved to
 ``.junk/``), adds them to one long-lived reassembler (linear in frames), verifies each
@@ -11,14 +13,27 @@ payload that has enough frames — once, signature first — and processes them 
 sequence) order, waiting up to ``wait_lower_s`` for a payload of the same key whose *first
 frame* announces a lower sequence (a hint read without trusting it: the worst a forger can do
 is delay). For each: the order of trust, training (resumable), export, then the A/B decision:
-the new model becomes *active* if there is none yet or it beats the active one on the
-payload's held-back validation slice; otherwise it is kept aside as *candidate*.
+the new model becomes *active* if there is none yet or it agrees better with the teacher's labels
+on the payload's held-back items; otherwise it is kept aside as *candidate*.
 
-Failures are sorted by what they mean: an attack or a malformed payload (trust and decode
-errors, a student that cannot fit or export) is refused for good and its frames move to
-``.refused/``; a replay is benign; anything the environment may fix (disk full, a damaged
-reference item, a missing parent, an unexpected error) is logged and retried after
-``retry_s`` — its frames stay. The watcher itself never stops on a payload's error.
+What a failure means decides what happens next:
+
+* **refused for good** — forged or malformed bytes, a rollback, a fork, a student that cannot fit
+  or export: recorded, frames to ``.refused/ID/``; frames of it delivered again are logged and
+  set aside;
+* **refused until its cause changes** (:data:`RETRY_WHEN`) — a signature that fails against this
+  store or an item that differs (``store``), an unknown or revoked key (``trust``), an expiry
+  (``time``): recorded with its cause, frames to ``.refused/ID/``; retried when that cause may
+  be gone (the store's manifest or the trusted key files changed), when its frames are delivered
+  again, or when an operator asks (``labelcast retry ID``);
+* **waiting for its parent** — a delta whose parent has not been applied: its frames stay in the
+  inbox and it is tried again whenever a chain's head moves;
+* **the environment** — a full or read-only disk: retried with exponential backoff from
+  ``retry_s`` up to ``max_backoff_s``, never at full speed;
+* **anything else** (an unexpected error): retried with the same backoff, and after ``max_tries``
+  tries quarantined (recorded, frames to ``.quarantine/ID/``, retried only on request).
+
+A benign replay is recorded as done. The watcher itself never stops on a payload's error.
 """
 
 from __future__ import annotations
@@ -35,24 +50,43 @@ from pathlib import Path
 from ..codec.errors import (
     BudgetError,
     DecodeError,
+    ExpiredError,
     ExportError,
     LabelcastError,
+    MissingParentError,
     ModelError,
+    ReferenceMismatchError,
     ReplayError,
+    RevokedKeyError,
+    SignatureError,
+    StorageError,
     TrustError,
+    UnknownKeyError,
 )
-from ..codec.framing import Reassembler, parse_frame
+from ..codec.framing import MAX_FRAME, Reassembler, parse_frame
 from ..codec.keys import TrustSet
 from ..codec.manifest import ReferenceStore
 from ..codec.payload import Verified, peek, verify_payload
 from ..codec.storage import atomic_write
+from .chain import Chains
 from .receive import ReceiveConfig, receive
 from .slots import Slots
-from .state import EventLog, default_state_dir
+from .state import EventLog, StateLock, default_state_dir
 
-__all__ = ["WatchConfig", "Watcher", "WatchStopped", "watch"]
+__all__ = ["WatchConfig", "Watcher", "WatchStopped", "watch", "request_retry", "RETRY_WHEN"]
 
 PERMANENT = (TrustError, DecodeError, BudgetError, ModelError, ExportError)  # refused for good (ReplayError aside)
+# refusals whose cause can change, and what has to change before they are tried again by themselves
+RETRY_WHEN: dict[type, str] = {
+    SignatureError: "store",  # the signature covers the local store's root: another store fails here
+    ReferenceMismatchError: "store",
+    UnknownKeyError: "trust",
+    RevokedKeyError: "trust",
+    ExpiredError: "time",  # a device clock set right again; only on redelivery or request
+}
+
+
+RETRYABLE = ("refused", "quarantined")  # outcomes `labelcast retry` can undo
 
 
 class WatchStopped(Exception):
@@ -63,9 +97,18 @@ class WatchStopped(Exception):
 class WatchConfig:
     poll_s: float = 2.0  # seconds between inbox scans
     wait_lower_s: float = 600.0  # how long to wait for an announced lower sequence number
-    retry_s: float = 60.0  # a payload that failed for a reason the environment may fix is retried after this
+    retry_s: float = 60.0  # first wait before a payload that failed for an environmental reason is tried again
+    max_backoff_s: float = 3600.0  # the wait doubles per failure up to this
+    max_tries: int = 5  # an unexpected (not environmental) failure this many times: quarantined
     once: bool = False  # one pass, then return (cron jobs, tests)
     max_seconds: float | None = None  # stop after this long (tests)
+
+
+def request_retry(state_dir: str | os.PathLike, payload_id: str) -> Path:
+    """Ask the device's watcher to try a refused or quarantined payload again (picked up on its next pass)."""
+    if not payload_id or any(c not in "0123456789abcdef" for c in payload_id.lower()):
+        raise ValueError(f"{payload_id!r} is not a payload id (hex, as `labelcast status` lists it)")
+    return atomic_write(Path(state_dir) / "retry" / payload_id.lower(), b"", what="retry request")
 
 
 class Watcher:
@@ -91,7 +134,9 @@ class Watcher:
         self.slots = Slots(slots_dir or self.state / "slots")
         self.log = EventLog(self.state / "events.jsonl")
         self.done_file = self.state / "watch-done.json"
-        self.done: dict = json.loads(self.done_file.read_text()) if self.done_file.exists() else {}
+        self.pending_file = self.state / "watch-pending.json"
+        self.done: dict = self._read_json(self.done_file)
+        self.pending: dict = {}  # payload id hex -> why it is not done yet (written for `labelcast status`)
         self.frames = Reassembler()
         self.files_of: dict[bytes, list[Path]] = {}
         self.first_blocks: dict[bytes, bytes] = {}
@@ -99,12 +144,27 @@ class Watcher:
         self.verified: dict[bytes, Verified] = {}
         self.waiting_since: dict[str, float] = {}
         self.retry_at: dict[bytes, float] = {}
+        self.tries: dict[bytes, int] = {}
+        self.parent_wait: dict[bytes, tuple] = {}  # payload -> the chain heads it last failed against
+        self.mark = self._store_mark()
+        self.world = self._world()
         self.stopping = False
-        self.summary = {"processed": 0, "promoted": 0, "kept_aside": 0, "refused": 0, "retrying": 0}
+        self.summary = {"processed": 0, "promoted": 0, "kept_aside": 0, "refused": 0, "retrying": 0, "waiting": 0}
+
+    @staticmethod
+    def _read_json(f: Path) -> dict:
+        try:
+            return json.loads(f.read_text()) if f.exists() else {}
+        except (OSError, ValueError):
+            return {}
 
     # -- the loop ---------------------------------------------------------------------------------
     def run(self) -> dict:
         """Pass over the inbox until stopped (SIGTERM), ``once``, or ``max_seconds``; returns a summary."""
+        with StateLock(self.state, "watcher"):
+            return self._run()
+
+    def _run(self) -> dict:
         old = signal.signal(signal.SIGTERM, lambda *_: self.stop())
         t_start = time.time()
         self.log("watch started", inbox=str(self.inbox), pid=os.getpid())
@@ -124,21 +184,92 @@ class Watcher:
             signal.signal(signal.SIGTERM, old)
             reason = "SIGTERM" if self.stopping else reason
             self.log("watch stopped", reason=reason)
-        return {**self.summary, "stopped": reason, "slots": self.slots.status(), "done": self.done}
+        summary = {**self.summary, "stopped": reason, "slots": self.slots.status(), "done": self.done}
+        return {**summary, "pending": self.pending}
 
     def stop(self) -> None:
         self.stopping = True
 
     def one_pass(self) -> None:
+        self.requeue_on_change()
+        self.requeue_requested()
         self.scan()
         ready = self.ready()
         self.note_missing()
         for kid, seq, pid, v in sorted(ready, key=lambda r: (r[0], r[1], r[2])):
             if self.stopping:
                 raise WatchStopped
-            if self.waits_for_lower(pid, kid, seq):
+            if self.waits_for_lower(pid, kid, seq) or self.parent_wait.get(pid) == self._heads():
                 continue
             self.process(pid, v)
+        self.write_pending()
+
+    # -- what changed since a payload was refused -------------------------------------------------
+    def _heads(self) -> tuple:
+        chains = Chains(self.state)
+        keys = sorted(p.name for p in chains.root.iterdir()) if chains.root.is_dir() else []
+        return tuple((k, (chains.head_info(bytes.fromhex(k)) or {}).get("digest")) for k in keys)
+
+    def _store_mark(self) -> tuple:
+        try:
+            st = (self.store.path / "manifest.lcm").stat()
+            return st.st_mtime_ns, st.st_size
+        except OSError:
+            return (None, None)
+
+    def _world(self) -> dict:
+        """What a refusal's cause depends on, as stable identifiers (recorded with it, compared each pass)."""
+        keys, revoked = self.trust.fingerprint()
+        return {"store": self.store.root.hex(), "trust": [k.hex() for k in keys] + [f"-{r.hex()}" for r in revoked]}
+
+    def requeue_on_change(self) -> None:
+        """Reload the store and the trusted keys when their files changed, then retry each refusal whose cause
+        (store or trust) differs from what it was refused against — also across a restart."""
+        if self._store_mark() != self.mark:
+            self.mark = self._store_mark()
+            try:
+                self.store = ReferenceStore(self.store.path)
+            except LabelcastError as e:
+                self.log("store unreadable, keeping the old one", error=type(e).__name__, message=str(e))
+        try:
+            self.trust = self.trust.reload()
+        except LabelcastError:
+            pass  # a key file being written: read again next pass
+        world = self._world()
+        if world != self.world:
+            self.verified.clear()  # verified against the old store or keys
+        self.world = world
+        for hexid, rec in list(self.done.items()):
+            cause = rec.get("retry_when")
+            if rec.get("outcome") == "refused" and cause in world and rec.get("world", {}).get(cause) != world[cause]:
+                self.requeue(bytes.fromhex(hexid), f"the {cause} changed")
+
+    def requeue_requested(self) -> None:
+        """``labelcast retry ID``: a request file per payload id (or id prefix) in STATE/retry/."""
+        folder = self.state / "retry"
+        if not folder.is_dir():
+            return
+        for req in sorted(folder.iterdir()):
+            hits = [h for h, r in self.done.items() if h.startswith(req.name) and r.get("outcome") in RETRYABLE]
+            if not hits:
+                self.log("retry request ignored", payload_id=req.name, message="no refused payload has this id")
+            for h in hits:
+                self.requeue(bytes.fromhex(h), "asked to (labelcast retry)")
+            req.unlink(missing_ok=True)
+
+    def requeue(self, pid: bytes, why: str) -> None:
+        """Forget a refusal: its frames go back into the inbox and the payload is tried afresh."""
+        hexid = pid.hex()
+        rec = self.done.pop(hexid, {})
+        for kind in ("refused", "quarantine"):
+            folder = self.inbox / f".{kind}" / hexid
+            for f in sorted(folder.glob("*")) if folder.is_dir() else []:
+                self._move(f, self.inbox)
+                self.seen.discard(f.name)
+        self.retry_at.pop(pid, None)
+        self.tries.pop(pid, None)
+        self._save_done()
+        self.log("retrying refused payload", payload_id=hexid, reason=why, error=rec.get("error"))
 
     # -- frames -----------------------------------------------------------------------------------
     def scan(self) -> None:
@@ -149,22 +280,40 @@ class Watcher:
             if f.name in self.seen or not f.is_file() or f.name.startswith(".") or f.suffix == ".tmp":
                 continue
             try:
-                data = f.read_bytes()
+                size = f.stat().st_size
+                data = f.read_bytes() if size <= MAX_FRAME else b""  # larger than any frame: junk, unread
             except OSError:
                 continue  # being written or gone: the next pass sees it
             self.seen.add(f.name)
             pid = self.frames.add(data)
             if pid is None:
-                self.log("junk ignored", file=f.name, bytes=len(data))
+                self.log("junk ignored", file=f.name, bytes=size, message=f"not a frame: {f.name}")
                 self._move(f, self.inbox / ".junk")
                 continue
-            if pid.hex() in self.done:
-                self._move(f, self.inbox / ".done" / pid.hex())
+            if not self._still_wanted(pid, f):
                 continue
             self.files_of.setdefault(pid, []).append(f)
             info = parse_frame(data)
             if info.number == 0:
                 self.first_blocks[pid] = info.block
+
+    def _still_wanted(self, pid: bytes, f: Path) -> bool:
+        """A frame of a payload already done, refused or quarantined: set aside, or (refused for a cause
+        that can change) the payload is tried again — its frames were delivered again."""
+        rec = self.done.get(pid.hex())
+        if rec is None:
+            return True
+        if rec.get("outcome") == "refused" and rec.get("retry_when"):
+            self.requeue(pid, "frames delivered again")
+            return True
+        kind = {"refused": "refused", "quarantined": "quarantine"}.get(rec.get("outcome"), "done")
+        if kind != "done" and not rec.get("redelivered_logged"):
+            rec["redelivered_logged"] = True
+            self.log("frames of a refused payload set aside", payload_id=pid.hex(), error=rec.get("error"))
+        self.frames.forget(pid)
+        self._move(f, self.inbox / f".{kind}" / pid.hex())
+        self.seen.discard(f.name)
+        return False
 
     def ready(self) -> list[tuple[bytes, int, bytes, Verified]]:
         """Complete payloads, each verified once (signature first); refused ones are archived."""
@@ -197,6 +346,7 @@ class Watcher:
                     received=st["frames_received"],
                     needed_more=st["frames_needed_more"],
                 )
+            self.pending[pid.hex()] = {"state": "frames missing", "needed_more": st["frames_needed_more"]}
 
     def waits_for_lower(self, pid: bytes, kid: bytes, seq: int) -> bool:
         """True while a payload of the same key announcing a lower sequence is still arriving."""
@@ -225,15 +375,20 @@ class Watcher:
             rep = json.loads(report.read_text())  # accepted just before a power cut: finish the slot step
         except WatchStopped:
             raise
+        except MissingParentError as e:
+            self.wait_for_parent(pid, e)
+            return
         except PERMANENT as e:
             self.refuse(pid, e)
             return
-        except LabelcastError as e:
-            self.retry(pid, type(e).__name__, str(e))
+        except StorageError as e:
+            self.retry(pid, e, environmental=True)
             return
         except Exception as e:  # the watcher survives anything; the payload is tried again later
-            self.retry(pid, type(e).__name__, f"{e} ({traceback.format_exc(limit=2).strip().splitlines()[-1]})")
+            self.retry(pid, e)
             return
+        self.parent_wait.pop(pid, None)
+        self.tries.pop(pid, None)
         self.install(pid, v, rep, work)
 
     def _receive(self, pid: bytes, v: Verified, work: Path) -> dict:
@@ -265,43 +420,80 @@ class Watcher:
         better = active is None or bool(val and val.get("accuracy", 0) > val.get("compare_accuracy", 1.0))
         if active is not None and active.resolve() == slot.resolve():
             better = False
+        why = ab_reason(val, active is None)
         if better:
             self.slots.promote(slot)
-            self.log("promoted", payload_id=pid.hex(), slot=slot.name, validation=val)
+            self.log("promoted", payload_id=pid.hex(), slot=slot.name, validation=val, message=why)
         else:
             self.slots.keep_aside(slot)
-            self.log("kept aside", payload_id=pid.hex(), slot=slot.name, validation=val)
+            self.log("kept aside", payload_id=pid.hex(), slot=slot.name, validation=val, message=why)
         self.summary["processed"] += 1
         self.summary["promoted" if better else "kept_aside"] += 1
-        self.record(
-            pid, {"outcome": "promoted" if better else "kept aside", "slot": slot.name, "sequence": rep["sequence"]}
-        )
+        outcome = {"outcome": "promoted" if better else "kept aside", "slot": slot.name, "sequence": rep["sequence"]}
+        self.record(pid, {**outcome, "ab": why})
         self.archive(pid, "done")
 
     def refuse(self, pid: bytes, e: LabelcastError, outcome: str = "refused") -> None:
-        """Record a refused payload once (it is not tried again) and move its frames aside."""
-        self.log(outcome, payload_id=pid.hex(), error=type(e).__name__, message=str(e))
-        self.summary["refused"] += 1
-        self.record(pid, {"outcome": outcome, "error": type(e).__name__})
+        """Record a refused payload and move its frames aside; a cause that can change is noted with it."""
+        when = next((c for t, c in RETRY_WHEN.items() if type(e) is t), None) if outcome == "refused" else None
+        extra = {"retried when": f"the {when} changes, its frames come again, or `labelcast retry`"} if when else {}
+        self.log(outcome, payload_id=pid.hex(), error=type(e).__name__, message=str(e), **extra)
+        self.summary["refused"] += outcome == "refused"
+        entry = {"outcome": outcome, "error": type(e).__name__, "message": str(e), "at": round(time.time(), 3)}
+        self.record(pid, {**entry, **({"retry_when": when, "world": self.world} if when else {})})
         self.archive(pid, "refused" if outcome == "refused" else "done")
 
-    def retry(self, pid: bytes, error: str, message: str) -> None:
-        """A failure the environment may fix: keep the frames, log, try again after ``retry_s``."""
-        self.retry_at[pid] = time.time() + self.wcfg.retry_s
+    def wait_for_parent(self, pid: bytes, e: MissingParentError) -> None:
+        """A delta whose parent is not here: frames stay; tried again when a chain head moves."""
+        heads = self._heads()
+        if self.parent_wait.get(pid) != heads:
+            self.log("waiting for parent", payload_id=pid.hex(), message=str(e))
+        self.parent_wait[pid] = heads
+        self.summary["waiting"] += 1
+        self.pending[pid.hex()] = {"state": "waiting for parent", "message": str(e)}
+
+    def retry(self, pid: bytes, e: Exception, environmental: bool = False) -> None:
+        """Keep the frames and try again after a growing wait; an unexpected failure repeated ``max_tries``
+        times is quarantined instead of being retried forever."""
+        n = self.tries[pid] = self.tries.get(pid, 0) + 1
+        error, message = type(e).__name__, str(e)
+        if not isinstance(e, LabelcastError):
+            message = f"{e} ({traceback.format_exc(limit=2).strip().splitlines()[-1]})"
+        if not environmental and n >= self.wcfg.max_tries:
+            self.log("quarantined", payload_id=pid.hex(), error=error, message=message, tries=n)
+            self.record(pid, {"outcome": "quarantined", "error": error, "message": message, "tries": n})
+            self.summary["refused"] += 1
+            self.archive(pid, "quarantine")
+            return
+        wait = min(self.wcfg.max_backoff_s, self.wcfg.retry_s * 2 ** (n - 1))
+        self.retry_at[pid] = time.time() + wait
         self.verified.pop(pid, None)  # verified again next time (the payload may have expired meanwhile)
         self.summary["retrying"] += 1
-        self.log("failed, will retry", payload_id=pid.hex(), error=error, message=message, retry_s=self.wcfg.retry_s)
+        self.log("failed, will retry", payload_id=pid.hex(), error=error, message=message, retry_s=wait, tries=n)
+        self.pending[pid.hex()] = {"state": "will retry", "error": error, "message": message, "retry_in_s": wait}
 
     def record(self, pid: bytes, entry: dict) -> None:
         self.done[pid.hex()] = entry
+        self.pending.pop(pid.hex(), None)
+        self._save_done()
+
+    def _save_done(self) -> None:
         atomic_write(self.done_file, json.dumps(self.done, indent=1), what=f"watcher record {self.done_file}")
+
+    def write_pending(self) -> None:
+        live = {h: p for h, p in self.pending.items() if h not in self.done}
+        if live != self._read_json(self.pending_file):
+            atomic_write(self.pending_file, json.dumps(live, indent=1), what=f"pending list {self.pending_file}")
+        self.pending = live
 
     def archive(self, pid: bytes, kind: str) -> None:
         for f in self.files_of.pop(pid, []):
             self._move(f, self.inbox / f".{kind}" / pid.hex())
+            self.seen.discard(f.name)  # gone from the inbox: a file of that name delivered again is read anew
         self.frames.forget(pid)
         self.verified.pop(pid, None)
         self.first_blocks.pop(pid, None)
+        self.parent_wait.pop(pid, None)
 
     @staticmethod
     def _move(f: Path, dest: Path) -> None:
@@ -310,6 +502,18 @@ class Watcher:
             os.replace(f, dest / f.name)
         except OSError:
             pass  # left in place: harmless, it is recognised as done next time
+
+
+def ab_reason(val: dict, first: bool) -> str:
+    """The A/B decision in words: agreement with the teacher's labels on the held-back items."""
+    if first:
+        return "no active model yet"
+    if not val:
+        return "no held-back items in this payload: cannot compare, kept aside (`labelcast model promote` to use it)"
+    new, old = val.get("accuracy"), val.get("compare_accuracy")
+    if new is None or old is None:
+        return "the active model could not be scored on the held-back items: kept aside"
+    return f"agreement with the teacher on {val.get('items')} held-back items: new {new:.3f}, active {old:.3f}"
 
 
 def watch(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -31,7 +32,7 @@ from ..codec.keys import key_id, load_private_key
 from ..codec.manifest import ReferenceStore
 from ..codec.payload import build_payload
 from ..codec.softlabels import soft_from_probs
-from ..codec.storage import atomic_write
+from ..codec.storage import atomic_write, check_space, replace_durably
 from ..profiles import load_link
 from .budget import Encoded, Fit, LinkBudget, fit_budget, link_budget
 from .delivery import DEFAULT_TARGET
@@ -80,7 +81,9 @@ class SendConfig:
     workers: int | None = None  # Ray actors (None: one per CPU of the cluster)
     provider: str = "cpu"  # ONNX Runtime execution provider for scoring: cpu | cuda | tensorrt | auto
     hints: dict = field(default_factory=dict)  # training hints for the receiver (JSON)
-    validation_every: int = 0  # hold back every n-th item for the device's A/B check (0: none)
+    # hold back every n-th labelled item for the device's A/B check (0: none, and the device cannot tell whether
+    # the new model beats the one in service). Costs ~12 payload bytes (the hint) and 1/n of the labels' training
+    validation_every: int = 10
     force: bool = False  # replace an existing outbox
     # the sender's labelled target data (any source form): exemplars and the planner's validation slice
     target: str | None = None
@@ -307,6 +310,9 @@ def fit_recipes(
     raise AssertionError("no recipe")  # pragma: no cover - recipes is never empty
 
 
+REPORT_FILE = "send-report.json"
+
+
 def check_outbox(out: Path, force: bool = False) -> None:
     """Refuse an outbox that already holds a payload unless ``force`` (its frames may still be queued)."""
     old = out / "payload.lcst"
@@ -317,20 +323,48 @@ def check_outbox(out: Path, force: bool = False) -> None:
         )
 
 
-def write_outbox(out: Path, fit: Fit, frame_bytes: int, *, force: bool = False) -> list[bytes]:
-    """Step 4: ``payload.lcst`` and ``frames/``, atomically (see :func:`check_outbox`)."""
+def write_outbox(out: Path, files: dict[str, bytes], frames: list[bytes], *, force: bool = False) -> None:
+    """Step 4, all or nothing: ``files`` (payload, labelled set, report) and ``frames/`` are written into a
+    staging folder inside ``out`` after a check of the space they need, then moved into place, the report
+    last. A failure (a full disk) raises ``StorageError`` and leaves no partial outbox."""
     check_outbox(out, force)
-    frames = make_frames(fit.payload, frame_bytes, parity=fit.layout.parity)
-    frames_dir = out / "frames"
-    if frames_dir.exists():
-        try:
-            for f in frames_dir.glob("*.lcf"):
-                f.unlink()
-        except OSError as e:
-            raise StorageError(f"cannot clear the old frames in {frames_dir}: {e.strerror}") from e
-    atomic_write(out / "payload.lcst", fit.payload, what=f"payload in {out}")
-    write_frames(frames, frames_dir)
-    return frames
+    need = sum(map(len, files.values())) + sum(map(len, frames)) + 4096 * (len(files) + len(frames))
+    check_space(out, need, what="the outbox")
+    stage = out / f".staging-{os.getpid()}"
+    try:
+        shutil.rmtree(stage, ignore_errors=True)
+        for name, data in files.items():
+            atomic_write(stage / name, data, what=f"{name} in {out}")
+        write_frames(frames, stage / "frames")
+        shutil.rmtree(out / "frames", ignore_errors=True)  # an old outbox's frames (with force)
+        replace_durably(stage / "frames", out / "frames")
+        for name in sorted(files, key=lambda n: n == REPORT_FILE):  # the report last: its presence means complete
+            replace_durably(stage / name, out / name)
+    except OSError as e:
+        raise StorageError(f"cannot write the outbox {out}: {e.strerror or e}", path=out, needed=need) from e
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+MIN_HELD_BACK = 20  # fewer held-back items than this and the device's A/B comparison is mostly noise
+
+
+def comparison_warning(validation_every: int, k: int) -> str | None:
+    """Why the device will not be able to tell whether this payload's model beats the one in service."""
+    if not validation_every:
+        return (
+            "no held-back items (--validation-every 0): a device that already has a model keeps this one aside; "
+            "promote it there by hand (`labelcast model promote`)"
+        )
+    held = k // validation_every if validation_every <= k else 0
+    if held == 0:
+        return (
+            f"no held-back items ({k} labelled items): a device that already has a model keeps this one aside; "
+            "promote it there by hand (`labelcast model promote`)"
+        )
+    if held < MIN_HELD_BACK:
+        return f"only {held} held-back items: the device's A/B comparison is weak (±{held**-0.5:.2f} accuracy)"
+    return None
 
 
 def _backbone_advice(store: ReferenceStore, auto: dict | None) -> str | None:
@@ -411,7 +445,8 @@ def send(
     if cfg.keep is not None and not 0 < cfg.keep <= 1:
         raise ValueError("keep must be a fraction in (0, 1]")
     outp = Path(out)
-    check_outbox(outp, cfg.force)  # before any work
+    check_outbox(outp, cfg.force)  # before any work: an outbox that exists, or a folder that cannot be written
+    check_space(outp, what="the outbox")
     link = load_link(cfg.link)
     budget = link_budget(link, cfg.budget, cfg.seconds, delivery=cfg.delivery, overhead=cfg.overhead)
     key_path = Path(key)
@@ -453,26 +488,47 @@ def send(
                 else "off: no --target data; chosen by the teacher's confidence shift (give --target to simulate)"
             )
     stages["select_encode"] = time.time() - t
-    t = time.time()
-    frames = write_outbox(outp, fit, link.frame_bytes, force=cfg.force)
-    _record_sequence(key_path, spec.sequence)
-    stages["frame_write"] = time.time() - t
+    frames = make_frames(fit.payload, link.frame_bytes, parity=fit.layout.parity)
     report = _report(cfg, scored, recipe, fit, budget, spec, frames, auto, stages, t0)
     advice = _backbone_advice(store, auto)
     if advice:
         report["advice"] = [advice]
+    warning = comparison_warning(cfg.validation_every, int(fit.k))
+    if warning:
+        report["warnings"] = [warning]
     if delta is not None:
         report["delta"] = delta
     if scored.engine:
         report["scoring"] = scored.engine
-    _write_set(outp, fit, spec, scored)
     if planned is not None:
         report["plan"] = planned
         report["exemplars"] = fit.encoded.extra.get("exemplars", 0)
         if not fit.encoded.indices.size:
             report["strategy"] = "exemplars only"
-    atomic_write(outp / "send-report.json", json.dumps(report, indent=2, default=str), what=f"report in {outp}")
+    _emit(outp, key_path, fit, frames, _labelled_set(fit, spec, scored), report, cfg.force)
     return report
+
+
+def _emit(outp: Path, key_path: Path, fit: Fit, frames: list[bytes], labelled, report: dict, force: bool) -> None:
+    """The sequence is recorded as used before anything leaves (it is never reused, even when the outbox then
+    fails), then the outbox is written whole or not at all."""
+    from .delta import SET_FILE
+
+    seq = report["sequence"]
+    _record_sequence(key_path, seq)
+    files = {"payload.lcst": fit.payload, SET_FILE: labelled.to_bytes()}
+    try:
+        write_outbox(outp, {**files, REPORT_FILE: _report_bytes(report)}, frames, force=force)
+    except StorageError as e:
+        raise StorageError(
+            f"{e}; no outbox was written. Sequence {seq} is recorded as used: the next send uses {seq + 1}",
+            path=e.path,
+            needed=e.needed,
+        ) from e
+
+
+def _report_bytes(report: dict) -> bytes:
+    return json.dumps(report, indent=2, default=str).encode()
 
 
 def _delta(cfg: SendConfig, scored: Scored, spec: PayloadSpec, budget: LinkBudget):
@@ -511,10 +567,9 @@ def _full_payload(result, spec: PayloadSpec, key):
     return payload, sections, result.indices, result.labels
 
 
-def _write_set(outp: Path, fit: Fit, spec: PayloadSpec, scored: Scored) -> None:
+def _labelled_set(fit: Fit, spec: PayloadSpec, scored: Scored):
     """The labelled set the device holds after this payload (the parent of the next delta)."""
     from ..codec.delta import LabelledSet
-    from .delta import SET_FILE
 
     result = fit.encoded.extra.get("result")
     if result is None:
@@ -522,7 +577,7 @@ def _write_set(outp: Path, fit: Fit, spec: PayloadSpec, scored: Scored) -> None:
         order = np.argsort(idx)
         names = spec.class_names or (scored.teacher.classes if scored.teacher is not None else None)
         result = LabelledSet(spec.n_items, scored.classes, idx[order], np.asarray(fit.encoded.labels)[order], names)
-    atomic_write(outp / SET_FILE, result.to_bytes(), what=f"labelled set in {outp}")
+    return result
 
 
 def _check_modality(store: ReferenceStore, tea: Teacher) -> None:

@@ -17,9 +17,11 @@ The ground station trains with the device's own building blocks (``receiver.trai
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -122,7 +124,7 @@ def train_teacher(x: np.ndarray, y: np.ndarray, classes: int, cfg: TeacherConfig
     import torch
     import torch.nn.functional as F
 
-    from ..receiver.train import lr_at
+    from ..receiver.train import lr_at, report_to
 
     cfg = cfg or TeacherConfig()
     _check_labels(y, classes)
@@ -141,8 +143,9 @@ def train_teacher(x: np.ndarray, y: np.ndarray, classes: int, cfg: TeacherConfig
     steps_per = math.ceil(len(xs) / cfg.batch)
     total = steps_per * cfg.epochs
     step = 0
+    report = report_to(progress, total, cfg.batch)
     model.train()
-    for _ in range(cfg.epochs):
+    for epoch in range(cfg.epochs):
         perm = torch.from_numpy(rng.permutation(len(xs)))
         for b in range(steps_per):
             idx = perm[b * cfg.batch : (b + 1) * cfg.batch]
@@ -161,6 +164,7 @@ def train_teacher(x: np.ndarray, y: np.ndarray, classes: int, cfg: TeacherConfig
             step += 1
             if progress:
                 progress(1)
+        report(epoch=f"{epoch + 1}/{cfg.epochs}", loss=float(loss.detach()))
     model.eval()
     return model.to(memory_format=torch.contiguous_format)
 
@@ -269,6 +273,44 @@ def train_text_teacher(x, y, classes: list[str], out: str | os.PathLike, cfg: Te
     }
     export_teacher(model, out, tp, classes, meta)
     return model
+
+
+def holdout_split(y: np.ndarray, fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, validation): ``fraction`` of every class held back (at least one item of a class with
+    two or more), seeded; ``fraction`` 0 holds back nothing."""
+    if not 0 <= fraction < 1:
+        raise ValueError(f"the validation fraction must be in [0, 1), not {fraction}")
+    y = np.asarray(y)
+    rng = np.random.default_rng([seed, 7])
+    val = []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        n = int(round(fraction * len(idx)))
+        val.append(idx[: max(n, 1 if fraction and len(idx) >= 2 else 0)])
+    held = np.sort(np.concatenate(val)) if val else np.zeros(0, np.int64)
+    return np.setdiff1d(np.arange(len(y)), held), held
+
+
+@contextlib.contextmanager
+def take_rows(x: np.ndarray, idx: np.ndarray):
+    """``x[idx]`` — for data memory-mapped from disk, a temporary memory-mapped copy beside it (copied in
+    chunks, removed afterwards), so a large folder never has to fit in RAM."""
+    if len(idx) == len(x) and np.array_equal(idx, np.arange(len(x))):
+        yield x
+        return
+    if not isinstance(x, np.memmap) or not getattr(x, "filename", None):
+        yield x[idx]
+        return
+    fd, name = tempfile.mkstemp(suffix=".npy", dir=os.path.dirname(x.filename))
+    os.close(fd)
+    try:
+        out = np.lib.format.open_memmap(name, mode="w+", dtype=x.dtype, shape=(len(idx), *x.shape[1:]))
+        for s in range(0, len(idx), 4096):
+            out[s : s + 4096] = x[idx[s : s + 4096]]
+        out.flush()
+        yield np.load(name, mmap_mode="r")
+    finally:
+        os.unlink(name)
 
 
 def train_and_export(x, y, classes: list[str], out: str | os.PathLike, cfg: TeacherConfig | None = None, progress=None):

@@ -13,13 +13,16 @@ from ...cli import emit
 @click.command()
 @click.argument("frames", type=click.Path())
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Payload file to write.")
+@click.option(
+    "--payload-id",
+    default=None,
+    help="Rebuild this payload (its id in hex, or a unique prefix) when FRAMES mixes several.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def reassemble(frames: str, out: str, as_json: bool) -> None:
+def reassemble(frames: str, out: str, payload_id: str | None, as_json: bool) -> None:
     """Rebuild a payload from FRAMES (a folder of frame files, or '-' for a frame stream on stdin)."""
-    import os
-
-    from ...codec.errors import StorageError
     from ...codec.framing import Reassembler, frames_from_stream, read_frames_dir
+    from ...codec.storage import atomic_write
 
     if frames == "-":
         items = frames_from_stream(sys.stdin.buffer.read())
@@ -30,13 +33,17 @@ def reassemble(frames: str, out: str, as_json: bool) -> None:
     r = Reassembler()
     for f in items:
         r.add(f)
-    data = r.payload()
-    tmp = out + ".tmp"
-    try:
-        Path(tmp).write_bytes(data)
-        os.replace(tmp, out)
-    except OSError as e:
-        raise StorageError(f"cannot write {out}: {e.strerror}") from e
+    pid = None
+    if payload_id:
+        hits = [q for q in r.payload_ids() if q.hex().startswith(payload_id.lower())]
+        if len(hits) != 1:
+            here = ", ".join(q.hex() for q in r.payload_ids()) or "none"
+            raise click.BadParameter(
+                f"{payload_id} matches {len(hits)} of the payloads in {frames} ({here})", param_hint="--payload-id"
+            )
+        pid = hits[0]
+    data = r.payload(pid)
+    atomic_write(out, data, what=f"payload {out}")
     res = {
         "payload": out,
         "payload_bytes": len(data),

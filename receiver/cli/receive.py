@@ -69,6 +69,11 @@ def _receive_lines(rep: dict, dry_run: bool) -> list[str]:
             f"trained {tr['arch']} for {tr['epochs']} epochs (batch {tr['batch']}) in {tr['train_seconds']} s "
             f"on {tr['device']} → {rep['student']}"
         )
+        if tr.get("raised_to_floor"):
+            lines.append(
+                f"--train-samples {tr['train_samples_requested']} was raised to the floor of {tr['epoch_floor']} "
+                f"epochs ({tr['samples_seen']} images seen)"
+            )
     return lines
 
 
@@ -123,7 +128,11 @@ def _receive_lines(rep: dict, dry_run: bool) -> list[str]:
     "(default), fasttext-small or textcnn.",
 )
 @click.option(
-    "--train-samples", type=click.IntRange(1, None), default=None, help="Images seen in training (default 100000)."
+    "--train-samples",
+    type=click.IntRange(1, None),
+    default=None,
+    help="Images seen in training (default 100000), with a floor of 10 passes over the training set (5 on text): "
+    "a smaller number is raised to the floor, and the report says so (training.raised_to_floor).",
 )
 @click.option(
     "--init",
@@ -167,7 +176,11 @@ def receive(
     resume,
     as_json,
 ) -> None:
-    """Verify INPUT (frames folder or payload file), then train and export a student."""
+    """Verify INPUT (frames folder or payload file), then train and export a student.
+
+    With --watch INBOX there is no INPUT: the device runs unattended on an inbox of frame files,
+    owns its --state folder while it runs, and retries what it refused once the cause is fixed
+    (docs/field.md)."""
     from ...codec.keys import TrustSet
     from ...profiles import ProfileError, load_device
     from ..receive import ReceiveConfig

@@ -96,6 +96,22 @@ def plan(payload: str | None, nbytes: int | None, link: str, delivery: float, ov
     emit(res, as_json, lines)
 
 
+def _payload_tag(frames: list[bytes]) -> str:
+    """The first 16 hex digits of the payload id the frames name (the most frequent, if mixed)."""
+    from collections import Counter
+
+    from ...codec.errors import LabelcastError
+    from ...codec.framing import parse_frame
+
+    ids = Counter()
+    for f in frames:
+        try:
+            ids[parse_frame(f).payload_id.hex()[:16]] += 1
+        except LabelcastError:
+            continue
+    return ids.most_common(1)[0][0] if ids else "unknown"
+
+
 @click.command()
 @click.argument("frames_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the frames that arrive.")
@@ -137,8 +153,12 @@ def simulate(frames_dir, out, link_name, loss, duplicate, bit_errors, runs, seed
         model = DeliveryModel(model.arq, loss, model.cut_rate, model.cut_max)
     cfg = LinkSim.for_link(model, duplicate=duplicate, bit_error_frames=bit_errors, seed=seed)
     got = sim(frames, cfg)
-    for i, f in enumerate(got):  # arrival order; raw bytes, a corrupted frame is stored as received
-        atomic_write(Path(out, f"arrived-{i:06d}.lcf"), f, what=f"frame in {out}")
+    # arrival order; raw bytes, a corrupted frame is stored as received. Names carry the payload id, so a
+    # second payload simulated into the same folder sits beside the first instead of overwriting it
+    tag = _payload_tag(frames)
+    start = len(list(Path(out).glob(f"arrived-{tag}-*.lcf"))) if Path(out).is_dir() else 0
+    for i, f in enumerate(got):
+        atomic_write(Path(out, f"arrived-{tag}-{start + i:06d}.lcf"), f, what=f"frame in {out}")
     r = Reassembler()
     for f in got:
         r.add(f)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from ..._progress import bar
@@ -91,17 +93,28 @@ def open_teacher(model: str, spec, input_name=None, output_name=None, provider: 
     show_default=True,
     help="Text data only: the text teacher's family (docs/text.md).",
 )
+@click.option(
+    "--validation",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.1,
+    show_default=True,
+    help="Fraction of every class held back (seeded) to report the exported teacher's validation accuracy; 0: none.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def train(data, labels, out, epochs, width, size, channels, spec, arch, seed, as_json) -> None:
+def train(data, labels, out, epochs, width, size, channels, spec, arch, validation, seed, as_json) -> None:
     """Train a built-in teacher (a CNN; fastText-style on text) on labelled DATA; export ONNX."""
     import math
     import time
 
+    from ...codec.storage import check_space
     from ...datasets.sources import SourceError, load_labelled
     from ...receiver.text_models import TextTrainConfig
-    from ..teacher import TeacherConfig, is_text, train_and_export
+    from ..teacher import TeacherConfig, holdout_split, is_text, take_rows, train_and_export
 
+    if Path(out).is_dir():
+        raise click.BadParameter(f"{out} is a folder; give the .onnx file to write", param_hint="--out")
+    check_space(Path(out).absolute().parent, 1 << 20, what=f"the teacher {out}")  # before training, not after
     pp = parse_spec(spec)
     try:
         x, y, names = load_labelled(data, size, int(channels) if channels else None, labels=labels)
@@ -116,15 +129,24 @@ def train(data, labels, out, epochs, width, size, channels, spec, arch, seed, as
     cfg = TeacherConfig(
         seed=seed, epochs=epochs, width=width, preprocess=None if text else pp, text_arch=arch, tokenizer=tok
     )
-    batch = min(TextTrainConfig.batch, len(x)) if text else cfg.batch
+    tr, va = holdout_split(y, validation, seed)
+    batch = min(TextTrainConfig.batch, len(tr)) if text else cfg.batch
     t = time.time()
     try:
-        with bar(cfg.epochs * math.ceil(len(x) / max(batch, 1)), "teacher", "step") as tick:
-            train_and_export(x, y, names, out, cfg, tick)
+        with bar(cfg.epochs * math.ceil(len(tr) / max(batch, 1)), "teacher", "step") as tick, take_rows(x, tr) as xt:
+            train_and_export(xt, y[tr], names, out, cfg, tick)
     except ValueError as e:
         raise click.UsageError(str(e)) from None
-    res = {"teacher": out, "items": int(len(x)), "classes": names, "seconds": round(time.time() - t, 2)}
-    emit(res, as_json, [f"teacher {out}: trained on {len(x)} items, {len(names)} classes in {res['seconds']} s"])
+    res = {"teacher": out, "items": int(len(tr)), "classes": names, "seconds": round(time.time() - t, 2)}
+    line = f"teacher {out}: trained on {len(tr)} items, {len(names)} classes in {res['seconds']} s"
+    if len(va):
+        from ...receiver.evaluate import evaluate
+
+        chunks = [va[s : s + 4096] for s in range(0, len(va), 4096)]  # a large folder stays on disk
+        acc = sum(evaluate(out, x[c], y[c])["accuracy"] * len(c) for c in chunks) / len(va)
+        res["validation"] = {"items": int(len(va)), "fraction": validation, "accuracy": acc}
+        line += f"; validation accuracy {acc:.4f} on {len(va)} held-back items"
+    emit(res, as_json, [line])
 
 
 @click.command()

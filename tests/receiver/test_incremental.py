@@ -199,10 +199,11 @@ def test_a_chain_delivered_out_of_order_through_the_watcher(chain):
     write_frames(make_frames(delta(2), 64, 34), tmp / "inbox")  # the delta comes first
     w = Watcher(tmp / "inbox", store, trust, FAST, WatchConfig(once=True, retry_s=0.0), state_dir=tmp / "state")
     res = w.run()
-    assert res["retrying"] == 1 and res["processed"] == 0  # its parent is not here: frames kept
+    assert res["waiting"] == 1 and res["processed"] == 0 and res["refused"] == 0  # its parent is not here
+    assert len(list((tmp / "inbox").glob("*.lcf"))) == len(make_frames(delta(2), 64, 34))  # frames stay in the inbox
+    assert res["pending"][next(iter(res["pending"]))]["state"] == "waiting for parent"
     assert Chains(tmp / "state").head_info(next(iter(trust.keys))) is None
     write_frames(make_frames(full(), 64, 34), tmp / "inbox")
-    w.run()
-    w.run()  # the full payload first (lower sequence), then the delta on its head
+    w.run()  # one pass: the full payload first (lower sequence), then the delta on the head it made
     assert sorted(v["sequence"] for v in w.done.values()) == [1, 2]
     assert _head(tmp)["sequence"] == 2

@@ -79,7 +79,8 @@ def test_rollback_with_a_leftover_report_is_refused_not_installed(site):
     report.parent.mkdir(parents=True)
     report.write_text(json.dumps({"sequence": 1, "key_id": "00", "validation": {}}))
     w.one_pass()
-    assert w.done[pid.hex()] == {"outcome": "refused", "error": "StaleError"}
+    rec = w.done[pid.hex()]
+    assert rec["outcome"] == "refused" and rec["error"] == "StaleError" and "retry_when" not in rec  # final
     assert w.slots.status()["active"]["sequence"] == 2 and len(w.slots.status()["models"]) == 1
 
 

@@ -35,6 +35,7 @@ from ..codec.preprocess import Preprocess
 from ..codec.storage import atomic_write
 from ..profiles import load_device
 from .chain import Chains, Step, labelled_set_of
+from .hints import check_hints, student_hints
 from .state import EventLog, ReplayState, StateLock, default_state_dir
 from .trainset import training_set, validation_mask
 
@@ -101,6 +102,7 @@ def verify_and_decode(
         if base is None and len(v.blobs["parent"]) == DIGEST_LEN:  # a delta on a set not held (yet): say which
             chains.refuse_parent(v.header.key_id, v.blobs["parent"])
     p = decode_payload(v, store.manifest.segments, base)
+    check_hints(p.hints)  # before anything reads them
     if chains is not None:
         step = chains.step(p, use_soft)
     elif p.is_delta:
@@ -116,11 +118,11 @@ def _student_config(cfg: ReceiveConfig, hints: dict, store: ReferenceStore | Non
     from .train import StudentConfig
 
     sc = cfg.student or StudentConfig()
-    allowed = {"arch", "train_samples", "shift", "flip", "mosaic", "lr", "augment", "finetune"}
     default = asdict(StudentConfig())
-    # the payload's hints fill what the caller left at its default (a `--finetune last:2` on the CLI must not
-    # drop the sender's "no flips for digits"); what the caller set explicitly wins
-    changes = {k: v for k, v in (hints.get("student") or {}).items() if k in allowed and getattr(sc, k) == default[k]}
+    # the payload's hints (checked: types, ranges, registered students only) fill what the caller left at its
+    # default (a `--finetune last:2` on the CLI must not drop the sender's "no flips for digits"); what the
+    # caller set explicitly wins
+    changes = {k: v for k, v in student_hints(hints).items() if getattr(sc, k) == default[k]}
     if changes:
         sc = StudentConfig(**{**asdict(sc), **changes})
     if not sc.init and cfg.backbone not in ("auto", "none"):

@@ -69,13 +69,15 @@ from ..codec.manifest import ReferenceStore
 from ..codec.payload import Verified, peek, verify_payload
 from ..codec.storage import atomic_write
 from .chain import Chains
+from .hints import HintError
 from .receive import ReceiveConfig, receive
 from .slots import Slots
 from .state import EventLog, StateLock, default_state_dir
 
 __all__ = ["WatchConfig", "Watcher", "WatchStopped", "watch", "request_retry", "RETRY_WHEN"]
 
-PERMANENT = (TrustError, DecodeError, BudgetError, ModelError, ExportError)  # refused for good (ReplayError aside)
+# refused for good (ReplayError aside): the same bytes fail the same way again
+PERMANENT = (TrustError, DecodeError, BudgetError, ModelError, ExportError, HintError)
 # refusals whose cause can change, and what has to change before they are tried again by themselves
 RETRY_WHEN: dict[type, str] = {
     SignatureError: "store",  # the signature covers the local store's root: another store fails here

@@ -82,7 +82,7 @@ class SendConfig:
     provider: str = "cpu"  # ONNX Runtime execution provider for scoring: cpu | cuda | tensorrt | auto
     hints: dict = field(default_factory=dict)  # training hints for the receiver (JSON)
     # hold back every n-th labelled item for the device's A/B check (0: none, and the device cannot tell whether
-    # the new model beats the one in service). Costs ~12 payload bytes (the hint) and 1/n of the labels' training
+    # the new model beats the one in service). Costs 15-18 payload bytes (the hint) and 1/n of the labels in training
     validation_every: int = 10
     force: bool = False  # replace an existing outbox
     # the sender's labelled target data (any source form): exemplars and the planner's validation slice

@@ -78,7 +78,7 @@ def _receive_lines(rep: dict, dry_run: bool) -> list[str]:
 
 
 @click.command()
-@click.argument("input_path", metavar="INPUT", required=False, type=click.Path(exists=True))
+@click.argument("input_path", metavar="[INPUT]", required=False, type=click.Path(exists=True))
 @click.option(
     "--watch",
     "watch_dir",

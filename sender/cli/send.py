@@ -99,7 +99,7 @@ from ..selection import STRATEGIES
     default=10,
     show_default=True,
     help="Hold back every n-th labelled item for the device's A/B check (those are not trained on; the hint "
-    "costs ~12 B). 0: none, and a device that has a model keeps the new one aside.",
+    "costs 15-18 B). 0: none, and a device that has a model keeps the new one aside.",
 )
 @click.option(
     "--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="Scoring engine."

@@ -260,3 +260,48 @@ def test_a_content_writer_that_fails_leaves_no_temp_file(tmp_path):
     with pytest.raises(RuntimeError, match="serialiser bug"):
         atomic_write(tmp_path / "x.bin", boom)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_training_reports_epoch_loss_and_its_schedule_and_says_when_the_epoch_floor_raised_it():
+    from labelcast.codec.preprocess import Preprocess
+    from labelcast.profiles import load_device
+    from labelcast.receiver.train import train_student
+
+    class Recorder:
+        def __init__(self):
+            self.steps, self.started, self.figures = 0, None, []
+
+        def __call__(self, n=1):
+            self.steps += n
+
+        def start(self, steps, batch):
+            self.started = (steps, batch)
+
+        def info(self, **fields):
+            self.figures.append(fields)
+
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (50, 8, 8, 1), dtype=np.uint8), rng.integers(0, 3, 50)
+    rec = Recorder()
+    pp = Preprocess(size=(8, 8), channels=1, mean=(0.0,), std=(1.0,))
+    cfg = StudentConfig(train_samples=10, min_epochs=3)
+    _, info = train_student(x, y, 3, pp, load_device("cpu-small"), cfg, progress=rec)
+    assert rec.started == (info["steps"], info["batch"]) and rec.steps == info["steps"]
+    assert rec.figures and {"epoch", "loss"} <= set(rec.figures[0]) and rec.figures[0]["epoch"].endswith("/3")
+    assert info["raised_to_floor"] and info["epochs"] == 3 and info["samples_seen"] == 150
+    assert info["train_samples_requested"] == 10 and info["epoch_floor"] == 3
+
+
+def test_status_names_the_file_a_junk_line_is_about(site):
+    tmp, keys, frames, watcher = site
+    (tmp / "inbox").mkdir()
+    (tmp / "inbox" / "modem-garbage.bin").write_bytes(b"not a frame at all")
+    watcher().run()
+    code, out, err = run_cli("status", "--state", tmp / "st")
+    assert code == 0 and "modem-garbage.bin (18 B) moved to .junk/" in out
+
+
+def test_receive_help_says_input_is_not_given_with_watch():
+    code, out, err = run_cli("receive", "--help")
+    assert code == 0 and "[INPUT]" in out and "With --watch INBOX there is no INPUT" in out
+    assert "floor of 10 passes" in out

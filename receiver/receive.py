@@ -37,7 +37,7 @@ from ..profiles import load_device
 from .chain import Chains, Step, labelled_set_of
 from .hints import check_hints, student_hints
 from .state import EventLog, ReplayState, StateLock, default_state_dir
-from .trainset import training_set, validation_mask
+from .trainset import check_rebuild, training_set, validation_mask
 
 __all__ = ["ReceiveConfig", "read_input", "verify_and_decode", "receive", "validation_mask"]
 
@@ -88,11 +88,14 @@ def verify_and_decode(
     now: float | None = None,
     chains: Chains | None = None,
     use_soft: bool = True,
+    budget_bytes: int | None = None,
 ) -> tuple[Payload, np.ndarray, Step]:
     """Steps 2-4 of the order of trust; returns the decoded payload, the verified item bytes of the set it
     makes, and that set (a delta's is the chain's head with the delta applied; ``chains`` holds the heads).
 
-    ``data`` may be a payload already verified (by the watcher): its signature is not checked again."""
+    ``data`` may be a payload already verified (by the watcher): its signature is not checked again.
+    ``budget_bytes`` (the device profile's): the memory rebuilding the training set takes is checked against
+    it before any of it is allocated (``BudgetError``)."""
     v = data if isinstance(data, Verified) else verify_payload(data, trust, store.root, n_items=store.n, now=now)
     if state is not None:
         state.check(v.header.key_id, v.header.sequence)
@@ -103,6 +106,10 @@ def verify_and_decode(
             chains.refuse_parent(v.header.key_id, v.blobs["parent"])
     p = decode_payload(v, store.manifest.segments, base)
     check_hints(p.hints)  # before anything reads them
+    if budget_bytes is not None:
+        head = chains.head_info(v.header.key_id) if (chains is not None and p.is_delta) else None
+        k_total = v.header.k + (head or {}).get("items", 0)
+        check_rebuild(p, store.manifest.item_bytes, budget_bytes, use_soft, k_total)
     if chains is not None:
         step = chains.step(p, use_soft)
     elif p.is_delta:
@@ -276,7 +283,7 @@ def _receive(input_path, reference, trust, out, cfg, state_path: Path, dry_run, 
     state = ReplayState(state_path)
     chains = Chains(state_path)
     src = input_path if isinstance(input_path, Verified) else data
-    p, x, step = verify_and_decode(src, store, trust, state, now, chains, cfg.use_soft)
+    p, x, step = verify_and_decode(src, store, trust, state, now, chains, cfg.use_soft, profile.budget_bytes)
     h = p.header
     stages["verify_decode"] = time.time() - t
     report = _base_report(data, p, profile, info)

@@ -21,7 +21,7 @@ import numpy as np
 from ..codec.delta import LabelledSet
 from ..codec.payload import Payload
 
-__all__ = ["TrainingSet", "training_set", "exemplar_repeats", "validation_mask"]
+__all__ = ["TrainingSet", "training_set", "exemplar_repeats", "validation_mask", "rebuild_bytes", "check_rebuild"]
 
 
 def validation_mask(k: int, hints: dict) -> np.ndarray:
@@ -36,6 +36,41 @@ def validation_mask(k: int, hints: dict) -> np.ndarray:
 def exemplar_repeats(k_ref: int, n_ex: int) -> int:
     """How many times each exemplar is repeated beside ``k_ref`` labelled reference items."""
     return max(1, math.ceil(k_ref / max(n_ex, 1)))
+
+
+def rebuild_bytes(p: Payload, item_bytes: int, use_soft: bool = True, k_total: int | None = None) -> int:
+    """Memory the device allocates to rebuild this payload's training set, from its header and section
+    sizes alone (nothing decoded into memory yet): the items read from the store, their labels, dense soft
+    targets (built in float64, kept in float32), and the exemplar mosaic, its tiles and their repeats.
+    ``k_total``: the labelled set's size after the payload (a delta's chain), default the payload's own."""
+    from ..codec.exemplars import mosaic_shape
+
+    h = p.header
+    k = h.k if k_total is None else k_total
+    soft = p.soft is not None and use_soft
+    total = k * (item_bytes + 16) + (k * h.classes * 24 if soft else 0)
+    if p.exemplars is not None:
+        ex = p.exemplars
+        _, _, ph, pw = mosaic_shape(ex.n, ex.height, ex.width)
+        tile = ex.height * ex.width * ex.channels
+        per = item_bytes + (h.classes * 4 if soft else 8)
+        total += ph * pw * ex.channels + ex.n * (tile + item_bytes) + ex.n * exemplar_repeats(k, ex.n) * per
+    return int(total)
+
+
+def check_rebuild(p: Payload, item_bytes: int, budget_bytes: int, use_soft: bool = True, k_total=None) -> int:
+    """:class:`BudgetError` before any of it is allocated when the rebuild would not fit the device's budget."""
+    need = rebuild_bytes(p, item_bytes, use_soft, k_total)
+    if need > budget_bytes:
+        from ..codec.errors import BudgetError
+
+        h = p.header
+        what = f"{k_total or h.k:,} items, {h.classes:,} classes" + (", soft labels" if p.soft is not None else "")
+        raise BudgetError(
+            f"rebuilding this payload's training set ({what}) needs ~{need >> 20} MiB; the device profile allows "
+            f"{budget_bytes >> 20} MiB. Nothing was allocated; send fewer items or hard labels (--hard on the device)"
+        )
+    return need
 
 
 @dataclass
@@ -73,8 +108,15 @@ def training_set(
         xe = exemplar_items(p.exemplars, item_shape)
         ye = np.asarray(p.exemplars.labels, dtype=np.int64)
         r = exemplar_repeats(xs.shape[0], xe.shape[0])
-        te = np.eye(h.classes, dtype=np.float32)[ye] if soft else ye
+        te = _one_hot(ye, h.classes) if soft else ye
         xs = np.concatenate([xs, np.repeat(xe, r, axis=0)]) if xs.size else np.repeat(xe, r, axis=0)
         ts = np.concatenate([ts, np.repeat(te, r, axis=0)]) if ts.size else np.repeat(te, r, axis=0)
         counts.update(exemplars=int(xe.shape[0]), exemplar_repeats=r)
     return TrainingSet(xs, ts, x_ref[val], labelled.labels[val], counts)
+
+
+def _one_hot(y: np.ndarray, classes: int) -> np.ndarray:
+    """len(y) × classes rows (never a classes × classes identity: 16 GiB at the format's 65,536 classes)."""
+    out = np.zeros((len(y), classes), dtype=np.float32)
+    out[np.arange(len(y)), y] = 1.0
+    return out

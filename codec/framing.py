@@ -34,7 +34,7 @@ from pathlib import Path
 import zfec
 
 from ._wire import Reader, Writer
-from .errors import DecodeError, FrameError, IncompleteError, StorageError
+from .errors import DecodeError, FrameError, IncompleteError, LimitError, StorageError
 from .storage import atomic_write
 
 __all__ = [
@@ -325,9 +325,15 @@ def write_frames(frames: Iterable[bytes], out_dir: str | os.PathLike) -> list[Pa
 
 
 def read_frames_dir(path: str | os.PathLike) -> list[bytes]:
+    """Every ``.lcf`` file of a folder; one larger than any frame is refused by its size, never read."""
     p = Path(path)
     try:
-        return [f.read_bytes() for f in sorted(p.iterdir()) if f.is_file() and f.suffix == ".lcf"]
+        files = [f for f in sorted(p.iterdir()) if f.is_file() and f.suffix == ".lcf"]
+        big = [f for f in files if f.stat().st_size > MAX_FRAME]
+        if big:
+            size = big[0].stat().st_size
+            raise LimitError(f"{big[0]} is {size:,} bytes, larger than any frame ({MAX_FRAME:,}); not read")
+        return [f.read_bytes() for f in files]
     except OSError as e:
         raise StorageError(f"cannot read frames from {p}: {e.strerror}") from e
 

@@ -286,12 +286,16 @@ def plan_text(k: int, classes: int, tokenizer, profile, sc) -> dict:
 
 def train_text_student(texts, targets, classes: int, tokenizer, profile, sc, **kw) -> tuple[TextModel, dict]:
     """The device's text student (``sc``: the receiver's StudentConfig) on its verified items; refuses a
-    plan that does not fit the profile's memory before allocating anything."""
-    from ..codec.errors import LabelcastError
+    plan that does not fit the profile's memory before allocating anything, and any option a text student
+    cannot honour (a CUDA accelerator, a partial fine-tune, an image backbone) with a typed error. A warm
+    start (a delta's chain) keeps the earlier model's weights, its head grown for new classes."""
+    from ..codec.errors import BudgetError
+    from .train import warm_start
 
+    _refuse_unsupported(sc)
     plan = plan_text(len(texts), classes, tokenizer, profile, sc)
     if plan["memory_plan"]["estimated_bytes"] > profile.budget_bytes:
-        raise LabelcastError(
+        raise BudgetError(
             f"the text student {plan['arch']} needs ~{plan['memory_plan']['estimated_bytes'] >> 20} MiB, "
             f"the profile {profile.name} allows {profile.budget_bytes >> 20} MiB: choose fasttext-small"
         )
@@ -299,14 +303,22 @@ def train_text_student(texts, targets, classes: int, tokenizer, profile, sc, **k
     model = build_text_model(plan["arch"], tokenizer.vocab, classes)
     warm = kw.pop("warm", None)
     if warm is not None:
-        try:
-            model.load_state_dict(warm)
-        except RuntimeError:  # another arch or class count: start from scratch
-            warm = None
+        warm_start(model, warm)  # ModelError when the arch changed: never a silent restart from scratch
     tc = _text_config(sc, len(texts))
     threads = tc.threads or max(1, profile.cpu_cores)
     tc.threads = threads
     info = train_text(model, tokenizer.encode(list(texts)), targets, tc, **kw)
     info.update(arch=plan["arch"], modality="text", warm_start=warm is not None, train_seconds=info["seconds"])
-    info.update(device="cpu", finetune="all")
+    info.update(device="cpu", finetune="all", accelerator=f"{sc.accelerator} → cpu (sparse embedding updates)")
     return model, info
+
+
+def _refuse_unsupported(sc) -> None:
+    from ..codec.errors import ModelError
+
+    if sc.accelerator == "cuda":
+        raise ModelError("a text student trains on the CPU (sparse embedding updates): use --accelerator auto or cpu")
+    if sc.finetune != "all":
+        raise ModelError(f"--finetune {sc.finetune} applies to image students; a text student trains all its weights")
+    if sc.init:
+        raise ModelError(f"--init {sc.init}: pretrained backbones are image students'; a text student starts fresh")

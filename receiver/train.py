@@ -497,13 +497,13 @@ def _build(cfg: StudentConfig, preprocess: Preprocess, classes: int, device: tor
     model = build_student(cfg.arch, preprocess.channels, classes, preprocess.hw)
     loaded = load_backbone(model, cfg.init, cfg.arch, cfg.init_sha256, root) if cfg.init else None
     if warm is not None:
-        loaded = _warm_start(model, warm)
+        loaded = warm_start(model, warm)
     # channels_last: faster convolutions with cuDNN and oneDNN alike (measured 1.05–1.2× on 2 CPU cores)
     model = split_for_finetune(model, cfg.finetune).to(device).to(memory_format=torch.channels_last)
     return model, loaded
 
 
-def _warm_start(model: torch.nn.Module, state: dict) -> dict:
+def warm_start(model: torch.nn.Module, state: dict) -> dict:
     """Start from an earlier model's weights; a head for more classes keeps the old rows (new rows fresh)."""
     own = model.state_dict()
     copied = 0

@@ -305,3 +305,23 @@ def test_receive_help_says_input_is_not_given_with_watch():
     code, out, err = run_cli("receive", "--help")
     assert code == 0 and "[INPUT]" in out and "With --watch INBOX there is no INPUT" in out
     assert "floor of 10 passes" in out
+
+
+def test_an_oversized_input_is_refused_by_its_size_before_it_is_read(tmp_path, monkeypatch):
+    from pathlib import Path as _Path
+
+    from labelcast.codec.errors import LimitError
+    from labelcast.codec.framing import read_frames_dir
+    from labelcast.receiver.receive import read_input
+
+    big = tmp_path / "huge.lcst"
+    with open(big, "wb") as f:
+        f.truncate(100 << 20)  # sparse: 100 MiB that cost nothing on disk
+    (tmp_path / "frames").mkdir()
+    with open(tmp_path / "frames" / "x.lcf", "wb") as f:
+        f.truncate(2 << 20)
+    monkeypatch.setattr(_Path, "read_bytes", lambda self: pytest.fail(f"{self} was read"))
+    with pytest.raises(LimitError, match="not read"):
+        read_input(big)
+    with pytest.raises(LimitError, match="larger than any frame"):
+        read_frames_dir(tmp_path / "frames")

@@ -128,3 +128,35 @@ def test_training_over_the_memory_budget_stops_with_the_checkpoint_kept(tmp_path
         cfg = StudentConfig(train_samples=20000)
         train_module.train_student(x, y, 3, pp, load_device("cpu-small"), cfg, checkpoint=ck)
     assert ck.exists() and 0 < train_module.load_checkpoint(ck)["step"] < 200
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"accelerator": "cuda"}, "trains on the CPU"),
+        ({"finetune": "head"}, "applies to image students"),
+        ({"init": "backbone.safetensors"}, "pretrained backbones are image students'"),
+    ],
+)
+def test_the_text_student_refuses_what_it_cannot_honour(change, words):
+    from labelcast.codec.errors import ModelError
+    from labelcast.receiver.text_models import _refuse_unsupported
+
+    with pytest.raises(ModelError, match=words):
+        _refuse_unsupported(StudentConfig(**change))
+    _refuse_unsupported(StudentConfig(accelerator="cpu"))  # what it can do passes
+
+
+def test_a_text_warm_start_keeps_the_old_weights_and_grows_the_head_never_restarts_silently():
+    import torch
+
+    from labelcast.codec.errors import ModelError
+    from labelcast.receiver.text_models import build_text_model
+    from labelcast.receiver.train import warm_start
+
+    old = build_text_model("fasttext-small", 500, 3)
+    new = build_text_model("fasttext-small", 500, 4)  # a delta added a class
+    warm_start(new, old.state_dict())
+    assert torch.equal(new.head.weight[:3], old.head.weight) and torch.equal(new.embed.weight, old.embed.weight)
+    with pytest.raises(ModelError, match="cannot warm-start"):
+        warm_start(build_text_model("textcnn", 500, 4), old.state_dict())  # another arch: refused, not ignored

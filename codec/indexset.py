@@ -528,8 +528,3 @@ def decode_indices(
     if not 0 < n <= MAX_ITEMS or not 0 <= k <= n:
         raise DecodeError(f"index-set section: impossible sizes N={n}, k={k}")
     return guarded(_decode, "index-set section")(data, n, k, segments, base)
-
-
-def index_mode(data: bytes) -> int:
-    """The coder mode byte of an index-set section (untrusted peek; -1 when empty)."""
-    return data[0] if data else -1

@@ -278,11 +278,6 @@ def _encode_adaptive(ops, lab, seg, hist, params, kernel) -> bytes:
     return words_to_bytes(coder.get_compressed())
 
 
-def _ranks(counts: np.ndarray) -> np.ndarray:
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    return np.arange(int(counts.sum())) - np.repeat(starts, counts)
-
-
 def _decode(data, classes, indices, segments) -> np.ndarray:
     k = int(np.asarray(indices).size)
     r = Reader(data, "label section")

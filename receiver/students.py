@@ -151,15 +151,6 @@ ARCHS = {
     "mobilenet": lambda ch, k, size: mobilenet(ch, k, size),
     "mobilenet-half": lambda ch, k, size: mobilenet(ch, k, size, width=0.5),
 }
-ARCH_HELP = {
-    "cnn-small": "3 conv blocks, 29k params (the default)",
-    "cnn-w8": "cnn-small at width 8, ~8k params",
-    "cnn-w4": "cnn-small at width 4, ~2k params",
-    "resnet8": "ResNet-8, 3 stages of 1 basic block, ~78k params",
-    "resnet18-narrow": "ResNet-18 layout at width 16, ~0.7M params",
-    "mobilenet": "MobileNetV2-style inverted residuals, ~0.4M params",
-    "mobilenet-half": "mobilenet at width 0.5",
-}
 _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 

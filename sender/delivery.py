@@ -33,7 +33,7 @@ import numpy as np
 from ..codec.framing import MAX_FRAMES, FrameLayout, layout_for
 from ..profiles import LinkProfile
 
-__all__ = ["DEFAULT_TARGET", "DeliveryModel", "success_probability", "parity_for", "layout_for_target"]
+__all__ = ["DEFAULT_TARGET", "DeliveryModel", "success_probability", "parity_for"]
 
 DEFAULT_TARGET = 0.999  # send --delivery: probability that the payload rebuilds on a lossy link
 _CUT_POINTS = 64  # cut fractions averaged over (midpoint rule)
@@ -154,8 +154,3 @@ def parity_for(length: int, frame_bytes: int, model: DeliveryModel, target: floa
         else:
             lo = mid
     return hi
-
-
-def layout_for_target(length: int, frame_bytes: int, model: DeliveryModel, target: float) -> FrameLayout:
-    """The frame layout of a payload with the parity :func:`parity_for` chooses."""
-    return layout_for(length, frame_bytes, parity=parity_for(length, frame_bytes, model, target))

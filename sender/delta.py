@@ -12,7 +12,6 @@ same resulting set is also encoded as a full payload; the smaller of the two is 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -122,7 +121,3 @@ def full_payload(result: LabelledSet, spec, key: int | None) -> tuple[bytes, dic
 def full_equivalent(result: LabelledSet, spec, key: int | None) -> int:
     """Bytes of a full payload carrying the same labelled set (what resending everything would cost)."""
     return len(full_payload(result, spec, key)[0])
-
-
-def summary_json(fit: Fit, full_bytes: int) -> str:
-    return json.dumps({**fit.encoded.extra["changes"], "delta_bytes": len(fit.payload), "full_bytes": full_bytes})

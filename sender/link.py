@@ -6,14 +6,9 @@ from ..codec.framing import FrameLayout, layout_for
 from ..profiles import LinkProfile
 from .delivery import DEFAULT_TARGET, DeliveryModel, parity_for, success_probability
 
-__all__ = ["plan", "success_probability_for"]
+__all__ = ["plan"]
 
 ALTERNATIVE_TARGETS = (0.9, 0.99, 0.999, 0.9999)
-
-
-def success_probability_for(length: int, link: LinkProfile, parity: int, loss: float | None = None) -> float:
-    """P(a ``length``-byte payload with ``parity`` parity frames rebuilds) on ``link``."""
-    return success_probability(layout_for(length, link.frame_bytes, parity=parity), DeliveryModel.of(link, loss))
 
 
 def _row(lay: FrameLayout, link: LinkProfile, model: DeliveryModel) -> dict:

@@ -18,7 +18,7 @@ from ..codec.manifest import ReferenceStore
 from ..codec.storage import atomic_write
 from .teacher import Teacher
 
-__all__ = ["score_store", "load_scores", "ScoreFile", "scored_batches", "whole_batch"]
+__all__ = ["score_store", "ScoreFile", "scored_batches", "whole_batch"]
 
 
 class ScoreFile:
@@ -128,7 +128,3 @@ def score_store(
         return logits
     fh.close()
     return ScoreFile(path, n, c)
-
-
-def load_scores(path: str | os.PathLike, n: int, classes: int) -> ScoreFile:
-    return ScoreFile(Path(path) / "logits.f32", n, classes)

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..codec.errors import SourceError
 from ..codec.preprocess import resize_bilinear
+from .base import cache_root, decode_image, list_images, stratified_split
 
 FASHION_DIR = Path(os.environ.get("LABELCAST_FASHION_DIR", "/usr/share/datasets/fashion-mnist"))
 CLIPART_DIR = Path(os.environ.get("LABELCAST_CLIPART_DIR", "/usr/share/openclipart/png"))
@@ -106,17 +107,10 @@ def digits28() -> tuple[np.ndarray, np.ndarray]:
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)[..., None], d.target.astype(np.int64)
 
 
-def _cache_root() -> Path:
-    env = os.environ.get("LABELCAST_CACHE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "labelcast"
-
-
 @lru_cache(maxsize=1)
 def clipart_all() -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Every Openclipart PNG at 64×64×3 (canonical order: sorted relative paths), its class (index into
     CLIPART_CLASSES, −1 for the other categories) and its path. Decoded once, then cached."""
-    from .sources import decode_image, list_images
-
     if not CLIPART_DIR.is_dir():
         raise DataUnavailableError(
             f"{CLIPART_DIR} is missing: install the Debian package openclipart-png "
@@ -124,7 +118,7 @@ def clipart_all() -> tuple[np.ndarray, np.ndarray, list[str]]:
         )
     files = list_images(CLIPART_DIR)
     key = hashlib.sha256("\n".join(f.relative_to(CLIPART_DIR).as_posix() for f in files).encode()).hexdigest()[:16]
-    cache = _cache_root() / f"clipart-{CLIPART_SIZE}-{key}.npz"
+    cache = cache_root() / f"clipart-{CLIPART_SIZE}-{key}.npz"
     if cache.exists():
         with np.load(cache) as z:
             return z["x"], z["y"], [str(r) for r in z["rel"]]
@@ -154,28 +148,6 @@ def _clipart_halves() -> tuple[np.ndarray, np.ndarray]:
         )
     )
     return target, np.setdiff1d(np.arange(y.size), target)
-
-
-def stratified_split(y: np.ndarray, n_first: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of a stratified split with ``n_first`` items in the first part."""
-    rng = np.random.default_rng(seed)
-    first, second = [], []
-    classes = np.unique(y)
-    frac = n_first / y.size
-    for c in classes:
-        idx = rng.permutation(np.flatnonzero(y == c))
-        m = int(round(idx.size * frac))
-        first.append(idx[:m])
-        second.append(idx[m:])
-    a, b = np.concatenate(first), np.concatenate(second)
-    # fix rounding so the first part has exactly n_first items
-    if a.size > n_first:
-        b = np.concatenate([b, a[n_first:]])
-        a = a[:n_first]
-    elif a.size < n_first:
-        need = n_first - a.size
-        a, b = np.concatenate([a, b[:need]]), b[need:]
-    return np.sort(rng.permutation(a)), np.sort(b)
 
 
 @dataclass(frozen=True)

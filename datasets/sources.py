@@ -30,19 +30,17 @@ centre — the aspect ratio is kept), ``squash`` (scale each side independently)
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import warnings
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from ..codec.errors import SourceError
 from . import builtin
+from .base import IMAGE_SUFFIXES, Source, decode_image, list_images
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".pgm", ".ppm"}
 KINDS = ("builtin", "folder", "npy", "npz", "lines", "jsonl")
 FITS = ("crop", "squash", "pad")
 STREAM_OVER_BYTES = 1 << 30  # labelled folders decoding to more than this are cached on disk, memory-mapped
@@ -77,43 +75,6 @@ __all__ = [
 ]
 
 
-@dataclass
-class Source:
-    """A source in canonical order: images on demand, groups, and labels where it has them."""
-
-    name: str
-    n: int
-    item_shape: tuple[int, int, int]
-    groups: np.ndarray
-    group_names: list[str]
-    paths: list[str]
-    reader: Callable[[int, int], tuple[np.ndarray, list[bytes]]]
-    labels: np.ndarray | None = None
-    class_names: list[str] | None = None
-    skipped: list[str] = field(default_factory=list)  # unreadable files left out (--skip-bad)
-    notes: list[str] = field(default_factory=list)
-    kind: str = "image"  # "image": uint8 N×H×W×C items; "text": normalised UTF-8 bytes (object arrays)
-
-    @property
-    def labelled(self) -> bool:
-        return self.labels is not None
-
-    def read(self, start: int, stop: int) -> tuple[np.ndarray, list[bytes]]:
-        """Items [start, stop) as uint8 N×H×W×C and the SHA-256 of each source file (or item)."""
-        return self.reader(start, stop)
-
-    def chunks(self, chunk: int = 4096, start: int = 0) -> Iterator[tuple[int, np.ndarray, list[bytes]]]:
-        for s in range(start, self.n, chunk):
-            x, hs = self.read(s, min(self.n, s + chunk))
-            yield s, x, hs
-
-    def images(self) -> np.ndarray:
-        """Every item in one array (use chunks() for large sources); a text source's is an object array."""
-        if self.kind == "text":
-            return self.read(0, self.n)[0]
-        return np.concatenate([x for _, x, _ in self.chunks()]) if self.n else np.zeros((0, *self.item_shape), np.uint8)
-
-
 def parse_size(text: str | int | None) -> tuple[int, int] | None:
     """``S`` or ``HxW`` → (height, width)."""
     if text is None:
@@ -142,48 +103,6 @@ def parse_source(source: str) -> tuple[str, str]:
 
 
 # -- image decoding and fitting -------------------------------------------------------------------
-def _fit_pil(im, size: tuple[int, int], fit: str):
-    from PIL import Image
-
-    h, w = size
-    if im.size == (w, h):
-        return im
-    if fit == "squash":
-        return im.resize((w, h), Image.BOX if im.size[0] >= w else Image.BILINEAR)
-    iw, ih = im.size
-    scale = max(w / iw, h / ih) if fit == "crop" else min(w / iw, h / ih)
-    nw, nh = max(1, round(iw * scale)), max(1, round(ih * scale))
-    im = im.resize((nw, nh), Image.BOX if scale < 1 else Image.BILINEAR)
-    if fit == "crop":
-        left, top = (nw - w) // 2, (nh - h) // 2
-        return im.crop((left, top, left + w, top + h))
-    canvas = Image.new(im.mode, (w, h))
-    canvas.paste(im, ((w - nw) // 2, (h - nh) // 2))
-    return canvas
-
-
-def decode_image(
-    raw: bytes, size: tuple[int, int], channels: int, name: str = "image", fit: str = "crop"
-) -> np.ndarray:
-    """Decode one image file's bytes to size × channels uint8 (transparent pixels become black)."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # large but allowed: decoded and shrunk
-            im = Image.open(io.BytesIO(raw))
-            im.load()
-            if im.mode in ("RGBA", "LA", "P", "PA"):
-                im = im.convert("RGBA")
-                base = Image.new("RGBA", im.size, (0, 0, 0, 255))
-                im = Image.alpha_composite(base, im)
-            im = _fit_pil(im.convert("L" if channels == 1 else "RGB"), size, fit)
-            a = np.asarray(im, dtype=np.uint8)
-    except UnidentifiedImageError as e:
-        raise SourceError(f"{name} is not an image file Pillow can read (JPEG, PNG, WebP, …)") from e
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise SourceError(f"{name} is not a readable image ({type(e).__name__}: {e})") from e
-    return a.reshape(size[0], size[1], channels)
 
 
 def fit_array(x: np.ndarray, size: tuple[int, int] | None, channels: int | None) -> np.ndarray:
@@ -210,14 +129,6 @@ def _readable(f: Path) -> bool:
         return True
     except Exception:  # anything Pillow raises means: not usable
         return False
-
-
-def list_images(root: Path) -> list[Path]:
-    """Image files below ``root`` in canonical order (sorted relative POSIX paths)."""
-    if not root.is_dir():
-        raise SourceError(f"{root} is not a folder")
-    files = [p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
-    return sorted(files, key=lambda p: p.relative_to(root).as_posix())
 
 
 # -- the forms ------------------------------------------------------------------------------------

@@ -157,10 +157,10 @@ def _fortunes() -> list[bytes]:
 
 
 def _cached(name: str, build) -> dict:
-    from .builtin import _cache_root
+    from .base import cache_root
 
     key = hashlib.sha256(f"{name}-{_VERSION}-{MAX_CHARS}".encode()).hexdigest()[:12]
-    path = _cache_root() / f"text-{name}-{key}.npz"
+    path = cache_root() / f"text-{name}-{key}.npz"
     if path.exists():
         with np.load(path) as z:
             return {k: z[k] for k in z.files}
@@ -187,7 +187,7 @@ def _build_pool() -> dict:
 @lru_cache(maxsize=2)
 def wordnet_target(split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """``train`` (20,000) or ``test`` (2,000) glosses: (object array of UTF-8 bytes, labels, class names)."""
-    from .builtin import stratified_split
+    from .base import stratified_split
 
     z = _cached("wordnet-target", _build_target)
     texts, y = unpack(z["blob"], z["offsets"]), z["y"]

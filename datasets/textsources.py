@@ -36,7 +36,7 @@ TEXT_SUFFIXES = {".txt", ".text", ".md"}
 
 
 def _make(name: str, texts: list[bytes], groups, gnames, paths, labels=None, classes=None, skipped=None):
-    from .sources import Source
+    from .base import Source
 
     arr = np.empty(len(texts), dtype=object)
     arr[:] = texts
@@ -133,7 +133,7 @@ def list_texts(root: Path) -> list[Path]:
 
 def is_text_folder(root: Path) -> bool:
     """A folder of text files (and no images): opened as text."""
-    from .sources import IMAGE_SUFFIXES
+    from .base import IMAGE_SUFFIXES
 
     if not root.is_dir():
         return False

@@ -164,7 +164,7 @@ class Candidate:
 
 
 def _recipe(name: str, base: SelectConfig, cfg_soft: tuple[int, int, float]):
-    from .send import Recipe
+    from .recipe import Recipe
 
     r = dict(_EXTRA_RECIPES.get(name) or AUTO[name])
     sel = replace(base, strategy=r.pop("strategy"))
@@ -231,7 +231,7 @@ def choose_exemplars(target: Target, byte_budget: int, seed: int = 0, source: st
 def _fit_exemplars_only(spec, scored, budget: LinkBudget, ex: dict) -> Fit:
     """The most exemplars (of the chosen codec) that fit the framed budget with no labels at all."""
     from .budget import largest_fitting
-    from .send import Recipe, encoder
+    from .recipe import Recipe, encoder
 
     imgs, labs = ex["images"], ex["labels"]
     cache: dict[int, Encoded] = {}
@@ -374,7 +374,7 @@ def payload_capacity(budget: LinkBudget) -> int:
 
 
 def _fit_candidate(c: Candidate, scored, spec, budget: LinkBudget, target: Target, base_sel, soft_cfg) -> None:
-    from .send import encoder
+    from .recipe import encoder
 
     cap = payload_capacity(budget) - 64 - 40  # what a payload may carry beside its signature and header
     if c.share > 0:

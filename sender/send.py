@@ -17,28 +17,22 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ..codec.errors import StorageError
-from ..codec.exemplars import Exemplars
 from ..codec.framing import make_frames, write_frames
 from ..codec.keys import key_id, load_private_key
 from ..codec.manifest import ReferenceStore
-from ..codec.payload import build_payload
-from ..codec.softlabels import soft_from_probs
 from ..codec.storage import atomic_write, check_space, replace_durably
 from ..profiles import load_link
 from .budget import Encoded, Fit, LinkBudget, fit_budget, link_budget
 from .delivery import DEFAULT_TARGET
-from .refine import refine
+from .recipe import PayloadSpec, Recipe, Scored, encoder
 from .scoring import score_store
-from .selection import AUTO, SelectConfig, choose_auto, prefix_key, pseudo_labels, rank_items, select, softmax
+from .selection import AUTO, SelectConfig, choose_auto, prefix_key
 from .teacher import Teacher
 
 __all__ = [
@@ -95,98 +89,6 @@ class SendConfig:
     plan_only: str | None = None  # plan over this one candidate (benchmarks measure each candidate on a device)
     device: str = "cpu-small"  # the device profile the planner simulates
     parent: str | None = None  # previous outbox (or its report / labelled-set.npz): send only the difference
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """One way to turn scores into a payload: a selection and how its labels are sent."""
-
-    select: SelectConfig
-    soft: bool = False
-    soft_extra: int = 2
-    soft_levels: int = 16
-    soft_temperature: float = 1.0
-
-    @classmethod
-    def from_config(cls, cfg: SendConfig, select: SelectConfig | None = None, **changes) -> Recipe:
-        base = cls(select or cfg.select, cfg.soft, cfg.soft_extra, cfg.soft_levels, cfg.soft_temperature)
-        return replace(base, **changes)
-
-    def describe(self) -> dict:
-        return {
-            "strategy": self.select.strategy,
-            "quota": self.select.quota,
-            "keyed": prefix_key(self.select) is not None,
-            "soft": self.soft,
-            **({"soft_extra": self.soft_extra, "soft_temperature": self.soft_temperature} if self.soft else {}),
-        }
-
-
-@dataclass
-class Scored:
-    """A reference store scored by a teacher: logits, pseudo-labels, probabilities on demand.
-
-    ``store`` and ``teacher`` may be None where only the logits matter (benchmarks over in-memory pools)."""
-
-    store: ReferenceStore | None
-    teacher: Teacher | None
-    logits: np.ndarray
-    engine: dict = field(default_factory=dict)  # how the scores were made (Ray: workers, shards per node)
-
-    @cached_property
-    def labels(self) -> np.ndarray:
-        return pseudo_labels(self.logits)
-
-    @property
-    def classes(self) -> int:
-        return int(self.logits.shape[1])
-
-    @property
-    def normalized(self) -> bool:
-        """The teacher ends in a softmax: its scores are log-probabilities (logsumexp = 0 for every item)."""
-        return self.teacher is not None and self.teacher.preprocess.output != "logits"
-
-    def probs(self, temperature: float) -> np.ndarray:
-        cache = self.__dict__.setdefault("_probs", {})
-        if temperature not in cache:
-            cache[temperature] = softmax(self.logits, temperature)
-        return cache[temperature]
-
-
-@dataclass
-class PayloadSpec:
-    """Everything signed into a payload beside the selection and its labels."""
-
-    key: Ed25519PrivateKey
-    root: bytes
-    n_items: int
-    segments: np.ndarray
-    sequence: int
-    expires_at: int
-    class_names: list[str] | None = None
-    hints: dict | None = None
-    exemplars: Exemplars | None = None  # target images sent beside the labels (payload v2)
-    delta: dict | None = None  # {"parent": digest, "changes": …, "base": parent indices}: a delta payload
-
-    def with_(self, **changes) -> PayloadSpec:
-        return replace(self, **changes)
-
-    def build(self, indices, labels, classes: int, **kw) -> tuple[bytes, dict]:
-        """The signed payload of these items and labels under this spec: (payload, section sizes).
-        ``kw``: ``soft``, ``prefix_key``, or overrides of the spec's names, hints, exemplars, delta."""
-        args = {
-            "n_items": self.n_items,
-            "root": self.root,
-            "key": self.key,
-            "sequence": self.sequence,
-            "expires_at": self.expires_at,
-            "segments": self.segments,
-            "class_names": self.class_names,
-            "hints": self.hints,
-            "exemplars": self.exemplars,
-            "delta": self.delta,
-        }
-        return build_payload(indices, labels, classes=classes, **{**args, **kw})
 
 
 def next_sequence(key_path: Path, explicit: int | None = None) -> int:
@@ -249,33 +151,6 @@ def recipes_for(cfg: SendConfig, scored: Scored) -> tuple[list[Recipe], dict | N
         sel = replace(cfg.select, strategy=r.pop("strategy"), keyed=r.pop("keyed", cfg.select.keyed))
         recipes.append(Recipe.from_config(cfg, sel, **r))
     return recipes, auto
-
-
-def encoder(
-    scored: Scored, recipe: Recipe, spec: PayloadSpec, detector_logits: np.ndarray | None = None
-) -> Callable[[int], Encoded]:
-    """Step 3a: ``build(k)`` → the signed payload of the recipe's best k items (what the device decodes)."""
-    sel = recipe.select
-    if scored.normalized and sel.strategy in ("energy", "energy-high") and sel.temperature == 1.0:
-        # the free energy at T = 1 of log-probabilities is 0 for every item; at T = 2 it is the Rényi
-        # entropy of order ½ (up to sign and scale), which still ranks by confidence
-        sel = replace(sel, temperature=2.0)
-    order = rank_items(scored.logits, sel, spec.segments)
-    probs = scored.probs(recipe.soft_temperature) if recipe.soft else None
-    pl = scored.labels
-    key = prefix_key(recipe.select)
-
-    def build(k: int) -> Encoded:
-        idx = select(scored.logits, k, sel, order, spec.segments)
-        extra = {}
-        if detector_logits is not None:
-            idx, extra["refinement"] = refine(idx, pl, order, scored.logits, detector_logits)
-        lab = pl[idx]
-        soft = soft_from_probs(probs[idx], lab, recipe.soft_extra, recipe.soft_levels) if probs is not None else None
-        payload, sections = spec.build(idx, lab, scored.classes, soft=soft, prefix_key=key)
-        return Encoded(payload, sections, np.asarray(idx), lab, extra)
-
-    return build
 
 
 def fit_recipes(

@@ -34,7 +34,7 @@ from labelcast.codec.framing import layout_for  # noqa: E402
 from labelcast.codec.payload import open_payload  # noqa: E402
 from labelcast.profiles import list_profiles, load_link  # noqa: E402
 from labelcast.sender.delivery import DeliveryModel, parity_for, success_probability  # noqa: E402
-from labelcast.sender.link import plan  # noqa: E402
+from labelcast.sender.link import link_plan  # noqa: E402
 from labelcast.sender.linksim import delivery_trials  # noqa: E402
 
 FLAT_OVERHEAD = 34  # the former parity of every profile (percent of data frames)
@@ -154,7 +154,7 @@ def main() -> None:
         link = load_link(name)
         for what, nbytes in sizes.items():
             try:
-                pl = plan(nbytes, link)
+                pl = link_plan(nbytes, link)
             except ValueError as e:  # too many frames for one payload on this link
                 rows.append({"link": name, "what": what, "bytes": nbytes, "frames": f"n/a ({e})"[:40]})
                 continue

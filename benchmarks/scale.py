@@ -36,7 +36,8 @@ from _common import table, write_json  # noqa: E402
 
 BUILD = r"""
 import json, sys, time
-from labelcast.sender.synth import synth_store
+sys.path.insert(0, sys.argv[5])
+from synth import synth_store
 t = time.time()
 synth_store(sys.argv[1], n=int(sys.argv[2]), groups=int(sys.argv[3]), size=int(sys.argv[4]), channels=3)
 print(json.dumps({"seconds": round(time.time() - t, 1)}))
@@ -102,7 +103,10 @@ def build(path: Path, n: int, size: int) -> float:
     if need > free:
         raise SystemExit(f"a store of {n:,} items needs ~{need / 1e9:.1f} GB; {free / 1e9:.1f} GB free")
     groups = 21841 if n > 1_000_000 else max(10, n // 650)
-    p = subprocess.run([sys.executable, "-c", BUILD, str(path), str(n), str(groups), str(size)], capture_output=True)
+    here = str(Path(__file__).parent)
+    p = subprocess.run(
+        [sys.executable, "-c", BUILD, str(path), str(n), str(groups), str(size), here], capture_output=True
+    )
     if p.returncode:
         raise SystemExit(p.stderr.decode()[-3000:])
     return json.loads(p.stdout.decode().splitlines()[-1])["seconds"]
@@ -118,10 +122,11 @@ def payload_of(logits, store, key, out: Path) -> bytes:
 
 
 def engines(d: Path, n: int, size: int) -> list[dict]:
+    from raynodes import LocalRayCluster
+
     from labelcast.codec.keys import generate_keypair
     from labelcast.codec.manifest import ReferenceStore
     from labelcast.sender.engines import RayRun, score
-    from labelcast.sender.raynodes import LocalRayCluster
 
     build(d / "ref", n, size)
     store = ReferenceStore(d / "ref")
@@ -157,8 +162,9 @@ def engines(d: Path, n: int, size: int) -> list[dict]:
 
 
 def pipeline(d: Path, n: int, size: int) -> list[dict]:
+    from raynodes import LocalRayCluster
+
     from labelcast.codec.manifest import ReferenceStore
-    from labelcast.sender.raynodes import LocalRayCluster
 
     secs = build(d / "ref", n, size)
     teacher_for(ReferenceStore(d / "ref"), d / "t.onnx", size)

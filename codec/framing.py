@@ -338,10 +338,6 @@ def read_frames_dir(path: str | os.PathLike) -> list[bytes]:
         raise StorageError(f"cannot read frames from {p}: {e.strerror}") from e
 
 
-def frames_to_stream(frames: Iterable[bytes]) -> bytes:
-    return b"".join(len(f).to_bytes(2, "little") + f for f in frames)
-
-
 def frames_from_stream(data: bytes) -> list[bytes]:
     out, i = [], 0
     while i + 2 <= len(data):

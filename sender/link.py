@@ -6,7 +6,7 @@ from ..codec.framing import FrameLayout, layout_for
 from ..profiles import LinkProfile
 from .delivery import DEFAULT_TARGET, DeliveryModel, parity_for, success_probability
 
-__all__ = ["plan"]
+__all__ = ["link_plan"]
 
 ALTERNATIVE_TARGETS = (0.9, 0.99, 0.999, 0.9999)
 
@@ -22,7 +22,7 @@ def _row(lay: FrameLayout, link: LinkProfile, model: DeliveryModel) -> dict:
     }
 
 
-def plan(length: int, link: LinkProfile, overhead: int | None = None, delivery: float = DEFAULT_TARGET) -> dict:
+def link_plan(length: int, link: LinkProfile, overhead: int | None = None, delivery: float = DEFAULT_TARGET) -> dict:
     """How a ``length``-byte payload goes over ``link``: parity from the delivery target (or a fixed
     ``overhead`` per 100 data frames), the probability it rebuilds, time on the link (retries included on
     links that retransmit), and what other delivery targets would cost."""

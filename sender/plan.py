@@ -46,7 +46,7 @@ from .budget import Encoded, Fit, LinkBudget, fit_budget
 from .exemplars import encode_mosaic, fit_exemplars, half, make_exemplars, round_robin
 from .selection import AUTO, SelectConfig, choose_auto
 
-__all__ = ["PlanConfig", "Target", "Candidate", "plan", "split_target", "EXEMPLAR_CODECS"]
+__all__ = ["PlanConfig", "Target", "Candidate", "plan_payload", "split_target", "EXEMPLAR_CODECS"]
 
 # (codec, quality, scale): scale 2 = sent at half resolution, upscaled by the device
 # Half resolution only for items of HALF_RES_FROM px and more: smaller tiles upscaled train a CNN poorly even
@@ -406,7 +406,7 @@ def _key(scored, spec, budget: LinkBudget, target: Target, cfg: PlanConfig) -> d
     }
 
 
-def plan(
+def plan_payload(
     scored,
     spec,
     budget: LinkBudget,

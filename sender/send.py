@@ -491,11 +491,11 @@ def load_target(cfg: SendConfig, store: ReferenceStore):
 def _planned(cfg: SendConfig, scored: Scored, spec: PayloadSpec, budget: LinkBudget, store, progress):
     """The planner's choice: its plan (without the fitted payload), the recipe, the fit, the auto decision."""
     from ..profiles import load_device
-    from .plan import PlanConfig, _recipe, plan
+    from .plan import PlanConfig, _recipe, plan_payload
 
     target = load_target(cfg, store)
     soft = (cfg.soft_extra, cfg.soft_levels, cfg.soft_temperature)
-    res = plan(
+    res = plan_payload(
         scored,
         spec,
         budget,

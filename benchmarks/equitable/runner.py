@@ -487,7 +487,7 @@ def _planned(run: _Runner, env: _Env, cfg: BenchConfig, seed: int, add) -> None:
     from labelcast.codec.payload import open_payload
     from labelcast.profiles import load_device
     from labelcast.receiver.trainset import training_set
-    from labelcast.sender.plan import _fit_candidate, plan
+    from labelcast.sender.plan import _fit_candidate, plan_payload
     from labelcast.sender.selection import SelectConfig
     from labelcast.sender.send import PayloadSpec, Scored
 
@@ -499,7 +499,7 @@ def _planned(run: _Runner, env: _Env, cfg: BenchConfig, seed: int, add) -> None:
     for b in cfg.budgets:
         budget = payload_budget(b)
         try:
-            res = plan(scored, spec, budget, target, base, load_device("cpu-small"), pcfg)
+            res = plan_payload(scored, spec, budget, target, base, load_device("cpu-small"), pcfg)
         except BudgetError:
             for m in PLANNED:
                 if m in cfg.methods:

@@ -75,7 +75,7 @@ def plan(payload: str | None, nbytes: int | None, link: str, delivery: float, ov
     """Frames, parity, delivery probability and time on the link for a payload.
 
     PAYLOAD is a payload file (payload.lcst) or a folder of its frames; or give --bytes N."""
-    from ..link import plan as do_plan
+    from ..link import link_plan as do_plan
 
     lk = _link(link)
     res = do_plan(_payload_length(payload, nbytes), lk, overhead, delivery)

@@ -7,7 +7,6 @@ from labelcast.codec.errors import FrameError, IncompleteError
 from labelcast.codec.framing import (
     Reassembler,
     frames_from_stream,
-    frames_to_stream,
     make_frames,
     parse_frame,
     read_frames_dir,
@@ -130,3 +129,8 @@ def test_reassembler_forgets_a_handled_payload():
     pid = r.payload_ids()[0]
     r.forget(pid)
     assert r.payload_ids() == []
+
+
+def frames_to_stream(frames: list[bytes]) -> bytes:
+    """The frame stream ``reassemble -`` reads: each frame prefixed by its length (2 bytes, little-endian)."""
+    return b"".join(len(f).to_bytes(2, "little") + f for f in frames)

@@ -4,6 +4,8 @@ real two-node cluster (two ``ray start`` processes), with its shards spread over
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,15 +16,17 @@ from labelcast.codec.preprocess import Preprocess
 from labelcast.sender.engines import RayRun, score
 from labelcast.sender.selection import SelectConfig
 from labelcast.sender.send import SendConfig, send
-from labelcast.sender.synth import synth_store
 from labelcast.sender.teacher import Teacher, TeacherConfig, train_and_export
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from synth import synth_store  # noqa: E402  (a benchmark helper: synthetic stores)
 
 ray = pytest.importorskip("ray")
 
 
 @pytest.mark.slow
 def test_ray_engine_on_two_nodes_matches_local_engine_bit_for_bit(tmp_path):
-    from labelcast.sender.raynodes import LocalRayCluster
+    from raynodes import LocalRayCluster
 
     synth_store(tmp_path / "ref", n=6000, groups=40, size=8, seed=0, channels=3)
     store = ReferenceStore(tmp_path / "ref")

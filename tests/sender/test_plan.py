@@ -218,7 +218,7 @@ def test_a_plan_cut_short_by_its_bound_tries_one_candidate_and_is_not_cached(tmp
 
     from labelcast.profiles import load_device, load_link
     from labelcast.sender.budget import LinkBudget
-    from labelcast.sender.plan import PlanConfig, plan, split_target
+    from labelcast.sender.plan import PlanConfig, plan_payload, split_target
     from labelcast.sender.selection import SelectConfig
     from labelcast.sender.send import PayloadSpec, Scored
 
@@ -233,7 +233,7 @@ def test_a_plan_cut_short_by_its_bound_tries_one_candidate_and_is_not_cached(tmp
     spec = PayloadSpec(key, root, 400, np.array([400]), 1, 2**33)
     budget = LinkBudget(load_link("iridium-sbd-mt"), 1350)
     cfg = PlanConfig(seconds=0.0, train_samples=500, distill_iters=3, distill_ipc=4, cache=str(tmp_path / "plans"))
-    res = plan(scored, spec, budget, target, SelectConfig(strategy="auto"), load_device("cpu-small"), cfg)
+    res = plan_payload(scored, spec, budget, target, SelectConfig(strategy="auto"), load_device("cpu-small"), cfg)
     tried = [c for c in res["candidates"] if c["predicted_accuracy"] is not None]
     assert len(tried) == 1 and res["choice"] == tried[0]["name"] == res["candidates"][0]["name"]
     assert all(c["note"].startswith("skipped") for c in res["candidates"][1:])

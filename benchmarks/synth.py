@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..codec.manifest import hash_items, write_manifest
+from labelcast.codec.manifest import hash_items, write_manifest
 
 __all__ = ["group_sizes", "synth_store"]
 

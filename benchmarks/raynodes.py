@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..codec.errors import EngineError
+from labelcast.codec.errors import EngineError
 
 __all__ = ["LocalRayCluster"]
 

@@ -40,6 +40,39 @@ def store(tmp_path: Path):
     return ReferenceStore(make_store(tmp_path / "ref"))
 
 
+def signed_payload(
+    store,
+    key,
+    indices,
+    labels,
+    classes: int | None = None,
+    *,
+    sequence: int = 1,
+    expires_in: int = 3600,
+    root: bytes | None = None,
+    **kw,
+) -> bytes:
+    """The one way tests make a signed payload: ``indices``/``labels`` over ``store`` (its size, root and
+    groups), signed with ``key``, expiring ``expires_in`` seconds from now. ``root`` signs for another
+    store; ``kw`` goes to ``build_payload`` (hints, soft, exemplars, delta, class_names, expires_at …)."""
+    import time
+
+    from labelcast.codec.payload import build_payload
+
+    labels = np.asarray(labels)
+    args = {
+        "n_items": store.n,
+        "classes": classes if classes is not None else int(labels.max()) + 1,
+        "root": root or store.root,
+        "key": key,
+        "sequence": sequence,
+        "expires_at": int(time.time()) + expires_in,
+        "segments": store.manifest.segments,
+    }
+    data, _ = build_payload(np.asarray(indices), labels, **{**args, **kw})
+    return data
+
+
 def resign(payload: bytes, key, root: bytes, edit) -> bytes:
     """Adversarial helper: edit the body of a payload and sign it again with ``key``."""
     from labelcast.codec.payload import DOMAIN, SIG_LEN

@@ -8,7 +8,6 @@ import logging
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +26,7 @@ from labelcast.receiver.train import (  # noqa: E402
     select_device,
     train_student,
 )
-from tests.conftest import run_cli  # noqa: E402
+from tests.conftest import run_cli, signed_payload  # noqa: E402
 
 
 def _data(n=300, size=8, seed=0):
@@ -182,20 +181,19 @@ def test_a_user_student_factory_trains_and_exports_to_an_onnx_that_onnx_runtime_
 
     from labelcast.codec.keys import generate_keypair, load_private_key
     from labelcast.codec.manifest import ReferenceStore
-    from labelcast.codec.payload import build_payload
     from tests.conftest import make_store
 
     store = ReferenceStore(make_store(tmp_path / "ref", n=300))
     priv, pub = generate_keypair(tmp_path / "keys")
-    data, _ = build_payload(
+    data = signed_payload(
+        store,
+        load_private_key(priv),
         np.arange(0, 300, 3),
         np.arange(100) % 3,
+        3,
         n_items=300,
-        classes=3,
-        root=store.root,
-        key=load_private_key(priv),
-        sequence=1,
-        expires_at=int(time.time()) + 600,
+        segments=None,
+        expires_in=600,
     )
     (tmp_path / "p.lcst").write_bytes(data)
     code, out, err = run_cli(

@@ -8,7 +8,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +17,11 @@ from labelcast.codec.errors import LockedError, MissingParentError, ParentError,
 from labelcast.codec.framing import make_frames, write_frames
 from labelcast.codec.keys import TrustSet, generate_keypair, key_id, load_private_key
 from labelcast.codec.manifest import ReferenceStore
-from labelcast.codec.payload import build_payload
 from labelcast.receiver import watch as watch_module
 from labelcast.receiver.receive import ReceiveConfig, receive
 from labelcast.receiver.train import StudentConfig
 from labelcast.receiver.watch import WatchConfig, Watcher
-from tests.conftest import make_store, run_cli
+from tests.conftest import make_store, run_cli, signed_payload
 
 FAST = ReceiveConfig(student=StudentConfig(train_samples=200, min_epochs=1, checkpoint_every=5))
 
@@ -42,17 +40,7 @@ def site(tmp_path: Path):
     def frames(seq: int, key: str = "a", root: bytes | None = None, seed: int = 0) -> list[bytes]:
         rng = np.random.default_rng(seed)
         idx = np.sort(rng.choice(store.n, 60, replace=False))
-        data, _ = build_payload(
-            idx,
-            rng.integers(0, 3, 60),
-            n_items=store.n,
-            classes=3,
-            root=root or store.root,
-            key=keys[key][0],
-            sequence=seq,
-            expires_at=int(time.time()) + 3600,
-            segments=store.manifest.segments,
-        )
+        data = signed_payload(store, keys[key][0], idx, rng.integers(0, 3, 60), 3, sequence=seq, root=root)
         return make_frames(data, 64, 34)
 
     def watcher(**kw) -> Watcher:
@@ -176,11 +164,15 @@ def test_a_delta_whose_parent_has_not_arrived_is_a_missing_parent_error_not_a_de
     tmp, keys, frames, watcher = site
     store = ReferenceStore(tmp / "ref")
     parent = LabelledSet(store.n, 3, np.arange(10), np.zeros(10, np.int64), None)
-    data, _ = build_payload(
-        np.arange(10, 20), np.ones(10, np.int64), n_items=store.n, classes=3, root=store.root,
-        key=keys["a"][0], sequence=2, expires_at=int(time.time()) + 3600, segments=store.manifest.segments,
+    data = signed_payload(
+        store,
+        keys["a"][0],
+        np.arange(10, 20),
+        np.ones(10, np.int64),
+        3,
+        sequence=2,
         delta={"parent": parent.digest, "base": parent.indices},
-    )  # fmt: skip
+    )
     (tmp / "d.lcst").write_bytes(data)
     trust = TrustSet.from_files(tmp / "trusted")
     with pytest.raises(MissingParentError, match="holds no labelled set"):

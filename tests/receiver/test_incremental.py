@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +15,10 @@ from labelcast.codec.errors import DecodeError, ParentError, ReplayError
 from labelcast.codec.framing import make_frames, write_frames
 from labelcast.codec.keys import TrustSet, generate_keypair, load_private_key
 from labelcast.codec.manifest import ReferenceStore
-from labelcast.codec.payload import build_payload
 from labelcast.receiver.chain import Chains
 from labelcast.receiver.receive import ReceiveConfig, receive
 from labelcast.receiver.train import StudentConfig
-from tests.conftest import make_store, resign
+from tests.conftest import make_store, resign, signed_payload
 
 torch = pytest.importorskip("torch")
 FAST = ReceiveConfig(student=StudentConfig(train_samples=400, min_epochs=2, checkpoint_every=3), backbone="none")
@@ -37,17 +35,7 @@ def chain(tmp_path: Path):
     parent = LabelledSet(600, 3, first, labels)
 
     def full(seq=1):
-        data, _ = build_payload(
-            first,
-            labels,
-            n_items=600,
-            classes=3,
-            root=store.root,
-            key=key,
-            sequence=seq,
-            expires_at=int(time.time()) + 3600,
-            segments=store.manifest.segments,
-        )
+        data = signed_payload(store, key, first, labels, 3, n_items=600, sequence=seq)
         return data
 
     def delta(seq, parent_digest=None, changes=None, add=np.arange(1, 600, 12), classes=3, names=None, k_parent=None):
@@ -57,18 +45,8 @@ def chain(tmp_path: Path):
             else Changes(k_parent or first.size, Relabel(np.array([0, 5]), np.array([0, 1])))
         )
         d = {"parent": parent_digest or parent.digest, "changes": changes, "base": first}
-        data, _ = build_payload(
-            add,
-            add % classes,
-            n_items=600,
-            classes=classes,
-            root=store.root,
-            key=key,
-            sequence=seq,
-            expires_at=int(time.time()) + 3600,
-            segments=store.manifest.segments,
-            delta=d,
-            class_names=names,
+        data = signed_payload(
+            store, key, add, add % classes, classes, n_items=600, sequence=seq, delta=d, class_names=names
         )
         return data
 

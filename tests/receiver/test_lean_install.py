@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +12,7 @@ import pytest
 
 from labelcast.codec.framing import make_frames, write_frames
 from labelcast.codec.keys import generate_keypair, load_private_key
-from labelcast.codec.payload import build_payload
-from tests.conftest import make_store
+from tests.conftest import make_store, signed_payload
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,17 +50,7 @@ def test_lean_receiver_venv_receives_without_sender_packages(tmp_path):
     ref = ReferenceStore(store)
     priv, pub = generate_keypair(tmp_path / "keys")
     idx = np.arange(0, 400, 4)
-    data, _ = build_payload(
-        idx,
-        idx % 3,
-        n_items=400,
-        classes=3,
-        root=ref.root,
-        key=load_private_key(priv),
-        sequence=1,
-        expires_at=int(time.time()) + 600,
-        segments=ref.manifest.segments,
-    )
+    data = signed_payload(ref, load_private_key(priv), idx, idx % 3, 3, n_items=400, expires_in=600)
     write_frames(make_frames(data, 64, 34), tmp_path / "frames")
     r = subprocess.run(
         [

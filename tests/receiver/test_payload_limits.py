@@ -5,26 +5,22 @@ device profile before any of it is allocated; a training run past the profile st
 from __future__ import annotations
 
 import sys
-import time
 
 import numpy as np
 import pytest
 
 from labelcast.codec.framing import make_frames, write_frames
-from labelcast.codec.payload import build_payload
 from labelcast.receiver.hints import HintError, check_hints
 from labelcast.receiver.receive import ReceiveConfig, receive
 from labelcast.receiver.train import StudentConfig
 from labelcast.receiver.watch import WatchConfig, Watcher
+from tests.conftest import signed_payload
 
 FAST = ReceiveConfig(student=StudentConfig(train_samples=200, min_epochs=1))
 
 
 def _payload(store, key, hints: dict) -> bytes:
-    data, _ = build_payload(
-        np.arange(0, 60), np.arange(60) % 3, n_items=store.n, classes=3, root=store.root, key=key, sequence=1,
-        expires_at=int(time.time()) + 3600, segments=store.manifest.segments, hints=hints,
-    )  # fmt: skip
+    data = signed_payload(store, key, np.arange(0, 60), np.arange(60) % 3, 3, hints=hints)
     return data
 
 
@@ -81,10 +77,7 @@ def test_a_payload_whose_training_set_would_not_fit_is_refused_before_allocating
     rng = np.random.default_rng(0)
     probs = rng.dirichlet(np.ones(classes), k)
     hard = probs.argmax(1)
-    data, _ = build_payload(
-        np.arange(k), hard, n_items=store.n, classes=classes, root=store.root, key=key, sequence=1,
-        expires_at=int(time.time()) + 3600, segments=store.manifest.segments, soft=soft_from_probs(probs, hard),
-    )  # fmt: skip
+    data = signed_payload(store, key, np.arange(k), hard, classes, soft=soft_from_probs(probs, hard))
     (tmp_path / "p.lcst").write_bytes(data)
     (tmp_path / "small.toml").write_text('memory_mb = 32\nusable_fraction = 0.5\nprecision = "fp32"\n')
 

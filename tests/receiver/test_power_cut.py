@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from labelcast.codec.keys import generate_keypair, load_private_key
-from labelcast.codec.payload import build_payload
 from labelcast.receiver.evaluate import evaluate
+from tests.conftest import signed_payload
 from tests.receiver.test_watch import learnable_store
 
 ENV = {**os.environ, "LABELCAST_PROGRESS": "0"}
@@ -55,16 +55,7 @@ def test_sigkill_during_training_then_resume_matches_uninterrupted(tmp_path, sta
         extra = ("--finetune", "last:2")  # the store's backbone is the default start
     priv, pub = generate_keypair(tmp_path / "keys")
     idx = np.sort(np.random.default_rng(0).choice(store.n, 600, replace=False))
-    data, _ = build_payload(
-        idx,
-        y[idx],
-        n_items=store.n,
-        classes=4,
-        root=store.root,
-        key=load_private_key(priv),
-        sequence=1,
-        expires_at=int(time.time()) + 3600,
-    )
+    data = signed_payload(store, load_private_key(priv), idx, y[idx], 4, segments=None)
     (tmp_path / "p.lcst").write_bytes(data)
     t = time.time()
     whole = subprocess.run(_cmd(tmp_path, "whole", "s1", *extra), env=ENV, check=True, capture_output=True, text=True)

@@ -20,10 +20,9 @@ from labelcast.codec.errors import (
 from labelcast.codec.framing import make_frames, write_frames
 from labelcast.codec.keys import TrustSet, generate_keypair, load_private_key
 from labelcast.codec.manifest import ReferenceStore
-from labelcast.codec.payload import build_payload
 from labelcast.receiver.receive import ReceiveConfig, receive
 from labelcast.receiver.train import StudentConfig
-from tests.conftest import make_store
+from tests.conftest import make_store, signed_payload
 
 FAST = StudentConfig(train_samples=600, min_epochs=2, checkpoint_every=5)
 
@@ -39,17 +38,8 @@ def setup(tmp_path):
     lab = rng.integers(0, 3, 120)
 
     def payload(seq=1, expires=None, k=key, root=None):
-        data, _ = build_payload(
-            idx,
-            lab,
-            n_items=ref.n,
-            classes=3,
-            root=root or ref.root,
-            key=k,
-            sequence=seq,
-            expires_at=expires or int(time.time()) + 3600,
-            segments=ref.manifest.segments,
-        )
+        when = {"expires_at": expires} if expires else {}
+        data = signed_payload(ref, k, idx, lab, 3, sequence=seq, root=root, **when)
         p = tmp_path / f"p{seq}-{hashlib.sha256(data).hexdigest()[:6]}.lcst"
         p.write_bytes(data)
         return p

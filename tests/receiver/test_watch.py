@@ -16,7 +16,7 @@ import pytest
 from labelcast.codec.framing import make_frames
 from labelcast.codec.keys import generate_keypair, load_private_key
 from labelcast.codec.manifest import ReferenceStore, hash_items, write_manifest
-from labelcast.codec.payload import build_payload
+from tests.conftest import signed_payload
 
 ENV = {**os.environ, "LABELCAST_PROGRESS": "0"}
 
@@ -41,17 +41,7 @@ def field(tmp_path):
 
     def payload(seq, k, val_every):
         idx = np.sort(rng.choice(store.n, k, replace=False))
-        data, _ = build_payload(
-            idx,
-            y[idx],
-            n_items=store.n,
-            classes=4,
-            root=store.root,
-            key=key,
-            sequence=seq,
-            expires_at=int(time.time()) + 3600,
-            hints={"val_every": val_every},
-        )
+        data = signed_payload(store, key, idx, y[idx], 4, segments=None, sequence=seq, hints={"val_every": val_every})
         return make_frames(data, 64, 34)
 
     return tmp_path, payload

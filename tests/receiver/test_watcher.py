@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +11,11 @@ import pytest
 from labelcast.codec.framing import make_frames, write_frames
 from labelcast.codec.keys import TrustSet, generate_keypair, load_private_key
 from labelcast.codec.manifest import ReferenceStore
-from labelcast.codec.payload import build_payload
 from labelcast.receiver import watch as watch_module
 from labelcast.receiver.receive import ReceiveConfig
 from labelcast.receiver.train import StudentConfig
 from labelcast.receiver.watch import WatchConfig, Watcher
-from tests.conftest import make_store
+from tests.conftest import make_store, signed_payload
 
 FAST = ReceiveConfig(student=StudentConfig(train_samples=200, min_epochs=1, checkpoint_every=5))
 
@@ -31,17 +29,7 @@ def site(tmp_path: Path):
     def frames(seq: int, seed: int) -> list[bytes]:
         rng = np.random.default_rng(seed)
         idx = np.sort(rng.choice(store.n, 60, replace=False))
-        data, _ = build_payload(
-            idx,
-            rng.integers(0, 3, 60),
-            n_items=store.n,
-            classes=3,
-            root=store.root,
-            key=key,
-            sequence=seq,
-            expires_at=int(time.time()) + 3600,
-            segments=store.manifest.segments,
-        )
+        data = signed_payload(store, key, idx, rng.integers(0, 3, 60), 3, sequence=seq)
         return make_frames(data, 64, 34)
 
     def watcher(**kw) -> Watcher:

@@ -25,7 +25,15 @@ from ..codec.errors import DecodeError, ModelError
 from ..codec.preprocess import PRESETS, Preprocess
 from ..codec.text import TextPreprocess
 
-__all__ = ["OnnxClassifier", "EngineClassifier", "load_classifier", "providers_for", "PROVIDERS"]
+__all__ = [
+    "OnnxClassifier",
+    "EngineClassifier",
+    "load_classifier",
+    "providers_for",
+    "resolve_spec",
+    "shape_text",
+    "PROVIDERS",
+]
 
 PROVIDERS = ("auto", "cpu", "cuda", "tensorrt")
 _ORT = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
@@ -49,7 +57,8 @@ def providers_for(want: str | list[str] | None) -> tuple[list[str], str]:
     return [_ORT["cpu"]], f"note: ONNX Runtime has no {_ORT[want]} here (it has {', '.join(have)}); using the CPU"
 
 
-def _dims(shape) -> str:
+def shape_text(shape) -> str:
+    """A model input's or output's shape as people read it: ``N×1×28×28`` (symbolic dimensions are N)."""
     return "×".join(str(d) if isinstance(d, int) else "N" for d in shape)
 
 
@@ -62,22 +71,38 @@ def _guess(shape: list) -> tuple[Preprocess, str]:
     else:
         layout, c, h, w = "nchw", c1 if c1 in (1, 3) else 3, dims[2], dims[3]
     h, w = h or 224, w or h or 224
-    why = f"the input is {_dims(shape)}: {layout}, {c} channel(s), {h}×{w}"
+    why = f"the input is {shape_text(shape)}: {layout}, {c} channel(s), {h}×{w}"
     if (c, h, w) == (3, 224, 224):
         return replace(PRESETS["imagenet"], layout=layout), why + "; 3×224×224 is taken as ImageNet mean/std"
     return Preprocess((h, w), c, 1 / 255, (0.0,), (1.0,), layout), why + "; pixels / 255, no mean/std (a guess)"
 
 
-def _text_spec(spec) -> TextPreprocess:
-    if isinstance(spec, str | Path) and str(spec).endswith(".json"):
+def resolve_spec(spec) -> Preprocess | TextPreprocess | None:
+    """The one reading of a preprocessing spec, for every command on both ends: ``None``; a
+    :class:`Preprocess` or :class:`TextPreprocess` as given; an image preset name; or a dict, inline JSON
+    or a ``.json`` file — a text model's ``{"tokenizer": {…}}`` (docs/text.md) or an image spec
+    (docs/teachers.md). An image spec it cannot read is a ``ValueError`` (a bad argument) saying what would
+    do; a tokenizer spec or a file it cannot read is a ``ModelError``."""
+    if spec is None or isinstance(spec, Preprocess | TextPreprocess):
+        return spec
+    d = spec
+    if isinstance(spec, str | Path):
+        text = str(spec).strip()
+        if text.endswith(".json") and not text.startswith("{"):
+            try:
+                text = Path(text).read_text()
+            except OSError as e:
+                raise ModelError(f"cannot read the preprocessing spec {spec}: {e.strerror}") from e
         try:
-            spec = Path(spec).read_text()
-        except OSError as e:
-            raise ModelError(f"cannot read the tokenizer spec {spec}: {e.strerror}") from e
-    try:
-        return TextPreprocess.from_json(spec if isinstance(spec, dict) else json.loads(spec))
-    except (ValueError, TypeError) as e:
-        raise ModelError(f"tokenizer spec: {e}") from e
+            d = json.loads(text) if text.startswith("{") else text
+        except ValueError as e:
+            raise ValueError(f"preprocessing spec {spec!r} is not valid JSON: {e}") from e
+    if isinstance(d, dict) and "tokenizer" in d:
+        try:
+            return TextPreprocess.from_json(d)
+        except (ValueError, TypeError) as e:
+            raise ModelError(f"tokenizer spec: {e}") from e
+    return Preprocess.from_spec(d)
 
 
 class OnnxClassifier:
@@ -126,7 +151,7 @@ class OnnxClassifier:
         self.classes: list[str] | None = names if isinstance(names, list) else None
         oshape = list(out.shape)
         if len(oshape) != 2:
-            raise ModelError(f"{self.path}: output {out.name} is {_dims(oshape)}; a classifier outputs N×classes")
+            raise ModelError(f"{self.path}: output {out.name} is {shape_text(oshape)}; a classifier outputs N×classes")
         stored_n = self._stored("num_classes")
         self.num_classes = (
             oshape[1]
@@ -157,14 +182,16 @@ class OnnxClassifier:
     def _resolve(self, spec) -> tuple[Preprocess, str]:
         stored = self.meta.get("labelcast.preprocess")
         if spec is not None:
-            pp = Preprocess.from_spec(spec)
+            pp = resolve_spec(spec)
+            if isinstance(pp, TextPreprocess):
+                raise ModelError(f"{self.path} takes images: a tokenizer spec does not apply")
             if stored is not None and Preprocess.from_json(stored) != pp:
                 self.notes.append(f"note: the given preprocessing overrides the one stored in {self.path.name}")
             return pp, "given"
         if stored is not None:
             return Preprocess.from_json(stored), "stored"
         if len(self.input_shape) != 4:
-            raise ModelError(f"{self.path}: input is {_dims(self.input_shape)}; an image input is 4-D")
+            raise ModelError(f"{self.path}: input is {shape_text(self.input_shape)}; an image input is 4-D")
         pp, why = _guess(self.input_shape)
         self.notes.append(f"guessed: {why}; declare it with `teacher calibrate --preprocess SPEC`")
         return pp, "guessed"
@@ -174,7 +201,9 @@ class OnnxClassifier:
         if spec is not None:
             if isinstance(spec, Preprocess) or (isinstance(spec, str) and spec in PRESETS):
                 raise ModelError(f"{self.path} is a text model (token ids in): an image preprocessing does not apply")
-            tp = spec if isinstance(spec, TextPreprocess) else _text_spec(spec)
+            tp = resolve_spec(spec)
+            if not isinstance(tp, TextPreprocess):
+                raise ModelError(f"{self.path} is a text model (token ids in): an image preprocessing does not apply")
             if stored is not None and TextPreprocess.from_json(stored) != tp:
                 self.notes.append(f"note: the given tokenizer overrides the one stored in {self.path.name}")
             return tp, "given"
@@ -190,7 +219,7 @@ class OnnxClassifier:
         want = self.preprocess.tokenizer.length
         if "int64" not in inp.type or len(self.input_shape) != 2:
             raise ModelError(
-                f"{self.path}: input {inp.name} is {inp.type} {_dims(self.input_shape)}; a text model takes "
+                f"{self.path}: input {inp.name} is {inp.type} {shape_text(self.input_shape)}; a text model takes "
                 "N × length int64 token ids"
             )
         if isinstance(self.input_shape[1], int) and self.input_shape[1] != want:
@@ -208,7 +237,7 @@ class OnnxClassifier:
             isinstance(m, int) and m != w for m, w in zip(self.input_shape[1:], want[1:], strict=True)
         ):
             raise ModelError(
-                f"model input {inp.name} is {_dims(self.input_shape)}, spec says {pp.layout} "
+                f"model input {inp.name} is {shape_text(self.input_shape)}, spec says {pp.layout} "
                 f"{'×'.join(str(d) for d in want[1:])}; fix --preprocess (size, channels, layout)"
             )
 

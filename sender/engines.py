@@ -39,11 +39,9 @@ class _ShardScorer:
     """A Ray actor: one ORT session and one memory map of the store, opened once, scoring whole shards."""
 
     def __init__(self, teacher: dict, store: str, out: str, batch: int, threads: int) -> None:
-        from ..codec.preprocess import Preprocess
-        from ..codec.text import TextPreprocess
+        from ..receiver.serve import resolve_spec
 
-        spec = teacher.pop("preprocess")
-        pp = TextPreprocess.from_json(spec) if '"tokenizer"' in spec else Preprocess.from_json(spec)
+        pp = resolve_spec(teacher.pop("preprocess"))
         self.teacher = Teacher(teacher.pop("path"), pp, threads=threads, **teacher)
         self.store = ReferenceStore(store, check=False)
         self.fd = os.open(out, os.O_WRONLY)

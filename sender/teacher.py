@@ -31,7 +31,7 @@ import numpy as np
 from ..codec.errors import DecodeError, StorageError
 from ..codec.preprocess import PRESETS, Preprocess
 from ..codec.storage import atomic_write
-from ..receiver.serve import OnnxClassifier, _dims
+from ..receiver.serve import OnnxClassifier, shape_text
 
 __all__ = [
     "Preprocess",
@@ -226,10 +226,10 @@ class Teacher(OnnxClassifier):
             "modality": self.modality,
             "input": {
                 "name": self.input_name,
-                "shape": _dims(self.input_shape),
+                "shape": shape_text(self.input_shape),
                 "layout": getattr(self.preprocess, "layout", "token ids"),
             },
-            "outputs": [{"name": o.name, "shape": _dims(o.shape)} for o in self.session.get_outputs()],
+            "outputs": [{"name": o.name, "shape": shape_text(o.shape)} for o in self.session.get_outputs()],
             "output_used": self.output_name,
             "static_batch": self.static_batch,
             "classes": self.num_classes,

@@ -2,51 +2,44 @@
 
     python infer_active.py SLOTS_DIR [--images some.npy]
 
-Loads SLOTS_DIR/active/student.onnx with ONNX Runtime (the TensorRT execution
-provider first when present, then CUDA, then CPU) and checks once a second
-whether `active` points to another model; promotion is one atomic rename of the
-symlink, so a reload never sees a half-written file.
+Loads SLOTS_DIR/active/student.onnx through labelcast's own runtime
+(:class:`labelcast.receiver.serve.OnnxClassifier`: the preprocessing stored in the
+model, ONNX Runtime's TensorRT, CUDA then CPU execution providers, whichever exist)
+and checks once a second whether `active` points to another model; promotion is one
+atomic rename of the symlink, so a reload never sees a half-written file. Images are
+uint8 N×H×W[×C], as the reference store holds them.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
+
+from labelcast.receiver.serve import OnnxClassifier
 
 
 class ActiveModel:
     def __init__(self, slots: Path) -> None:
         self.slots = slots
-        self.target = None
-        self.session = None
+        self.target: str | None = None
+        self.model: OnnxClassifier | None = None
         self.reload()
 
     def reload(self) -> bool:
         target = os.readlink(self.slots / "active")
         if target == self.target:
             return False
-        wanted = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
-        providers = [p for p in wanted if p in ort.get_available_providers()]
-        self.session = ort.InferenceSession(str(self.slots / target / "student.onnx"), providers=providers)
-        meta = self.session.get_modelmeta().custom_metadata_map
-        self.pre = json.loads(meta.get("labelcast.preprocess", '{"scale": 0.00392156862745098}'))
+        self.model = OnnxClassifier(self.slots / target / "student.onnx", providers="auto")
         self.target = target
         return True
 
     def predict(self, images_uint8: np.ndarray) -> np.ndarray:
-        x = images_uint8.astype(np.float32) * self.pre["scale"]
-        if x.ndim == 3:
-            x = x[..., None]
-        x = (x - np.asarray(self.pre.get("mean", [0.0]), np.float32)) / np.asarray(
-            self.pre.get("std", [1.0]), np.float32
-        )
-        return self.session.run(None, {"image": np.ascontiguousarray(x.transpose(0, 3, 1, 2))})[0].argmax(1)
+        x = images_uint8 if images_uint8.ndim == 4 else images_uint8[..., None]
+        return self.model.predict(x)
 
 
 def main() -> None:
@@ -55,7 +48,7 @@ def main() -> None:
     ap.add_argument("--images", type=Path, default=None)
     a = ap.parse_args()
     model = ActiveModel(a.slots)
-    print(f"serving {model.target}")
+    print(f"serving {model.target} ({model.model.provider})")
     while True:
         if model.reload():
             print(f"reloaded: now serving {model.target}")

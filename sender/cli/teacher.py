@@ -26,33 +26,14 @@ def io_options(f):
     return click.option("--input", "input_name", default=None, help="Input to use, for models with several.")(f)
 
 
-def _is_text_spec(spec: str) -> bool:
-    import json
-    from pathlib import Path
-
-    try:
-        text = Path(spec).read_text() if spec.endswith(".json") and Path(spec).is_file() else spec
-        d = json.loads(text)
-    except (OSError, ValueError):
-        return False
-    return isinstance(d, dict) and "tokenizer" in d
-
-
 def parse_spec(spec: str | None):
-    """An image preprocessing spec, or a text model's ``{"tokenizer": {…}}`` (docs/text.md)."""
-    from ...codec.preprocess import Preprocess
+    """An image preprocessing spec, or a text model's ``{"tokenizer": {…}}`` (docs/text.md), read the one way
+    both ends read it (:func:`labelcast.receiver.serve.resolve_spec`); a bad one is a usage error."""
+    from ...receiver.serve import resolve_spec
 
-    if spec is None:
-        return None
     try:
-        if _is_text_spec(spec):
-            from ...receiver.serve import _text_spec
-
-            return _text_spec(spec)
-        return Preprocess.from_spec(spec)
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--preprocess") from None
-    except ModelError as e:
+        return resolve_spec(spec)
+    except (ValueError, ModelError) as e:
         raise click.BadParameter(str(e), param_hint="--preprocess") from None
 
 

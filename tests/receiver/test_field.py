@@ -5,6 +5,7 @@ or are quarantined, a full disk."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -317,3 +318,29 @@ def test_an_oversized_input_is_refused_by_its_size_before_it_is_read(tmp_path, m
         read_input(big)
     with pytest.raises(LimitError, match="larger than any frame"):
         read_frames_dir(tmp_path / "frames")
+
+
+def test_the_serving_example_predicts_with_the_active_model_and_reloads_on_promotion(site):
+    import importlib.util
+
+    from labelcast.receiver.serve import OnnxClassifier
+    from labelcast.receiver.slots import Slots
+
+    tmp, keys, frames, watcher = site
+    write_frames(frames(1), tmp / "inbox")
+    watcher().run()
+    path = Path(__file__).resolve().parents[2] / "receiver" / "scripts" / "infer_active.py"
+    spec = importlib.util.spec_from_file_location("infer_active", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    slots = tmp / "st" / "slots"
+    served = script.ActiveModel(slots)
+    x = ReferenceStore(tmp / "ref").read(np.arange(40))
+    direct = OnnxClassifier(slots / "active" / "student.onnx").predict(x)
+    assert np.array_equal(served.predict(x), direct) and not served.reload()
+    write_frames(frames(2, seed=1), tmp / "inbox")
+    watcher().run()
+    s = Slots(slots)
+    if s.get("candidate") is not None:
+        s.promote_candidate()
+    assert served.reload() and served.target == os.readlink(slots / "active")

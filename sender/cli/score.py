@@ -6,29 +6,17 @@ import click
 
 from ..._progress import bar
 from ...cli import emit
+from .teacher import engine_options, teacher_options
 
 
 @click.command()
 @click.option("--teacher", required=True, type=click.Path(exists=True, dir_okay=False), help="Teacher ONNX file.")
 @click.option("--reference", required=True, type=click.Path(exists=True, file_okay=False), help="Reference store.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for logits.f32.")
-@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True)
-@click.option("--ray-address", default=None, help="Existing Ray cluster address (default: start a local one).")
-@click.option(
-    "--workers", type=click.IntRange(1, None), default=None, help="Ray actors (default: one per CPU of the cluster)."
-)
+@engine_options("Scoring engine: this process, or Ray actors.")
 @click.option("--shard", type=click.IntRange(1, None), default=1 << 16, show_default=True, help="Items per Ray task.")
 @click.option("--batch", type=click.IntRange(1, None), default=1024, show_default=True)
-@click.option("--preprocess", "spec", default=None, help="Teacher preprocessing spec (default: its stored one).")
-@click.option("--input", "input_name", default=None, help="Teacher input to use, for models with several.")
-@click.option("--output", "output_name", default=None, help="Teacher output to use, for models with several.")
-@click.option(
-    "--provider",
-    type=click.Choice(["auto", "cpu", "cuda", "tensorrt"]),
-    default="cpu",
-    show_default=True,
-    help="ONNX Runtime execution provider (Ray: one GPU per actor with cuda/tensorrt).",
-)
+@teacher_options("ONNX Runtime execution provider (Ray: one GPU per actor with cuda/tensorrt).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def score(
     teacher,

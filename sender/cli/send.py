@@ -7,6 +7,7 @@ import click
 from ..._progress import bar
 from ...cli import emit
 from ..selection import STRATEGIES
+from .teacher import engine_options, teacher_options
 
 
 @click.command()
@@ -101,13 +102,7 @@ from ..selection import STRATEGIES
     help="Hold back every n-th labelled item for the device's A/B check (those are not trained on; the hint "
     "costs 15-18 B). 0: none, and a device that has a model keeps the new one aside.",
 )
-@click.option(
-    "--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="Scoring engine."
-)
-@click.option("--ray-address", default=None, help="Existing Ray cluster address (default: start a local one).")
-@click.option(
-    "--workers", type=click.IntRange(1, None), default=None, help="Ray actors (default: one per CPU of the cluster)."
-)
+@engine_options()
 @click.option(
     "--target",
     default=None,
@@ -158,16 +153,7 @@ from ..selection import STRATEGIES
     help="The previous outbox (or its send-report.json): send only the difference from the labelled set the "
     "device holds after it (relabels, new classes, new items); a full payload when that is smaller.",
 )
-@click.option("--preprocess", "spec", default=None, help="Teacher preprocessing spec (default: its stored one).")
-@click.option("--input", "input_name", default=None, help="Teacher input to use, for models with several.")
-@click.option("--output", "output_name", default=None, help="Teacher output to use, for models with several.")
-@click.option(
-    "--provider",
-    type=click.Choice(["auto", "cpu", "cuda", "tensorrt"]),
-    default="cpu",
-    show_default=True,
-    help="ONNX Runtime execution provider for scoring.",
-)
+@teacher_options()
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Outbox folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")

@@ -26,6 +26,51 @@ def io_options(f):
     return click.option("--input", "input_name", default=None, help="Input to use, for models with several.")(f)
 
 
+def teacher_options(provider_help: str = "ONNX Runtime execution provider for scoring."):
+    """The options every command that scores with a teacher takes, declared once: --preprocess, --input,
+    --output, --provider (the function gets spec, input_name, output_name, provider)."""
+
+    def wrap(f):
+        f = click.option(
+            "--provider",
+            type=click.Choice(["auto", "cpu", "cuda", "tensorrt"]),
+            default="cpu",
+            show_default=True,
+            help=provider_help,
+        )(f)
+        f = click.option(
+            "--output", "output_name", default=None, help="Teacher output to use, for models with several."
+        )(f)
+        f = click.option("--input", "input_name", default=None, help="Teacher input to use, for models with several.")(
+            f
+        )
+        return click.option(
+            "--preprocess", "spec", default=None, help="Teacher preprocessing spec (default: its stored one)."
+        )(f)
+
+    return wrap
+
+
+def engine_options(engine_help: str = "Scoring engine."):
+    """--engine, --ray-address and --workers, declared once for score and send."""
+
+    def wrap(f):
+        f = click.option(
+            "--workers",
+            type=click.IntRange(1, None),
+            default=None,
+            help="Ray actors (default: one per CPU of the cluster).",
+        )(f)
+        f = click.option(
+            "--ray-address", default=None, help="Existing Ray cluster address (default: start a local one)."
+        )(f)
+        return click.option(
+            "--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True, help=engine_help
+        )(f)
+
+    return wrap
+
+
 def parse_spec(spec: str | None):
     """An image preprocessing spec, or a text model's ``{"tokenizer": {…}}`` (docs/text.md), read the one way
     both ends read it (:func:`labelcast.receiver.serve.resolve_spec`); a bad one is a usage error."""

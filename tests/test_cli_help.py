@@ -60,3 +60,17 @@ def test_the_defaults_the_help_shows_are_the_code_s():
     size_help = _option(build, "--size").help
     assert "source's own" in size_help and "32 for folder" in size_help
     assert "3 for folder" in _option(build, "--channels").help
+
+
+def test_every_send_option_named_like_a_config_field_reaches_that_field():
+    from dataclasses import fields
+
+    from labelcast.sender.cli.send import _config, send
+    from labelcast.sender.send import SendConfig
+
+    opts = {p.name: p.default for p in send.params}
+    opts.update(link="iridium-sbd-mt", budget=2048, validation_every=7, plan_seconds=3.0, names=True)
+    cfg = _config(opts)
+    shared = {f.name for f in fields(SendConfig)} & opts.keys()
+    assert len(shared) >= 25 and all(getattr(cfg, k) == opts[k] for k in shared)
+    assert cfg.validation_every == 7 and cfg.budget == 2048 and cfg.class_names is True

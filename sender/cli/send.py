@@ -176,6 +176,8 @@ def send(**o) -> None:
 
 def _config(o: dict):
     """The SendConfig the options describe (an unknown link is a bad --link)."""
+    from dataclasses import fields
+
     from ...profiles import ProfileError, load_link
     from ..selection import SelectConfig
     from ..send import SendConfig
@@ -185,11 +187,8 @@ def _config(o: dict):
     except ProfileError as e:
         raise click.BadParameter(str(e), param_hint="--link") from None
     sel = SelectConfig(o["strategy"], quota=o["quota"], alpha=o["alpha"], seed=o["seed"], keyed=o["keyed"])
-    same = (
-        "link budget seconds keep delivery overhead force expires_in sequence soft soft_extra soft_temperature "
-        "validation_every detector engine ray_address workers provider target target_labels plan plan_seconds "
-        "plan_train_samples plan_distill_iters device parent"
-    ).split()
+    # every option named like a SendConfig field is that field (no list of names to keep by hand)
+    same = {f.name for f in fields(SendConfig)} & o.keys()
     return SendConfig(select=sel, class_names=o["names"], **{k: o[k] for k in same})
 
 

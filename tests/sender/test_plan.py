@@ -52,6 +52,12 @@ def test_send_plan_reports_every_candidate_and_sends_the_best_within_the_budget(
         "npy:target.npy",
         "--plan-seconds",
         "300",
+        # the plan's shape, choice rule, budget and cache are what is checked here, not how long each simulated
+        # student trains: short simulations and a short distillation (the bench runs the defaults)
+        "--plan-train-samples",
+        "3000",
+        "--distill-iters",
+        "50",
         "--json",
     ]
     code, out, err = run_cli(*args, "--out", "outbox", cwd=tmp_path)

@@ -50,11 +50,12 @@ def load_equitable():
     help="Repeatable; default: both.",
 )
 @click.option(
-    "--budget",
+    "--payload-bytes",
     "budgets",
     multiple=True,
     type=click.IntRange(64, 1 << 26),
-    help="Payload bytes, repeatable; default 256…64 KiB.",
+    help="Payload budget in bytes before framing (send's --budget counts framed bytes), repeatable; "
+    "default 256…64 KiB.",
 )
 @click.option("--seeds", type=click.IntRange(1, 20), default=None, help="Seeds per cell (default 3; --quick 1).")
 @click.option("--method", "methods", multiple=True, type=click.Choice(METHODS), help="Repeatable; default: all.")

@@ -172,8 +172,8 @@ def test_bench_cli_lists_the_benchmarks_methods():
 
 
 def test_bench_cli_refuses_bad_arguments():
-    r = CliRunner().invoke(cli, ["bench", "--budget", "10"])
-    assert r.exit_code == 2 and "--budget" in r.output
+    r = CliRunner().invoke(cli, ["bench", "--payload-bytes", "10"])
+    assert r.exit_code == 2 and "--payload-bytes" in r.output
     r = CliRunner().invoke(cli, ["bench", "--method", "telepathy"])
     assert r.exit_code == 2
     with pytest.raises(ValueError, match="unknown methods"):

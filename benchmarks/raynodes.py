@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from labelcast.codec.errors import EngineError
+from labelcast.sender.engines import EngineError
 
 __all__ = ["LocalRayCluster"]
 

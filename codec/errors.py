@@ -27,12 +27,9 @@ __all__ = [
     "BudgetError",
     "IncompleteError",
     "StorageError",
-    "ExportError",
-    "EngineError",
     "ParentError",
     "MissingParentError",
     "LockedError",
-    "ModelError",
     "SourceError",
 ]
 
@@ -143,18 +140,6 @@ class StorageError(LabelcastError):
         self.needed = needed
 
 
-class ExportError(LabelcastError):
-    """A trained model could not be exported or did not match itself after export."""
-
-    exit_code = 17
-
-
-class EngineError(LabelcastError):
-    """A scoring engine (Ray, an ONNX Runtime provider) failed or is not available."""
-
-    exit_code = 18
-
-
 class ParentError(LabelcastError):
     """A delta payload does not apply to this device's labelled set (its parent is not the head,
     or an operation names an item or class the set does not have). Nothing was changed."""
@@ -171,12 +156,6 @@ class LockedError(LabelcastError):
     """Another labelcast process (a watcher or a receive) holds this device's state folder."""
 
     exit_code = 21
-
-
-class ModelError(LabelcastError):
-    """A model does not match what labelcast was told about it (inputs, outputs, shape, layout)."""
-
-    exit_code = 20
 
 
 class SourceError(LabelcastError, ValueError):

@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..codec.errors import ExportError, StorageError
+from ..codec.errors import StorageError
 from ..codec.preprocess import Preprocess
 from ..codec.storage import atomic_write
 from ..profiles import DeviceProfile
+from .errors import ExportError
 
 __all__ = ["export_onnx", "build_tensorrt_engine", "tensorrt_available"]
 

@@ -20,15 +20,9 @@ from __future__ import annotations
 
 import re
 
-from ..codec.errors import LabelcastError
+from .errors import HintError
 
 __all__ = ["HintError", "student_hints", "check_hints"]
-
-
-class HintError(LabelcastError):
-    """A payload's training hint asks for something the device does not allow (a type, a range, code)."""
-
-    exit_code = 22
 
 
 def _num(lo: float, hi: float, ints: bool = False, lo_open: bool = False):

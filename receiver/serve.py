@@ -21,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..codec.errors import DecodeError, ModelError
+from ..codec.errors import DecodeError
 from ..codec.preprocess import PRESETS, Preprocess
 from ..codec.text import TextPreprocess
+from .errors import ModelError
 
 __all__ = [
     "OnnxClassifier",

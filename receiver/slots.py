@@ -18,15 +18,10 @@ import os
 import shutil
 from pathlib import Path
 
-from ..codec.errors import LabelcastError, StorageError
+from ..codec.errors import StorageError
+from .errors import SlotError
 
 __all__ = ["Slots", "SlotError"]
-
-
-class SlotError(LabelcastError):
-    """A slot operation is impossible (no such model, nothing to roll back to)."""
-
-    exit_code = 13
 
 
 class Slots:

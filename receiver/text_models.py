@@ -30,7 +30,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..codec.errors import ModelError
+from .errors import ModelError
 
 __all__ = ["TEXT_ARCHS", "TextModel", "build_text_model", "TextTrainConfig", "train_text"]
 
@@ -309,7 +309,7 @@ def train_text_student(texts, targets, classes: int, tokenizer, profile, sc, **k
 
 
 def _refuse_unsupported(sc) -> None:
-    from ..codec.errors import ModelError
+    from .errors import ModelError
 
     if sc.accelerator == "cuda":
         raise ModelError("a text student trains on the CPU (sparse embedding updates): use --accelerator auto or cpu")

@@ -36,10 +36,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..codec.errors import BudgetError, ModelError, ReferenceMismatchError
+from ..codec.errors import BudgetError, ReferenceMismatchError
 from ..codec.preprocess import Preprocess
 from ..codec.storage import atomic_write, check_space
 from ..profiles import DeviceProfile
+from .errors import ModelError
 from .students import build_student, split_for_finetune
 
 __all__ = [

@@ -51,10 +51,8 @@ from ..codec.errors import (
     BudgetError,
     DecodeError,
     ExpiredError,
-    ExportError,
     LabelcastError,
     MissingParentError,
-    ModelError,
     ReferenceMismatchError,
     ReplayError,
     RevokedKeyError,
@@ -69,7 +67,7 @@ from ..codec.manifest import ReferenceStore
 from ..codec.payload import Verified, peek, verify_payload
 from ..codec.storage import atomic_write
 from .chain import Chains
-from .hints import HintError
+from .errors import ExportError, HintError, ModelError
 from .receive import ReceiveConfig, receive
 from .slots import Slots
 from .state import EventLog, StateLock, default_state_dir

@@ -25,12 +25,19 @@ from pathlib import Path
 
 import numpy as np
 
-from ..codec.errors import EngineError
+from ..codec.errors import LabelcastError
 from ..codec.manifest import ReferenceStore
 from .scoring import ScoreFile, score_store, scored_batches, whole_batch
 from .teacher import Teacher
 
-__all__ = ["ENGINES", "RayRun", "score", "score_ray"]
+__all__ = ["ENGINES", "EngineError", "RayRun", "score", "score_ray"]
+
+
+class EngineError(LabelcastError):
+    """A scoring engine (Ray, an ONNX Runtime provider) failed or is not available."""
+
+    exit_code = 18
+
 
 ENGINES = ("local", "ray")
 

@@ -456,7 +456,7 @@ def _labelled_set(fit: Fit, spec: PayloadSpec, scored: Scored):
 
 
 def _check_modality(store: ReferenceStore, tea: Teacher) -> None:
-    from ..codec.errors import ModelError
+    from ..receiver.errors import ModelError
 
     if store.kind != tea.modality:
         raise ModelError(

@@ -24,9 +24,10 @@ from ...cli import emit
 @click.option("--json", "as_json", is_flag=True, help="Last line: a JSON object with accuracy and items.")
 def evaluate(model, data, labels, spec, input_name, output_name, provider, as_json) -> None:
     """Accuracy of a classifier on labelled DATA; classes are matched to the model's by name."""
-    from ...codec.errors import ModelError, SourceError
+    from ...codec.errors import SourceError
     from ...datasets.sources import load_labelled
     from ...sender.cli.teacher import parse_spec
+    from ..errors import ModelError
     from ..evaluate import evaluate as do_eval
     from ..serve import OnnxClassifier
 

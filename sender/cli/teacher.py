@@ -8,7 +8,7 @@ import click
 
 from ..._progress import bar
 from ...cli import emit
-from ...codec.errors import ModelError
+from ...receiver.errors import ModelError
 
 _SPEC_HELP = (
     "Preprocessing spec: a preset (unit, fashion, imagenet, half), inline JSON such as "
@@ -84,7 +84,7 @@ def parse_spec(spec: str | None):
 
 def open_teacher(model: str, spec, input_name=None, output_name=None, provider: str = "cpu"):
     """A Teacher for the CLI: spec and model problems become usage errors; notes go to stderr."""
-    from ...codec.errors import ModelError
+    from ...receiver.errors import ModelError
     from ..teacher import Teacher
 
     try:
@@ -228,8 +228,8 @@ def calibrate(model: str, data: str, out: str | None, spec, input_name, output_n
     """Describe MODEL once: store its preprocessing and its median confidence on its own domain."""
     import numpy as np
 
-    from ...codec.errors import ModelError
     from ...datasets.sources import SourceError, open_source
+    from ...receiver.errors import ModelError
     from ..teacher import calibrate as do_calibrate
 
     try:

@@ -15,9 +15,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from labelcast.codec.errors import BudgetError, ModelError, ReferenceMismatchError  # noqa: E402
+from labelcast.codec.errors import BudgetError, ReferenceMismatchError  # noqa: E402
 from labelcast.codec.preprocess import Preprocess  # noqa: E402
 from labelcast.profiles import DeviceProfile, load_device  # noqa: E402
+from labelcast.receiver.errors import ModelError  # noqa: E402
 from labelcast.receiver.train import (  # noqa: E402
     StudentConfig,
     amp_settings,

@@ -132,7 +132,7 @@ def test_training_over_the_memory_budget_stops_with_the_checkpoint_kept(tmp_path
     ],
 )
 def test_the_text_student_refuses_what_it_cannot_honour(change, words):
-    from labelcast.codec.errors import ModelError
+    from labelcast.receiver.errors import ModelError
     from labelcast.receiver.text_models import _refuse_unsupported
 
     with pytest.raises(ModelError, match=words):
@@ -143,7 +143,7 @@ def test_the_text_student_refuses_what_it_cannot_honour(change, words):
 def test_a_text_warm_start_keeps_the_old_weights_and_grows_the_head_never_restarts_silently():
     import torch
 
-    from labelcast.codec.errors import ModelError
+    from labelcast.receiver.errors import ModelError
     from labelcast.receiver.text_models import build_text_model
     from labelcast.receiver.train import warm_start
 

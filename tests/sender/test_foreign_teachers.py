@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from labelcast.codec.errors import ModelError
+from labelcast.receiver.errors import ModelError
 from labelcast.sender.teacher import Teacher
 
 torch = pytest.importorskip("torch")

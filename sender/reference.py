@@ -26,7 +26,7 @@ import numpy as np
 
 from ..codec.errors import LabelcastError, SourceError, StorageError
 from ..codec.manifest import ReferenceStore, hash_items, write_manifest, write_provenance
-from ..codec.storage import atomic_write
+from ..codec.storage import atomic_write, check_space
 from ..datasets.sources import Source, open_source
 
 __all__ = ["BuildConfig", "build_store", "auto_clusters", "grouping"]
@@ -137,6 +137,9 @@ def build_store(source: str, out: str | os.PathLike, config: BuildConfig | None 
         "clusters": cfg.clusters,
         "fit": cfg.fit,
     }
+    # before the long work: the items and a hash per item (and per source file), less what a resumed build has
+    done = (outp / "items.u8").stat().st_size if (outp / "items.u8").exists() else 0
+    check_space(outp, max(0, src.n * (int(np.prod(src.item_shape)) + 96) - done), what="the reference store")
     try:
         if old_root is not None:  # --force: the old store goes only now that the source opened
             for f in ("manifest.lcm", "store.json", "provenance.lcp"):

@@ -344,3 +344,11 @@ def test_the_serving_example_predicts_with_the_active_model_and_reloads_on_promo
     if s.get("candidate") is not None:
         s.promote_candidate()
     assert served.reload() and served.target == os.readlink(slots / "active")
+
+
+def test_reference_build_on_a_disk_too_small_is_refused_before_it_starts(tiny_disk, tmp_path):
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "pool.npy", rng.integers(0, 256, (4000, 28, 28), dtype=np.uint8))  # 3 MiB of items
+    code, out, err = run_cli("reference", "build", f"npy:{tmp_path / 'pool.npy'}", "--out", tiny_disk / "ref")
+    assert code == 12 and "not enough space for the reference store" in err and "needs 3.4 MiB" in err
+    assert not (tiny_disk / "ref" / "items.u8").exists()

@@ -13,7 +13,7 @@ DEB_DATA := dataset-fashion-mnist:$(FASHION) openclipart-png:/usr/share/openclip
 # torch is pinned: the plain name pulls a multi-GB CUDA build; 2.13.0 is the CPU wheel here.
 TORCH := torch==2.13.0
 
-.PHONY: setup data demo demo-digits test test-all lint format bench bench-quick bench-all fuzz clean
+.PHONY: setup data demo demo-digits test test-slow test-all lint format bench bench-quick bench-all fuzz clean
 
 setup: $(STAMP) data
 
@@ -41,10 +41,15 @@ demo: setup
 demo-digits: setup
 	$(BIN)/labelcast demo --scenario digits
 
+# ruff, then the suite (≤ 6 min on 2 cores); the half-minute end-to-end runs are test-slow's
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -q -x -p no:cacheprovider -m "not bench"
+	$(BIN)/python -m pytest -q -x -p no:cacheprovider -m "not bench and not slow"
+
+# SIGKILL and power cuts, a fresh lean venv, two Ray nodes, 40k fuzzed inputs, the CLI on Fashion-MNIST (~5 min)
+test-slow: setup
+	$(BIN)/python -m pytest -q -x -p no:cacheprovider -m "slow and not bench"
 
 # everything, benchmark smoke runs included (~2 more minutes)
 test-all: setup

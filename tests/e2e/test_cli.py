@@ -46,6 +46,7 @@ def slice_dir(tmp_path_factory):
     return d
 
 
+@pytest.mark.slow
 def test_cli_end_to_end_and_tampered_payload_refused(slice_dir: Path):
     d = slice_dir
     lc("keygen", "--out", "keys", cwd=d)
@@ -196,6 +197,7 @@ def test_cli_end_to_end_and_tampered_payload_refused(slice_dir: Path):
     assert again.returncode == 5 and "already accepted" in again.stderr
 
 
+@pytest.mark.slow
 def test_clustered_store_and_keyed_selection_carry_more_labels_per_byte(slice_dir: Path):
     d = slice_dir
     if not (d / "keys" / "sender.key").exists():
@@ -239,6 +241,7 @@ def test_clustered_store_and_keyed_selection_carry_more_labels_per_byte(slice_di
     assert json.loads(got.stdout.splitlines()[-1])["selected_items"] == keyed["selected_items"]
 
 
+@pytest.mark.slow
 def test_auto_sends_soft_energy_high_labels_for_a_far_pool(slice_dir: Path):
     from labelcast.datasets.builtin import mnist5k
 

@@ -95,6 +95,7 @@ def _probe(memory_mb: int) -> dict:
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_the_memory_profile_is_a_hard_limit_the_trainer_stays_under():
     got = _probe(1024)  # a 512 MiB training budget
     assert got["ok"], got

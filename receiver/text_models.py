@@ -155,7 +155,7 @@ def train_text(
     stop_after: int | None = None,
 ) -> dict:
     """Train ``model`` in place on token ids with hard labels (k,) or soft targets (k, classes); returns info."""
-    from .train import lr_at
+    from .train import check_training_space, epochs_for, lr_at, report_to, samples_note, save_checkpoint
 
     cfg = cfg or TextTrainConfig()
     torch.manual_seed(cfg.seed)
@@ -168,8 +168,6 @@ def train_text(
     if k == 0:
         raise ValueError("nothing to train on: the training set is empty")
     batch = min(cfg.batch, k)
-    from .train import epochs_for, samples_note
-
     epochs = epochs_for(cfg.train_samples, k, cfg.min_epochs, cfg.max_epochs)
     steps_per = math.ceil(k / batch)
     total = steps_per * epochs
@@ -178,19 +176,10 @@ def train_text(
         torch.optim.SparseAdam([model.embed.weight], lr=cfg.lr),
         torch.optim.AdamW(decay, lr=cfg.lr, weight_decay=cfg.weight_decay),
     )
-    from .train import check_training_space, load_checkpoint, report_to, save_checkpoint
-
     ck = Path(checkpoint) if checkpoint else None
-    step = 0
     if ck is not None:
         check_training_space(ck.parent, model)
-    if ck is not None and resume and ck.exists():
-        st = load_checkpoint(ck) or {}
-        if st.get("tag") == tag and st.get("config") == asdict(cfg) and st.get("total") == total:
-            model.load_state_dict(st["model"])
-            opt.load_state_dict(st["opt"])
-            step = int(st["step"])
-    resumed_at = step
+    step = resumed_at = _resume_text(ck, resume, tag, cfg, total, model, opt)
     report = report_to(progress, total, batch, step)
     model.train()
     perm_epoch, perm = -1, None
@@ -208,7 +197,7 @@ def train_text(
         if progress:
             progress(1)
         if ck is not None and (step % cfg.checkpoint_every == 0 or step == total):
-            state = {"tag": tag, "config": asdict(cfg), "total": total, "step": step}
+            state = {"tag": tag, "config": asdict(cfg), "total": total, "step": step, "rng": torch.get_rng_state()}
             save_checkpoint(ck, {**state, "model": model.state_dict(), "opt": opt.state_dict()})
         if stop_after is not None and step >= stop_after:
             break
@@ -223,6 +212,22 @@ def train_text(
         "params": sum(p.numel() for p in model.parameters()),
         "seconds": round(time.time() - t0, 2),
     }
+
+
+def _resume_text(ck: Path | None, resume: bool, tag: str, cfg: TextTrainConfig, total: int, model, opt) -> int:
+    """The step a checkpoint of this payload, config and schedule resumes at (0: start afresh)."""
+    from .train import load_checkpoint
+
+    if ck is None or not resume or not ck.exists():
+        return 0
+    st = load_checkpoint(ck) or {}
+    if st.get("tag") != tag or st.get("config") != asdict(cfg) or st.get("total") != total:
+        return 0
+    model.load_state_dict(st["model"])
+    opt.load_state_dict(st["opt"])
+    if "rng" in st:  # dropout draws from torch's generator: the resumed run continues its sequence
+        torch.set_rng_state(st["rng"])
+    return int(st["step"])
 
 
 def student_arch(requested: str, default_arch: str) -> str:

@@ -102,3 +102,23 @@ def test_the_cycle_finder_finds_a_cycle():
 
 def test_the_installed_package_has_no_import_cycle():
     assert cycles(import_graph()) == []
+
+
+def test_the_layers_import_only_what_the_design_allows():
+    """docs: the import rules are the architecture (the lean receiver never imports the sender; the codec and
+    the profiles never import either side)."""
+    graph = import_graph()
+    forbidden = {
+        "labelcast.receiver": ("labelcast.sender",),
+        "labelcast.codec": ("labelcast.sender", "labelcast.receiver", "labelcast.datasets"),
+        "labelcast.profiles": ("labelcast.sender", "labelcast.receiver", "labelcast.codec", "labelcast.datasets"),
+    }
+    bad = [
+        (m, t)
+        for m, targets in graph.items()
+        for layer, banned in forbidden.items()
+        if m == layer or m.startswith(layer + ".")
+        for t in targets
+        if any(t == b or t.startswith(b + ".") for b in banned)
+    ]
+    assert bad == []

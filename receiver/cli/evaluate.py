@@ -26,13 +26,15 @@ def evaluate(model, data, labels, spec, input_name, output_name, provider, as_js
     """Accuracy of a classifier on labelled DATA; classes are matched to the model's by name."""
     from ...codec.errors import SourceError
     from ...datasets.sources import load_labelled
-    from ...sender.cli.teacher import parse_spec
     from ..errors import ModelError
     from ..evaluate import evaluate as do_eval
-    from ..serve import OnnxClassifier
+    from ..serve import OnnxClassifier, resolve_spec
 
     try:
-        pp = parse_spec(spec)
+        pp = resolve_spec(spec)
+    except (ValueError, ModelError) as e:
+        raise click.BadParameter(str(e), param_hint="--preprocess") from None
+    try:
         probe = OnnxClassifier(model, pp, input_name=input_name, output_name=output_name)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--preprocess") from None

@@ -178,9 +178,7 @@ def receive(
 ) -> None:
     """Verify INPUT (frames folder or payload file), then train and export a student.
 
-    With --watch INBOX there is no INPUT: the device runs unattended on an inbox of frame files,
-    owns its --state folder while it runs, and retries what it refused once the cause is fixed
-    (docs/field.md)."""
+    With --watch INBOX there is no INPUT: the device runs unattended on an inbox (docs/field.md)."""
     from ...codec.keys import TrustSet
     from ...profiles import ProfileError, load_device
     from ..receive import ReceiveConfig

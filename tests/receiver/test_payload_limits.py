@@ -153,3 +153,28 @@ def test_a_text_warm_start_keeps_the_old_weights_and_grows_the_head_never_restar
     assert torch.equal(new.head.weight[:3], old.head.weight) and torch.equal(new.embed.weight, old.embed.weight)
     with pytest.raises(ModelError, match="cannot warm-start"):
         warm_start(build_text_model("textcnn", 500, 4), old.state_dict())  # another arch: refused, not ignored
+
+
+def test_a_text_student_resumed_from_its_checkpoint_ends_at_the_same_weights(tmp_path):
+    import torch
+
+    from labelcast.receiver.text_models import TextTrainConfig, build_text_model, train_text
+
+    rng = np.random.default_rng(0)
+    tokens, y = rng.integers(0, 500, (120, 16)), rng.integers(0, 3, 120)
+    cfg = TextTrainConfig(train_samples=3600, min_epochs=1, checkpoint_every=4, threads=1)  # 30 steps of 120
+
+    def fresh():
+        torch.manual_seed(0)
+        return build_text_model("fasttext-small", 500, 3)
+
+    whole = fresh()
+    train_text(whole, tokens, y, cfg)
+    cut = fresh()
+    ck = tmp_path / "ck.pt"
+    train_text(cut, tokens, y, cfg, checkpoint=ck, tag="p", stop_after=10)  # killed after step 10 (checkpoint at 8)
+    resumed = fresh()
+    info = train_text(resumed, tokens, y, cfg, checkpoint=ck, tag="p", resume=True)
+    assert info["resumed_at_step"] == 8
+    pairs = zip(whole.state_dict().values(), resumed.state_dict().values(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)

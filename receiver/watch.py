@@ -199,12 +199,16 @@ class Watcher:
         for kid, seq, pid, v in sorted(ready, key=lambda r: (r[0], r[1], r[2])):
             if self.stopping:
                 raise WatchStopped
-            if self.waits_for_lower(pid, kid, seq) or self.parent_wait.get(pid) == self._heads():
+            if self.waits_for_lower(pid, kid, seq) or self.parent_still_missing(pid):
                 continue
             self.process(pid, v)
         self.write_pending()
 
     # -- what changed since a payload was refused -------------------------------------------------
+    def parent_still_missing(self, pid: bytes) -> bool:
+        """A delta that waits for its parent and no chain head has moved since (heads read only then)."""
+        return pid in self.parent_wait and self.parent_wait[pid] == self._heads()
+
     def _heads(self) -> tuple:
         chains = Chains(self.state)
         keys = sorted(p.name for p in chains.root.iterdir()) if chains.root.is_dir() else []

@@ -41,17 +41,17 @@ demo: setup
 demo-digits: setup
 	$(BIN)/labelcast demo --scenario digits
 
-# ruff, then the suite (≤ 6 min on 2 cores); the half-minute end-to-end runs are test-slow's
+# ruff, then the suite with the tiny benchmark run (≤ 6 min on 2 cores); the half-minute end-to-end runs are test-slow's
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -q -x -p no:cacheprovider -m "not bench and not slow"
+	$(BIN)/python -m pytest -q -x -p no:cacheprovider -m "not slow"
 
 # SIGKILL and power cuts, a fresh lean venv, two Ray nodes, 40k fuzzed inputs, the CLI on Fashion-MNIST (~5 min)
 test-slow: setup
-	$(BIN)/python -m pytest -q -x -p no:cacheprovider -m "slow and not bench"
+	$(BIN)/python -m pytest -q -x -p no:cacheprovider -m "slow"
 
-# everything, benchmark smoke runs included (~2 more minutes)
+# everything: make test and make test-slow in one run
 test-all: setup
 	$(BIN)/python -m pytest -q -x -p no:cacheprovider
 

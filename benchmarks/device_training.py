@@ -112,7 +112,7 @@ def accuracy_runs(scenario: str, work: Path, log, fresh: bool = False, runs: dic
     from labelcast.codec.manifest import ReferenceStore
     from labelcast.datasets.sources import load_labelled
     from labelcast.receiver.serve import load_classifier
-    from labelcast.sender.send import SendConfig, send
+    from labelcast.sender.send import LinkSettings, SendConfig, send
 
     runs = runs or RUNS
     env = setup(scenario, work, log)
@@ -127,7 +127,7 @@ def accuracy_runs(scenario: str, work: Path, log, fresh: bool = False, runs: dic
             store,
             work / "keys" / "sender.key",
             box,
-            SendConfig(budget=budget, force=True),
+            SendConfig(LinkSettings(budget=budget), force=True),
             logits=logits,
         )
         for name, (init, finetune, samples, augment) in runs.items():

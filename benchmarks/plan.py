@@ -43,10 +43,15 @@ def measure(work: Path, scenario: str, budget: int, only: str | None, tag: str) 
     from labelcast.datasets.sources import load_labelled
     from labelcast.receiver.evaluate import evaluate
     from labelcast.receiver.receive import ReceiveConfig, receive
-    from labelcast.sender.send import SendConfig, send
+    from labelcast.sender.plan import PlanConfig
+    from labelcast.sender.send import LinkSettings, PlanSettings, SendConfig, send
 
     out = work / "runs" / f"{budget}-{tag}"
-    cfg = SendConfig(budget=budget, target=f"builtin:{scenario}:train", plan_only=only, plan_seconds=1e9, force=True)
+    cfg = SendConfig(
+        LinkSettings(budget=budget),
+        plan=PlanSettings(target=f"builtin:{scenario}:train", config=PlanConfig(only=only, seconds=1e9)),
+        force=True,
+    )
     rep = send(work / "teacher.onnx", work / "ref", work / "keys" / "sender.key", out / "outbox", cfg)
     trust = TrustSet.from_files([work / "keys" / "sender.pub"])
     receive(out / "outbox" / "frames", work / "ref", trust, out / "device", ReceiveConfig(), state_dir=out / "state")

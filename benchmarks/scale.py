@@ -114,9 +114,9 @@ def build(path: Path, n: int, size: int) -> float:
 
 def payload_of(logits, store, key, out: Path) -> bytes:
     from labelcast.sender.selection import SelectConfig
-    from labelcast.sender.send import SendConfig, send
+    from labelcast.sender.send import LinkSettings, Recipe, SendConfig, send
 
-    cfg = SendConfig(budget=4096, select=SelectConfig("margin", quota=True), sequence=7, force=True)
+    cfg = SendConfig(LinkSettings(budget=4096), Recipe(SelectConfig("margin", quota=True)), sequence=7, force=True)
     send(out.parent / "t.onnx", store, key, out, cfg, logits=np.asarray(logits), now=1_800_000_000)
     return (out / "payload.lcst").read_bytes()
 

@@ -128,11 +128,11 @@ def run_one(work: Path, store, teacher, logits, budget: int, name: str, seed: in
     from labelcast.receiver.evaluate import evaluate
     from labelcast.receiver.receive import ReceiveConfig, receive
     from labelcast.sender.selection import SelectConfig
-    from labelcast.sender.send import SendConfig, send
+    from labelcast.sender.send import LinkSettings, Recipe, SendConfig, send
 
     out = work / "runs" / f"{name}-{budget}-{seed}"
     sel = SelectConfig(**STRATEGIES[name], seed=seed)
-    cfg = SendConfig(link=link, budget=budget, select=sel, force=True)
+    cfg = SendConfig(LinkSettings(link, budget), Recipe(sel), force=True)
     rep = send(teacher, store, work / "keys" / "sender.key", out / "outbox", cfg, logits=logits)
     trust = TrustSet.from_files([work / "keys" / "sender.pub"])
     t = time.time()

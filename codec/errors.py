@@ -10,6 +10,8 @@ Each class carries ``exit_code``, the CLI's exit status for that class of failur
 
 from __future__ import annotations
 
+from ..errors import LabelcastError
+
 __all__ = [
     "LabelcastError",
     "DecodeError",
@@ -32,12 +34,6 @@ __all__ = [
     "LockedError",
     "SourceError",
 ]
-
-
-class LabelcastError(Exception):
-    """Base of every error labelcast raises on bad input or a failed check."""
-
-    exit_code = 1
 
 
 class DecodeError(LabelcastError):

@@ -195,19 +195,7 @@ def _npy(rest: str, size, channels, labels: str | None) -> Source:
             raise SourceError(f"labels file {labels} not found")
     if y is not None and y.shape != (arr.shape[0],):
         raise SourceError(f"{p} has {arr.shape[0]} images but its labels {y.shape}")
-    names = [str(i) for i in range(int(y.max()) + 1)] if y is not None and y.size else None
-    n = arr.shape[0]
-    return Source(
-        f"npy:{rest}",
-        n,
-        _shape(arr, size, channels),
-        np.zeros(n, np.uint32),
-        [p.name],
-        [f"{rest}#{i}" for i in range(n)],
-        _array_reader(arr, size, channels),
-        y,
-        names,
-    )
+    return _array_source(f"npy:{rest}", p, arr, y, None, size, channels)
 
 
 def _npz(rest: str, size, channels) -> Source:
@@ -221,17 +209,24 @@ def _npz(rest: str, size, channels) -> Source:
         raise SourceError(f"cannot read {p} as an .npz with arrays x (and y): {e}") from e
     if x.dtype != np.uint8 or x.ndim not in (3, 4) or (y is not None and y.shape != (x.shape[0],)):
         raise SourceError(f"{p}: x must be N×H×W[×C] uint8 and y N labels")
+    return _array_source(f"npz:{rest}", p, x, y, names, size, channels)
+
+
+def _array_source(spec: str, p: Path, arr: np.ndarray, y, names, size, channels) -> Source:
+    """One array file as a source: one group, items named ``PATH#i``, labels numbered when not named."""
     if y is not None and names is None and y.size:
         names = [str(i) for i in range(int(y.max()) + 1)]
-    n = x.shape[0]
+    n = arr.shape[0]
+    rest = spec.split(":", 1)[1]
+    ids = [f"{rest}#{i}" for i in range(n)]
     return Source(
-        f"npz:{rest}",
+        spec,
         n,
-        _shape(x, size, channels),
+        _shape(arr, size, channels),
         np.zeros(n, np.uint32),
         [p.name],
-        [f"{rest}#{i}" for i in range(n)],
-        _array_reader(x, size, channels),
+        ids,
+        _array_reader(arr, size, channels),
         y,
         names,
     )

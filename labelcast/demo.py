@@ -42,7 +42,7 @@ def _ground(scenario: str, ground: Path, seed: int, fast: bool, stages: dict) ->
     from .datasets.sources import load_labelled
     from .sender.reference import build_store
     from .sender.selection import SelectConfig
-    from .sender.send import SendConfig, send
+    from .sender.send import LinkSettings, Recipe, SendConfig, send
     from .sender.teacher import TeacherConfig, train_and_export
 
     settings = SCENARIO_SETTINGS[scenario]
@@ -60,7 +60,9 @@ def _ground(scenario: str, ground: Path, seed: int, fast: bool, stages: dict) ->
         train_and_export(x, y, names, ground / "teacher.onnx", tcfg, tick)
     _stage(stages, "teacher_train", t)
     t = time.time()
-    scfg = SendConfig(link=settings["link"], budget=settings["budget"], select=SelectConfig("auto", seed=seed))
+    scfg = SendConfig(
+        link=LinkSettings(settings["link"], settings["budget"]), recipe=Recipe(SelectConfig("auto", seed=seed))
+    )
     with bar(ref["items"], "score", "item") as tick:
         sent = send(
             ground / "teacher.onnx",

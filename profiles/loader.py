@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from ..errors import LabelcastError
+
 try:
     import tomllib
 except ImportError:  # Python 3.10 (JetPack 6)
@@ -23,8 +25,10 @@ __all__ = ["LinkProfile", "DeviceProfile", "ProfileError", "load_link", "load_de
 _HERE = Path(__file__).parent
 
 
-class ProfileError(ValueError):
+class ProfileError(LabelcastError, ValueError):
     """A profile name is unknown or a profile file is malformed."""
+
+    exit_code = 2  # a bad --link / --device, as click reports a bad option
 
 
 @dataclass(frozen=True)

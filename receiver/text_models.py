@@ -31,6 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .errors import ModelError
+from .loop import Schedule, check_training_space, epochs_for, load_checkpoint, samples_note, save_checkpoint, train_loop
 
 __all__ = ["TEXT_ARCHS", "TextModel", "build_text_model", "TextTrainConfig", "train_text"]
 
@@ -124,22 +125,25 @@ class _Both:
         self.parts[1].load_state_dict(st["dense"])
 
 
-def _text_step(
-    model: TextModel, opt, xb: torch.Tensor, yb: torch.Tensor, cfg: TextTrainConfig, step: int
-) -> torch.Tensor:
+def _text_step(model: TextModel, opt, xs: torch.Tensor, ys: torch.Tensor, cfg: TextTrainConfig):
     """One optimizer step: token dropout (a pure function of seed and step), forward, loss, backward."""
-    if cfg.token_dropout:
-        g = torch.Generator().manual_seed(int(np.random.default_rng([cfg.seed, 2, step]).integers(1 << 62)))
-        xb = xb * (torch.rand(xb.shape, generator=g) >= cfg.token_dropout)
-    out = model(xb)
-    if yb.ndim == 2:
-        loss = -(yb * F.log_softmax(out, 1)).sum(1).mean()
-    else:
-        loss = F.cross_entropy(out, yb, label_smoothing=cfg.label_smoothing)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-    return loss.detach()
+
+    def step_fn(step: int, idx: torch.Tensor) -> torch.Tensor:
+        xb, yb = xs[idx], ys[idx]
+        if cfg.token_dropout:
+            g = torch.Generator().manual_seed(int(np.random.default_rng([cfg.seed, 2, step]).integers(1 << 62)))
+            xb = xb * (torch.rand(xb.shape, generator=g) >= cfg.token_dropout)
+        out = model(xb)
+        if yb.ndim == 2:
+            loss = -(yb * F.log_softmax(out, 1)).sum(1).mean()
+        else:
+            loss = F.cross_entropy(out, yb, label_smoothing=cfg.label_smoothing)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.detach()
+
+    return step_fn
 
 
 def train_text(
@@ -155,8 +159,6 @@ def train_text(
     stop_after: int | None = None,
 ) -> dict:
     """Train ``model`` in place on token ids with hard labels (k,) or soft targets (k, classes); returns info."""
-    from .train import check_training_space, epochs_for, lr_at, report_to, samples_note, save_checkpoint
-
     cfg = cfg or TextTrainConfig()
     torch.manual_seed(cfg.seed)
     if cfg.threads:
@@ -167,10 +169,14 @@ def train_text(
     k = int(xs.shape[0])
     if k == 0:
         raise ValueError("nothing to train on: the training set is empty")
-    batch = min(cfg.batch, k)
-    epochs = epochs_for(cfg.train_samples, k, cfg.min_epochs, cfg.max_epochs)
-    steps_per = math.ceil(k / batch)
-    total = steps_per * epochs
+    sched = Schedule(
+        k,
+        min(cfg.batch, k),
+        epochs_for(cfg.train_samples, k, cfg.min_epochs, cfg.max_epochs),
+        cfg.lr,
+        cfg.warmup,
+        cfg.seed,
+    )
     decay = [p for n, p in model.named_parameters() if not n.startswith("embed")]
     opt = _Both(
         torch.optim.SparseAdam([model.embed.weight], lr=cfg.lr),
@@ -179,35 +185,23 @@ def train_text(
     ck = Path(checkpoint) if checkpoint else None
     if ck is not None:
         check_training_space(ck.parent, model)
-    step = resumed_at = _resume_text(ck, resume, tag, cfg, total, model, opt)
-    report = report_to(progress, total, batch, step)
+    resumed_at = _resume_text(ck, resume, tag, cfg, sched.total, model, opt)
+
+    def save(step: int) -> None:
+        state = {"tag": tag, "config": asdict(cfg), "total": sched.total, "step": step, "rng": torch.get_rng_state()}
+        save_checkpoint(ck, {**state, "model": model.state_dict(), "opt": opt.state_dict()})
+
     model.train()
-    perm_epoch, perm = -1, None
-    while step < total:
-        epoch, b = divmod(step, steps_per)
-        if epoch != perm_epoch:
-            perm_epoch, perm = epoch, torch.from_numpy(np.random.default_rng([cfg.seed, epoch]).permutation(k))
-        idx = perm[b * batch : (b + 1) * batch]
-        for grp in opt.param_groups:
-            grp["lr"] = lr_at(step, total, cfg.lr, cfg.warmup)
-        loss = _text_step(model, opt, xs[idx], ys[idx], cfg, step)
-        step += 1
-        if step % 25 == 1:
-            report(epoch=f"{epoch + 1}/{epochs}", loss=float(loss))
-        if progress:
-            progress(1)
-        if ck is not None and (step % cfg.checkpoint_every == 0 or step == total):
-            state = {"tag": tag, "config": asdict(cfg), "total": total, "step": step, "rng": torch.get_rng_state()}
-            save_checkpoint(ck, {**state, "model": model.state_dict(), "opt": opt.state_dict()})
-        if stop_after is not None and step >= stop_after:
-            break
+    step_fn = _text_step(model, opt, xs, ys, cfg)
+    kw = {"save": save if ck is not None else None, "save_every": cfg.checkpoint_every, "stop_after": stop_after}
+    train_loop(opt, step_fn, sched, start=resumed_at, progress=progress, **kw)
     model.eval()
     return {
         "items": k,
-        "epochs": epochs,
-        **samples_note(cfg.train_samples, k, epochs, cfg.min_epochs),
-        "steps": total,
-        "batch": batch,
+        "epochs": sched.epochs,
+        **samples_note(cfg.train_samples, k, sched.epochs, cfg.min_epochs),
+        "steps": sched.total,
+        "batch": sched.batch,
         "resumed_at_step": resumed_at,
         "params": sum(p.numel() for p in model.parameters()),
         "seconds": round(time.time() - t0, 2),
@@ -216,7 +210,6 @@ def train_text(
 
 def _resume_text(ck: Path | None, resume: bool, tag: str, cfg: TextTrainConfig, total: int, model, opt) -> int:
     """The step a checkpoint of this payload, config and schedule resumes at (0: start afresh)."""
-    from .train import load_checkpoint
 
     if ck is None or not resume or not ck.exists():
         return 0
@@ -261,7 +254,7 @@ def _text_config(sc, k: int) -> TextTrainConfig:
 
 def plan_text(k: int, classes: int, tokenizer, profile, sc) -> dict:
     """What the device would train on a text store, with its memory estimate against the profile."""
-    from .train import StudentConfig, epochs_for
+    from .train import StudentConfig
 
     arch = student_arch(sc.arch, StudentConfig.arch)
     model = build_text_model(arch, tokenizer.vocab, classes)

@@ -1,8 +1,10 @@
 """Fine-tune a student on the rebuilt subset, within the device profile's memory.
 
-The loop (:func:`train_student`) reads top to bottom: explicit seed, a pure learning-rate
-schedule, stateless per-epoch/per-step random streams (so a resumed run repeats the
-uninterrupted one exactly), atomic checkpoints every N steps. Around it:
+:func:`train_student` runs the one training loop the teacher and the text student also run
+(:func:`labelcast.receiver.loop.train_loop`: explicit seed, a pure learning-rate schedule,
+stateless per-epoch/per-step random streams, so a resumed run repeats the uninterrupted one
+exactly, atomic checkpoints every N steps); this module gives it the image student's step
+and what is around it:
 
 * **accelerator** (:func:`select_device`): CUDA when the profile says ``cuda = true`` and
   torch sees a GPU, else the CPU — with one log line saying why; mixed precision per the
@@ -23,7 +25,6 @@ uninterrupted one exactly), atomic checkpoints every N steps. Around it:
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import math
 import os
@@ -38,9 +39,18 @@ import torch.nn.functional as F
 
 from ..codec.errors import BudgetError, ReferenceMismatchError
 from ..codec.preprocess import Preprocess
-from ..codec.storage import atomic_write, check_space
 from ..profiles import DeviceProfile
 from .errors import ModelError
+from .loop import (
+    Schedule,
+    check_training_space,
+    epochs_for,
+    load_checkpoint,
+    lr_at,
+    samples_note,
+    save_checkpoint,
+    train_loop,
+)
 from .students import build_student, split_for_finetune
 
 __all__ = [
@@ -85,30 +95,6 @@ class StudentConfig:
     warm_min_epochs: int = 2  # … and its least passes over the cumulative set
     precision: str = "auto"  # auto (the profile's) | fp32 | fp16 | bf16
     accelerator: str = "auto"  # auto | cpu | cuda
-
-
-def epochs_for(train_samples: int, k: int, min_epochs: int, max_epochs: int) -> int:
-    """Passes over ``k`` items: ``train_samples / k``, at least ``min_epochs`` (the floor: a small number of
-    samples is raised to it, so a few hundred labels still converge), at most ``max_epochs``."""
-    return int(min(max_epochs, max(min_epochs, math.ceil(train_samples / max(k, 1)))))
-
-
-def samples_note(train_samples: int, k: int, epochs: int, min_epochs: int) -> dict:
-    """What the report says of the schedule: asked, seen, and whether the epoch floor raised it."""
-    return {
-        "train_samples_requested": train_samples,
-        "samples_seen": epochs * k,
-        "epoch_floor": min_epochs,
-        "raised_to_floor": math.ceil(train_samples / max(k, 1)) < min_epochs,
-    }
-
-
-def lr_at(step: int, total: int, peak: float, warmup: float) -> float:
-    """Linear warm-up, then cosine to zero; a pure function of the step."""
-    w = max(1, int(total * warmup))
-    if step < w:
-        return peak * (step + 1) / w
-    return peak * 0.5 * (1 + math.cos(math.pi * (step - w) / max(1, total - w)))
 
 
 def peak_rss_mb() -> float:
@@ -373,40 +359,6 @@ def over_budget_error(run: _Run, profile: DeviceProfile, step: int) -> BudgetErr
     )
 
 
-def report_to(progress, total: int, batch: int, done: int = 0):
-    """Tell a progress bar the schedule (steps of ``batch`` images, ``done`` already); returns the function
-    the loop gives its figures to (epoch, loss) — a no-op for a plain callback."""
-    if hasattr(progress, "start"):
-        progress.start(total, batch)
-        if done:
-            progress(done)
-    return getattr(progress, "info", lambda **_: None)
-
-
-def save_checkpoint(path: Path, state: dict) -> None:
-    """Serialise in memory, then one atomic write: a full disk is a ``StorageError`` naming the bytes it
-    needed (torch writing to the file itself reports it as an opaque ``RuntimeError``)."""
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    atomic_write(path, buf.getvalue(), what=f"checkpoint {path} (the previous checkpoint is intact)")
-
-
-def load_checkpoint(path: Path) -> dict | None:
-    """A checkpoint's tensors and plain values only (``weights_only``: nothing in it is executed); None when
-    it cannot be read (a foreign or damaged file starts the training afresh)."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # torch raises several unrelated types for a damaged or foreign file
-        return None
-
-
-def check_training_space(folder: Path, model: torch.nn.Module) -> None:
-    """Before the first step: room for a checkpoint (weights and two optimizer moments), the exported model
-    and the chain's copy, with 1 MiB to spare — else ``StorageError`` now, not after an hour of training."""
-    n = sum(p.numel() * p.element_size() for p in model.parameters())
-    check_space(folder, 5 * n + (1 << 20), what="the training checkpoint and the exported model")
-
-
 def file_sha256(path: str | os.PathLike) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -612,19 +564,24 @@ def _prepare(x, targets, classes, preprocess, profile, cfg: StudentConfig, warm,
     return run
 
 
-def _train_step(run: _Run, cfg: StudentConfig, step: int, idx: torch.Tensor, by_class, rng) -> torch.Tensor:
-    xb, yb = run.xs[idx], run.ys[idx]
-    xb = _mosaic(xb, yb, run.xs, by_class, cfg, rng) if cfg.mosaic else xb
-    xb = _augment(xb, cfg, rng)
-    for g in run.opt.param_groups:
-        g["lr"] = lr_at(step, run.total, cfg.lr, cfg.warmup)
-    with torch.autocast(run.device.type, dtype=run.amp or torch.float32, enabled=run.amp is not None):
-        loss = _loss(run.model(xb), yb, run.soft, cfg.label_smoothing)
-    run.opt.zero_grad(set_to_none=True)
-    run.scaler.scale(loss).backward()
-    run.scaler.step(run.opt)
-    run.scaler.update()
-    return loss.detach()
+def _train_step(run: _Run, cfg: StudentConfig, by_class, sched: Schedule):
+    """One optimizer step on the items ``idx`` (augmented from the step's own random stream)."""
+
+    def step_fn(step: int, idx: torch.Tensor) -> torch.Tensor:
+        idx = idx.to(run.device)
+        rng = sched.rng(step)
+        xb, yb = run.xs[idx], run.ys[idx]
+        xb = _mosaic(xb, yb, run.xs, by_class, cfg, rng) if cfg.mosaic else xb
+        xb = _augment(xb, cfg, rng)
+        with torch.autocast(run.device.type, dtype=run.amp or torch.float32, enabled=run.amp is not None):
+            loss = _loss(run.model(xb), yb, run.soft, cfg.label_smoothing)
+        run.opt.zero_grad(set_to_none=True)
+        run.scaler.scale(loss).backward()
+        run.scaler.step(run.opt)
+        run.scaler.update()
+        return loss.detach()
+
+    return step_fn
 
 
 def train_student(
@@ -654,37 +611,35 @@ def train_student(
     t0 = time.time()
     run = _prepare(x, targets, classes, preprocess, profile, cfg, warm, root)
     k, batch = len(run.xs), run.batch
-    steps_per = math.ceil(k / batch)
     ck = Path(checkpoint) if checkpoint else None
     if ck is not None:
         check_training_space(ck.parent, run.model)
     step = _resume(ck, resume, tag, cfg, run.total, run.model, run.opt, run.scaler)
-    report = report_to(progress, run.total, batch, step)
     hard = run.ys if not run.soft else run.ys.argmax(1)
     by_class = {c: np.flatnonzero(hard.cpu().numpy() == c) for c in range(classes)}
+    sched = Schedule(k, batch, run.epochs, cfg.lr, cfg.warmup, cfg.seed)
+
+    def save(step: int) -> None:
+        state = {"tag": tag, "config": asdict(cfg), "total": run.total, "step": step}
+        state.update(model=run.model.state_dict(), opt=run.opt.state_dict(), scaler=run.scaler.state_dict())
+        save_checkpoint(ck, state)
+
+    def probe(step: int) -> Exception | None:
+        run.sample()
+        return over_budget_error(run, profile, step) if over_budget(run, profile) else None
+
     run.model.train()
-    perm_epoch, perm = -1, None
-    while step < run.total:
-        epoch, b = divmod(step, steps_per)
-        if epoch != perm_epoch:  # a pure function of (seed, epoch): a resumed run sees the same order
-            perm_epoch, perm = epoch, torch.from_numpy(np.random.default_rng([cfg.seed, epoch]).permutation(k))
-        rng = np.random.default_rng([cfg.seed, 1, step])
-        loss = _train_step(run, cfg, step, perm[b * batch : (b + 1) * batch].to(run.device), by_class, rng)
-        step += 1
-        if step % 25 == 1:
-            run.sample()
-            report(epoch=f"{epoch + 1}/{run.epochs}", loss=float(loss))
-        if progress:
-            progress(1)
-        over = step % 25 == 1 and over_budget(run, profile)
-        if ck is not None and (step % cfg.checkpoint_every == 0 or step == run.total or over):
-            state = {"tag": tag, "config": asdict(cfg), "total": run.total, "step": step}
-            state.update(model=run.model.state_dict(), opt=run.opt.state_dict(), scaler=run.scaler.state_dict())
-            save_checkpoint(ck, state)
-        if over:
-            raise over_budget_error(run, profile, step)
-        if stop_after is not None and step >= stop_after:
-            break
+    train_loop(
+        run.opt,
+        _train_step(run, cfg, by_class, sched),
+        sched,
+        start=step,
+        save=save if ck is not None else None,
+        save_every=cfg.checkpoint_every,
+        probe=probe,
+        stop_after=stop_after,
+        progress=progress,
+    )
     model = run.model.eval()
     on_gpu = run.device.type == "cuda"
     run.sample()

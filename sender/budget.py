@@ -19,7 +19,16 @@ from ..codec.framing import FrameLayout, layout_for
 from ..profiles import LinkProfile
 from .delivery import DEFAULT_TARGET, DeliveryModel, parity_for, success_probability
 
-__all__ = ["LinkBudget", "link_budget", "Encoded", "Fit", "fit_budget", "fit_payload", "largest_fitting"]
+__all__ = [
+    "LinkSettings",
+    "LinkBudget",
+    "link_budget",
+    "Encoded",
+    "Fit",
+    "fit_budget",
+    "fit_payload",
+    "largest_fitting",
+]
 
 DEFAULT_BUDGET = 8192  # bytes on the link when neither --budget nor --seconds is given
 
@@ -70,6 +79,30 @@ class LinkBudget:
 
     def probability(self, lay: FrameLayout) -> float:
         return success_probability(lay, self.model)
+
+
+@dataclass
+class LinkSettings:
+    """What ``send`` may put on the link: a profile and a budget in framed bytes, time, or a fixed fraction."""
+
+    profile: str = "iridium-sbd-mt"  # link profile name or .toml path
+    budget: int | None = None  # bytes on the link (frames × frame size); None: 8 KiB
+    seconds: float | None = None  # or: time on the link, turned into a byte budget
+    keep: float | None = None  # fixed fraction of the reference set (overrides the budget)
+    delivery: float = DEFAULT_TARGET  # probability the payload rebuilds on a lossy link (parity follows)
+    overhead: int | None = None  # fixed parity frames per 100 data frames (overrides delivery)
+
+    def __post_init__(self) -> None:
+        if self.keep is not None and not 0 < self.keep <= 1:
+            raise ValueError(f"keep must be a fraction in (0, 1], not {self.keep}")
+
+    def resolve(self) -> LinkBudget:
+        """The byte budget these settings give on their link profile."""
+        from ..profiles import load_link
+
+        return link_budget(
+            load_link(self.profile), self.budget, self.seconds, delivery=self.delivery, overhead=self.overhead
+        )
 
 
 def link_budget(

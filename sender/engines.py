@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ from ..codec.manifest import ReferenceStore
 from .scoring import ScoreFile, score_store, scored_batches, whole_batch
 from .teacher import Teacher
 
-__all__ = ["ENGINES", "EngineError", "RayRun", "score", "score_ray"]
+__all__ = ["ENGINES", "EngineSettings", "EngineError", "RayRun", "score", "score_ray"]
 
 
 class EngineError(LabelcastError):
@@ -40,6 +41,20 @@ class EngineError(LabelcastError):
 
 
 ENGINES = ("local", "ray")
+
+
+@dataclass
+class EngineSettings:
+    """How the reference set is scored: the engine and where it runs."""
+
+    name: str = "local"  # local | ray
+    ray_address: str | None = None  # existing Ray cluster (None: start a local one)
+    workers: int | None = None  # Ray actors (None: one per CPU of the cluster)
+    provider: str = "cpu"  # ONNX Runtime execution provider for scoring: cpu | cuda | tensorrt | auto
+
+    def __post_init__(self) -> None:
+        if self.name not in ENGINES:
+            raise ValueError(f"unknown scoring engine {self.name!r}; known: {', '.join(ENGINES)}")
 
 
 class _ShardScorer:

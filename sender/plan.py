@@ -32,7 +32,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +46,7 @@ from .budget import Encoded, Fit, LinkBudget, fit_budget
 from .exemplars import encode_mosaic, fit_exemplars, half, make_exemplars, round_robin
 from .selection import AUTO, SelectConfig, choose_auto
 
-__all__ = ["PlanConfig", "Target", "Candidate", "plan_payload", "split_target", "EXEMPLAR_CODECS"]
+__all__ = ["PlanConfig", "PlanSettings", "Target", "Candidate", "plan_payload", "split_target", "EXEMPLAR_CODECS"]
 
 # (codec, quality, scale): scale 2 = sent at half resolution, upscaled by the device
 # Half resolution only for items of HALF_RES_FROM px and more: smaller tiles upscaled train a CNN poorly even
@@ -99,6 +99,17 @@ class PlanConfig:
     only: str | None = None  # plan over the one candidate of this name (to measure each on a device)
     cache: str | None = None  # folder for cached plans (None: $LABELCAST_CACHE_DIR/plans or ~/.cache/labelcast/plans)
     seed: int = 0
+
+
+@dataclass
+class PlanSettings:
+    """What ``send`` asks of the planner: whether it runs, on which target data, for which device, and how."""
+
+    enabled: bool | None = None  # None: on with strategy auto and a target
+    target: str | None = None  # the sender's labelled target data (any source form)
+    target_labels: str | None = None  # labels .npy for an npy: target
+    device: str = "cpu-small"  # the device profile the planner simulates
+    config: PlanConfig = field(default_factory=PlanConfig)  # its seed follows the selection's
 
 
 @dataclass

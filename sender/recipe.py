@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Protocol
 
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -22,17 +21,6 @@ from .refine import refine
 from .selection import SelectConfig, prefix_key, pseudo_labels, rank_items, select, softmax
 from .teacher import Teacher
 
-
-class RecipeSettings(Protocol):
-    """The fields a recipe is made from (``SendConfig`` has them)."""
-
-    select: SelectConfig
-    soft: bool
-    soft_extra: int
-    soft_levels: int
-    soft_temperature: float
-
-
 __all__ = ["Recipe", "Scored", "PayloadSpec", "encoder"]
 
 
@@ -45,11 +33,6 @@ class Recipe:
     soft_extra: int = 2
     soft_levels: int = 16
     soft_temperature: float = 1.0
-
-    @classmethod
-    def from_config(cls, cfg: RecipeSettings, select: SelectConfig | None = None, **changes) -> Recipe:
-        base = cls(select or cfg.select, cfg.soft, cfg.soft_extra, cfg.soft_levels, cfg.soft_temperature)
-        return replace(base, **changes)
 
     def describe(self) -> dict:
         return {

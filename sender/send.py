@@ -27,9 +27,9 @@ from ..codec.framing import make_frames, write_frames
 from ..codec.keys import key_id, load_private_key
 from ..codec.manifest import ReferenceStore
 from ..codec.storage import atomic_write, check_space, replace_durably
-from ..profiles import load_link
-from .budget import Encoded, Fit, LinkBudget, fit_budget, link_budget
-from .delivery import DEFAULT_TARGET
+from .budget import Encoded, Fit, LinkBudget, LinkSettings, fit_budget
+from .engines import EngineSettings
+from .plan import PlanSettings
 from .recipe import PayloadSpec, Recipe, Scored, encoder
 from .scoring import score_store
 from .selection import AUTO, SelectConfig, choose_auto, prefix_key
@@ -37,6 +37,9 @@ from .teacher import Teacher
 
 __all__ = [
     "SendConfig",
+    "LinkSettings",
+    "EngineSettings",
+    "PlanSettings",
     "Recipe",
     "Scored",
     "PayloadSpec",
@@ -53,42 +56,29 @@ __all__ = [
 
 @dataclass
 class SendConfig:
-    link: str = "iridium-sbd-mt"  # link profile name or .toml path
-    budget: int | None = None  # bytes on the link (frames × frame size); None: 8 KiB
-    seconds: float | None = None  # or: time on the link, turned into a byte budget
-    keep: float | None = None  # fixed fraction of the reference set (overrides the budget)
-    # "auto" (the default): random-keyed for pools near the teacher's domain, energy-high with soft
-    # labels (4 runner-ups, T = 2) for far ones (selection.AUTO, choose_auto)
-    select: SelectConfig = field(default_factory=lambda: SelectConfig(strategy="auto"))
-    delivery: float = DEFAULT_TARGET  # probability the payload rebuilds on a lossy link (parity follows)
-    overhead: int | None = None  # fixed parity frames per 100 data frames (overrides delivery)
-    expires_in: float = 30 * 86400.0  # seconds until the payload expires
-    sequence: int | None = None  # None: the counter kept beside the key
-    soft: bool = False  # add the soft-label section
-    soft_extra: int = 2  # runner-up classes per item in soft labels
-    soft_levels: int = 16  # quantisation steps of soft probabilities
-    soft_temperature: float = 1.0  # soft labels are softmax(logits / T)
+    """Everything ``send`` is asked for, one concern per part: the link and its budget, the label recipe,
+    the scoring engine, the planner, and what is signed beside the labels."""
+
+    link: LinkSettings = field(default_factory=LinkSettings)
+    # strategy "auto" (the default): random-keyed for pools near the teacher's domain, energy-high with soft
+    # labels (4 runner-ups, T = 2) for far ones (selection.AUTO, choose_auto); a named strategy uses this recipe
+    recipe: Recipe = field(default_factory=lambda: Recipe(SelectConfig(strategy="auto")))
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    plan: PlanSettings = field(default_factory=PlanSettings)
     class_names: bool = False  # send class names (costs bytes)
-    detector: str | None = None  # second ONNX model for detector-guided refinement (None: no refinement)
-    engine: str = "local"  # scoring engine: local | ray
-    ray_address: str | None = None  # existing Ray cluster (None: start a local one)
-    workers: int | None = None  # Ray actors (None: one per CPU of the cluster)
-    provider: str = "cpu"  # ONNX Runtime execution provider for scoring: cpu | cuda | tensorrt | auto
     hints: dict = field(default_factory=dict)  # training hints for the receiver (JSON)
     # hold back every n-th labelled item for the device's A/B check (0: none, and the device cannot tell whether
     # the new model beats the one in service). Costs 15-18 payload bytes (the hint) and 1/n of the labels in training
     validation_every: int = 10
-    force: bool = False  # replace an existing outbox
-    # the sender's labelled target data (any source form): exemplars and the planner's validation slice
-    target: str | None = None
-    target_labels: str | None = None  # labels .npy for an npy: target
-    plan: bool | None = None  # simulate the device and pick the best payload; None: with --strategy auto and a target
-    plan_seconds: float = 120.0  # bound of the planner's simulations
-    plan_train_samples: int = 12_000  # images each simulated student sees (the device's recipe, shortened)
-    plan_distill_iters: int = 300  # DM iterations distilling the target into exemplars (0: real images only)
-    plan_only: str | None = None  # plan over this one candidate (benchmarks measure each candidate on a device)
-    device: str = "cpu-small"  # the device profile the planner simulates
+    detector: str | None = None  # second ONNX model for detector-guided refinement (None: no refinement)
+    expires_in: float = 30 * 86400.0  # seconds until the payload expires
+    sequence: int | None = None  # None: the counter kept beside the key
     parent: str | None = None  # previous outbox (or its report / labelled-set.npz): send only the difference
+    force: bool = False  # replace an existing outbox
+
+    @property
+    def select(self) -> SelectConfig:
+        return self.recipe.select
 
 
 def next_sequence(key_path: Path, explicit: int | None = None) -> int:
@@ -108,7 +98,7 @@ def _record_sequence(key_path: Path, seq: int) -> None:
 
 def score(teacher: Teacher, store: ReferenceStore, cfg: SendConfig, out: Path | None = None, progress=None) -> Scored:
     """Step 1: teacher logits for every reference item (the local engine, or Ray into ``out/scores``)."""
-    if cfg.engine == "local":
+    if cfg.engine.name == "local":
         return Scored(store, teacher, score_store(teacher, store, progress=progress))
     from .engines import score as run_engine
 
@@ -117,17 +107,17 @@ def score(teacher: Teacher, store: ReferenceStore, cfg: SendConfig, out: Path | 
 
     run = RayRun()
     logits, secs = run_engine(
-        cfg.engine,
+        cfg.engine.name,
         teacher,
         store,
         scores_dir,
-        address=cfg.ray_address,
-        workers=cfg.workers,
-        provider=cfg.provider,
+        address=cfg.engine.ray_address,
+        workers=cfg.engine.workers,
+        provider=cfg.engine.provider,
         progress=progress,
         run=run,
     )
-    return Scored(store, teacher, logits, {"engine": cfg.engine, "seconds": round(secs, 2), **run})
+    return Scored(store, teacher, logits, {"engine": cfg.engine.name, "seconds": round(secs, 2), **run})
 
 
 def recipes_for(cfg: SendConfig, scored: Scored) -> tuple[list[Recipe], dict | None]:
@@ -137,7 +127,7 @@ def recipes_for(cfg: SendConfig, scored: Scored) -> tuple[list[Recipe], dict | N
     small-budget recipe when the payload leaves fewer than ``AUTO["soft_min_per_class"]`` items per
     class (see :func:`fit_recipes`)."""
     if cfg.select.strategy != "auto":
-        return [Recipe.from_config(cfg)], None
+        return [cfg.recipe], None
     auto = choose_auto(scored.logits, scored.teacher.confidence)
     names = ("far", "far_small") if auto["far"] else ("near",)
     if scored.store is not None and getattr(scored.store, "kind", "image") == "text":
@@ -149,7 +139,7 @@ def recipes_for(cfg: SendConfig, scored: Scored) -> tuple[list[Recipe], dict | N
     for name in names:
         r = dict(AUTO[name])
         sel = replace(cfg.select, strategy=r.pop("strategy"), keyed=r.pop("keyed", cfg.select.keyed))
-        recipes.append(Recipe.from_config(cfg, sel, **r))
+        recipes.append(replace(cfg.recipe, select=sel, **r))
     return recipes, auto
 
 
@@ -298,7 +288,7 @@ def _report(cfg, scored, recipe, fit, budget, spec, frames, auto, stages, t0) ->
         "refinement": fit.encoded.extra.get("refinement"),
         "stage_seconds": {k: round(v, 3) for k, v in stages.items()},
         "seconds": round(time.time() - t0, 3),
-        "config": {k: v for k, v in asdict(cfg).items() if k != "select"},
+        "config": asdict(cfg),
     }
 
 
@@ -317,13 +307,11 @@ def send(
     cfg = cfg or SendConfig()
     t0 = time.time()
     stages: dict[str, float] = {}
-    if cfg.keep is not None and not 0 < cfg.keep <= 1:
-        raise ValueError("keep must be a fraction in (0, 1]")
     outp = Path(out)
     check_outbox(outp, cfg.force)  # before any work: an outbox that exists, or a folder that cannot be written
     check_space(outp, what="the outbox")
-    link = load_link(cfg.link)
-    budget = link_budget(link, cfg.budget, cfg.seconds, delivery=cfg.delivery, overhead=cfg.overhead)
+    budget = cfg.link.resolve()
+    link = budget.link
     key_path = Path(key)
     priv = load_private_key(key_path)
     store = reference if isinstance(reference, ReferenceStore) else ReferenceStore(reference)
@@ -355,7 +343,7 @@ def send(
         planned, recipe, fit, auto = _planned(cfg, scored, spec, budget, store, progress)
     else:
         recipes, auto = recipes_for(cfg, scored)
-        recipe, fit = fit_recipes(scored, recipes, spec, budget, keep=cfg.keep, detector_logits=det, auto=auto)
+        recipe, fit = fit_recipes(scored, recipes, spec, budget, keep=cfg.link.keep, detector_logits=det, auto=auto)
         if cfg.select.strategy == "auto":
             auto["planner"] = (
                 "off: a text store (the planner simulates image students); chosen by the teacher's confidence shift"
@@ -467,13 +455,14 @@ def _check_modality(store: ReferenceStore, tea: Teacher) -> None:
 
 def _plans(cfg: SendConfig, kind: str = "image") -> bool:
     if kind == "text":  # the planner simulates image students and sends image exemplars
-        if cfg.plan:
+        if cfg.plan.enabled:
             raise ValueError("the planner works on image stores; a text payload is labels only: drop --plan")
         return False
-    want = cfg.plan if cfg.plan is not None else (cfg.select.strategy == "auto" and cfg.target is not None)
-    if want and cfg.target is None:
+    plan = cfg.plan
+    want = plan.enabled if plan.enabled is not None else (cfg.select.strategy == "auto" and plan.target is not None)
+    if want and plan.target is None:
         raise ValueError("the planner needs the sender's target data: give --target SOURCE")
-    if want and (cfg.keep is not None or cfg.detector):
+    if want and (cfg.link.keep is not None or cfg.detector):
         raise ValueError("--plan fits the budget itself: drop --keep and --detector")
     return want
 
@@ -484,31 +473,26 @@ def load_target(cfg: SendConfig, store: ReferenceStore):
     from .plan import split_target
 
     h, w, c = store.manifest.item_shape
-    x, y, names = load_labelled(cfg.target, (h, w), c, labels=cfg.target_labels)
-    return split_target(np.asarray(x), y, names, seed=cfg.select.seed, source=cfg.target)
+    x, y, names = load_labelled(cfg.plan.target, (h, w), c, labels=cfg.plan.target_labels)
+    return split_target(np.asarray(x), y, names, seed=cfg.select.seed, source=cfg.plan.target)
 
 
 def _planned(cfg: SendConfig, scored: Scored, spec: PayloadSpec, budget: LinkBudget, store, progress):
     """The planner's choice: its plan (without the fitted payload), the recipe, the fit, the auto decision."""
     from ..profiles import load_device
-    from .plan import PlanConfig, _recipe, plan_payload
+    from .plan import _recipe, plan_payload
 
     target = load_target(cfg, store)
-    soft = (cfg.soft_extra, cfg.soft_levels, cfg.soft_temperature)
+    r = cfg.recipe
+    soft = (r.soft_extra, r.soft_levels, r.soft_temperature)
     res = plan_payload(
         scored,
         spec,
         budget,
         target,
         cfg.select,
-        load_device(cfg.device),
-        PlanConfig(
-            seconds=cfg.plan_seconds,
-            train_samples=cfg.plan_train_samples,
-            distill_iters=cfg.plan_distill_iters,
-            seed=cfg.select.seed,
-            only=cfg.plan_only,
-        ),
+        load_device(cfg.plan.device),
+        replace(cfg.plan.config, seed=cfg.select.seed),
         soft,
         progress,
     )

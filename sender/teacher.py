@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import tempfile
 import time
@@ -122,51 +121,51 @@ def _check_labels(y: np.ndarray, classes: int) -> None:
 def train_teacher(x: np.ndarray, y: np.ndarray, classes: int, cfg: TeacherConfig | None = None, progress=None):
     """Train the built-in teacher CNN on uint8 images; returns the torch model (eval mode)."""
     import torch
-    import torch.nn.functional as F
 
-    from ..receiver.train import lr_at, report_to
+    from ..receiver.loop import Schedule, train_loop
 
     cfg = cfg or TeacherConfig()
     _check_labels(y, classes)
     torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
     pp = preprocess_for_data(x, cfg.preprocess)
     if pp.layout != "nchw":
         raise ValueError("the built-in teacher trains on nchw input; drop layout from the preprocessing")
     model = _build(classes, pp.channels, cfg.width).to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = Schedule(len(x), cfg.batch, cfg.epochs, cfg.lr, cfg.warmup, cfg.seed)
+    model.train()
+    train_loop(opt, _teacher_step(model, opt, x, y, pp, cfg, sched), sched, progress=progress)
+    model.eval()
+    return model.to(memory_format=torch.contiguous_format)
+
+
+def _teacher_step(model, opt, x: np.ndarray, y: np.ndarray, pp: Preprocess, cfg: TeacherConfig, sched):
+    """One step: the batch (preprocessed up front, or read batch by batch from a memory-mapped cache of a
+    large folder, never all in RAM), augmented, forward in bf16 where the CPU computes it natively."""
+    import torch
+    import torch.nn.functional as F
+
     bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and cpu_bf16())
-    # data on disk (a memory-mapped cache of a large folder) is preprocessed batch by batch, never all in RAM
     streamed = isinstance(x, np.memmap)
     xs = x if streamed else torch.from_numpy(pp.apply(x))
     ys = torch.from_numpy(np.asarray(y, dtype=np.int64))
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per = math.ceil(len(xs) / cfg.batch)
-    total = steps_per * cfg.epochs
-    step = 0
-    report = report_to(progress, total, cfg.batch)
-    model.train()
-    for epoch in range(cfg.epochs):
-        perm = torch.from_numpy(rng.permutation(len(xs)))
-        for b in range(steps_per):
-            idx = perm[b * cfg.batch : (b + 1) * cfg.batch]
-            xb = torch.from_numpy(pp.apply(xs[np.sort(idx.numpy())])) if streamed else xs[idx]
-            if streamed:
-                idx = torch.from_numpy(np.sort(idx.numpy()))
-            xb = _augment(xb, cfg.augment_shift, cfg.flip, rng)
-            for g in opt.param_groups:
-                g["lr"] = lr_at(step, total, cfg.lr, cfg.warmup)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                out = model(xb.contiguous(memory_format=torch.channels_last))
-            loss = F.cross_entropy(out.float(), ys[idx], label_smoothing=0.05)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            if progress:
-                progress(1)
-        report(epoch=f"{epoch + 1}/{cfg.epochs}", loss=float(loss.detach()))
-    model.eval()
-    return model.to(memory_format=torch.contiguous_format)
+
+    def step_fn(step: int, idx: torch.Tensor) -> torch.Tensor:
+        if streamed:  # in file order: the memory map reads forward
+            idx = torch.from_numpy(np.sort(idx.numpy()))
+            xb = torch.from_numpy(pp.apply(xs[idx.numpy()]))
+        else:
+            xb = xs[idx]
+        xb = _augment(xb, cfg.augment_shift, cfg.flip, sched.rng(step))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = model(xb.contiguous(memory_format=torch.channels_last))
+        loss = F.cross_entropy(out.float(), ys[idx], label_smoothing=0.05)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.detach()
+
+    return step_fn
 
 
 def _augment(xb, shift: int, flip: bool, rng: np.random.Generator):

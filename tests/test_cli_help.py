@@ -55,7 +55,7 @@ def test_the_defaults_the_help_shows_are_the_code_s():
     assert f"default {StudentConfig().train_samples}" in _option(receive, "--train-samples").help
     assert all(a in _option(receive, "--arch").help for a in ARCHS)
     assert f"Default {DEFAULT_BUDGET}" in _option(send, "--budget").help
-    assert _option(send, "--delivery").default == DEFAULT_TARGET == SendConfig().delivery
+    assert _option(send, "--delivery").default == DEFAULT_TARGET == SendConfig().link.delivery
     assert _option(send, "--strategy").default == SendConfig().select.strategy
     size_help = _option(build, "--size").help
     assert "source's own" in size_help and "32 for folder" in size_help
@@ -63,14 +63,42 @@ def test_the_defaults_the_help_shows_are_the_code_s():
 
 
 def test_every_send_option_named_like_a_config_field_reaches_that_field():
-    from dataclasses import fields
+    from dataclasses import asdict
 
     from labelcast.sender.cli.send import _config, send
-    from labelcast.sender.send import SendConfig
 
     opts = {p.name: p.default for p in send.params}
-    opts.update(link="iridium-sbd-mt", budget=2048, validation_every=7, plan_seconds=3.0, names=True)
+    opts.update(
+        link="lora-eu868-dr0",
+        budget=2048,
+        validation_every=7,
+        plan_seconds=3.0,
+        plan_train_samples=900,
+        names=True,
+        soft_extra=5,
+        provider="auto",
+        workers=3,
+        target="builtin:fashion:train",
+        device="jetson-nano",
+        seed=4,
+    )
     cfg = _config(opts)
-    shared = {f.name for f in fields(SendConfig)} & opts.keys()
-    assert len(shared) >= 25 and all(getattr(cfg, k) == opts[k] for k in shared)
-    assert cfg.validation_every == 7 and cfg.budget == 2048 and cfg.class_names is True
+    assert cfg.link.profile == "lora-eu868-dr0" and cfg.link.budget == 2048
+    assert cfg.validation_every == 7 and cfg.class_names is True
+    assert cfg.plan.config.seconds == 3.0 and cfg.plan.config.train_samples == 900 and cfg.plan.config.seed == 4
+    assert cfg.plan.target == "builtin:fashion:train" and cfg.plan.device == "jetson-nano"
+    assert cfg.recipe.soft_extra == 5 and cfg.recipe.select.seed == 4
+    assert cfg.engine.provider == "auto" and cfg.engine.workers == 3
+    # every option that is not about the inputs, the output or the selection lands in one part of the config
+    leaves: dict = {}
+
+    def walk(d: dict, prefix: str = "") -> None:
+        for k, v in d.items():
+            walk(v, f"{prefix}{k}_") if isinstance(v, dict) else leaves.setdefault(k, []).append(prefix + k)
+
+    walk(asdict(cfg))
+    inputs = {"teacher", "reference", "key", "out", "as_json", "spec", "input_name", "output_name", "names", "plan"}
+    selection = {"strategy", "quota", "alpha", "keyed", "seed", "link", "engine"}
+    for name in {p.name for p in send.params} - inputs - selection:
+        field = name.removeprefix("plan_")
+        assert field in leaves, f"--{name} reaches no config field"

@@ -175,10 +175,12 @@ def send(**o) -> None:
 
 
 def _config(o: dict):
-    """The SendConfig the options describe (an unknown link is a bad --link)."""
-    from dataclasses import fields
-
+    """The SendConfig the options describe, one part per concern (an unknown link is a bad --link)."""
     from ...profiles import ProfileError, load_link
+    from ..budget import LinkSettings
+    from ..engines import EngineSettings
+    from ..plan import PlanConfig, PlanSettings
+    from ..recipe import Recipe
     from ..selection import SelectConfig
     from ..send import SendConfig
 
@@ -187,9 +189,25 @@ def _config(o: dict):
     except ProfileError as e:
         raise click.BadParameter(str(e), param_hint="--link") from None
     sel = SelectConfig(o["strategy"], quota=o["quota"], alpha=o["alpha"], seed=o["seed"], keyed=o["keyed"])
-    # every option named like a SendConfig field is that field (no list of names to keep by hand)
-    same = {f.name for f in fields(SendConfig)} & o.keys()
-    return SendConfig(select=sel, class_names=o["names"], **{k: o[k] for k in same})
+    plan = _pick(PlanConfig, o, "plan_", seed=o["seed"])
+    return _pick(
+        SendConfig,
+        o,
+        link=_pick(LinkSettings, o, profile=o["link"]),
+        recipe=_pick(Recipe, o, select=sel),
+        engine=_pick(EngineSettings, o, name=o["engine"]),
+        plan=_pick(PlanSettings, o, enabled=o["plan"], config=plan),
+        class_names=o["names"],
+    )
+
+
+def _pick(cls, o: dict, prefix: str = "", **given):
+    """``cls`` from the options named like its fields (after ``prefix``), and the ``given`` ones: no list of
+    option names is kept by hand, and a part's options are found wherever the part is used."""
+    from dataclasses import fields
+
+    names = {f.name for f in fields(cls)} - given.keys()
+    return cls(**{n: o[prefix + n] for n in names if prefix + n in o}, **given)
 
 
 def _lines(rep: dict, out: str) -> list[str]:

@@ -15,7 +15,7 @@ from labelcast.codec.manifest import ReferenceStore
 from labelcast.codec.preprocess import Preprocess
 from labelcast.sender.engines import RayRun, score
 from labelcast.sender.selection import SelectConfig
-from labelcast.sender.send import SendConfig, send
+from labelcast.sender.send import EngineSettings, LinkSettings, Recipe, SendConfig, send
 from labelcast.sender.teacher import Teacher, TeacherConfig, train_and_export
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
@@ -59,7 +59,12 @@ def test_ray_engine_on_two_nodes_matches_local_engine_bit_for_bit(tmp_path):
 
         payloads = []
         for engine in ("local", "ray"):
-            cfg = SendConfig(budget=2000, select=select, sequence=5, engine=engine, ray_address=cluster.address)
+            cfg = SendConfig(
+                LinkSettings(budget=2000),
+                Recipe(select),
+                EngineSettings(engine, ray_address=cluster.address),
+                sequence=5,
+            )
             rep = send(tmp_path / "t.onnx", store, priv, tmp_path / f"out-{engine}", cfg, now=1_800_000_000)
             payloads.append((tmp_path / f"out-{engine}" / "payload.lcst").read_bytes())
         assert rep["scoring"]["engine"] == "ray" and rep["scoring"]["shards"] == 1  # 6,000 items: one shard

@@ -19,6 +19,21 @@ Frame layout (little-endian)::
     4        CRC-32 of every byte above (a corrupted frame is dropped, never trusted)
 
 B is the frame size minus the header; all frames of a payload have one size.
+
+Repair frames (sent after a device reported what it still needs, docs/receipts.md) carry a *fresh*
+erasure-code block of one stripe: block number j of the stripe's k-of-256 code, where the first send
+used only 0..m-1 (any k distinct blocks of a stripe rebuild it, whichever send they came from)::
+
+    1        magic/version 0xA2
+    4        payload id
+    uvarint  payload length L
+    uvarint  P, parity blocks of the first send (with L and B, the layout)
+    1        j, block number within the stripe (0..255)
+    uvarint  s, stripe number
+    B        block
+    4        CRC-32
+
+For a payload of fewer than 128 stripes (32,512 frames) a repair frame has the size of a data frame.
 """
 
 from __future__ import annotations
@@ -40,6 +55,7 @@ from .storage import atomic_write
 __all__ = [
     "FrameLayout",
     "make_frames",
+    "make_repair_frames",
     "parse_frame",
     "payload_id",
     "frame_name",
@@ -50,6 +66,8 @@ __all__ = [
 ]
 
 FRAME_MAGIC = 0xA1
+REPAIR_MAGIC = 0xA2
+CODE_BLOCKS = 256  # blocks a stripe's code can make (zfec: n ≤ 256); repairs use those the first send did not
 MAX_PAYLOAD = 64 << 20  # bytes of one payload (the container's own limit)
 MAX_FRAME = 1 << 20  # bytes of one frame
 MIN_BLOCK = 8  # smallest useful block; a frame size leaving less is refused
@@ -152,12 +170,49 @@ def make_frames(payload: bytes, frame_size: int, overhead: int = 25, parity: int
     return frames
 
 
+def _stripe_blocks(payload: bytes, lay: FrameLayout, s: int) -> tuple[bytes, ...]:
+    padded = payload + b"\0" * (lay.data_blocks * lay.block - len(payload))
+    blocks = [padded[i * lay.block : (i + 1) * lay.block] for i in range(lay.data_blocks)]
+    return tuple(blocks[s :: lay.stripes])
+
+
+def make_repair_frames(payload: bytes, frame_size: int, parity: int, wanted: dict[int, list[int]]) -> list[bytes]:
+    """Repair frames of ``payload`` (first sent as ``make_frames(payload, frame_size, parity=parity)``): for
+    each stripe ``s`` of ``wanted``, the blocks numbered ``wanted[s]`` (0..255) of its k-of-256 code."""
+    lay = layout_for(len(payload), frame_size, parity=parity)
+    pid = payload_id(payload)
+    frames = []
+    for s, nums in sorted(wanted.items()):
+        if not 0 <= s < lay.stripes or any(not 0 <= j < CODE_BLOCKS for j in nums):
+            raise ValueError(f"stripe {s} / blocks {nums} are outside the payload's {lay.stripes} stripes")
+        mine = _stripe_blocks(payload, lay, s)
+        coded = zfec.Encoder(len(mine), CODE_BLOCKS).encode(mine, list(nums))
+        for j, block in zip(nums, coded, strict=True):
+            w = Writer()
+            w.u8(REPAIR_MAGIC)
+            w.raw(pid)
+            w.uvarint(lay.length)
+            w.uvarint(lay.parity)
+            w.u8(j)
+            w.uvarint(s)
+            w.raw(bytes(block))
+            body = w.getvalue()
+            frames.append(body + zlib.crc32(body).to_bytes(CRC_LEN, "little"))
+    return frames
+
+
 @dataclass(frozen=True)
 class FrameInfo:
     payload_id: bytes
     layout: FrameLayout
-    number: int
+    number: int  # frame number of the first send; -1 for a repair frame
     block: bytes
+    stripe: int = -1  # a repair frame's stripe and block number within it
+    index: int = -1
+
+    @property
+    def repair(self) -> bool:
+        return self.number < 0
 
 
 def parse_frame(frame: bytes) -> FrameInfo:
@@ -169,12 +224,16 @@ def parse_frame(frame: bytes) -> FrameInfo:
         raise FrameError("frame checksum mismatch (corrupted on the link); dropped")
     r = Reader(body, "frame")
     try:
-        if r.u8() != FRAME_MAGIC:
+        magic = r.u8()
+        if magic not in (FRAME_MAGIC, REPAIR_MAGIC):
             raise FrameError("not a labelcast frame (bad magic)")
         pid = r.raw(ID_LEN)
         length = r.uvarint(limit=MAX_PAYLOAD, name="payload length")
         parity = r.uvarint(limit=MAX_FRAMES, name="parity")
-        no = r.u16()
+        if magic == FRAME_MAGIC:
+            no, stripe, index = r.u16(), -1, -1
+        else:
+            no, index, stripe = -1, r.u8(), r.uvarint(limit=MAX_FRAMES, name="stripe")
     except FrameError:
         raise
     except DecodeError as e:
@@ -185,7 +244,9 @@ def parse_frame(frame: bytes) -> FrameInfo:
     lay = FrameLayout(length, len(block), parity)
     if lay.total_frames > MAX_FRAMES or no >= lay.total_frames:
         raise FrameError(f"frame number {no} beyond the {lay.total_frames} frames of its payload")
-    return FrameInfo(pid, lay, no, block)
+    if no < 0 and stripe >= lay.stripes:
+        raise FrameError(f"repair frame for stripe {stripe} beyond the {lay.stripes} stripes of its payload")
+    return FrameInfo(pid, lay, no, block, stripe, index)
 
 
 @dataclass
@@ -218,7 +279,7 @@ class Reassembler:
         elif p.layout != info.layout:
             self.dropped += 1  # same id, other layout: a collision or a forgery; ignore
             return None
-        s, j = p.order[info.number]
+        s, j = (info.stripe, info.index) if info.repair else p.order[info.number]
         st = p.blocks.setdefault(s, {})
         if j in st:
             self.duplicates += 1
@@ -240,9 +301,22 @@ class Reassembler:
         return self._p[pid].layout
 
     def missing(self, pid: bytes) -> int:
+        return sum(self.needs(pid))
+
+    def needs(self, pid: bytes) -> list[int]:
+        """Blocks each stripe still needs (what a partial receipt reports)."""
         p = self._p[pid]
         lay = p.layout
-        return sum(max(0, lay.stripe_k(s) - len(p.blocks.get(s, {}))) for s in range(lay.stripes))
+        return [max(0, lay.stripe_k(s) - len(p.blocks.get(s, {}))) for s in range(lay.stripes)]
+
+    def held(self, pid: bytes) -> tuple[int, bytes]:
+        """(frames of the first send, a bitmap: bit f set when frame f is held)."""
+        p = self._p[pid]
+        bits = bytearray((len(p.order) + 7) // 8)
+        for f, (s, j) in enumerate(p.order):
+            if j in p.blocks.get(s, {}):
+                bits[f >> 3] |= 1 << (f & 7)
+        return len(p.order), bytes(bits)
 
     def status(self, pid: bytes) -> dict:
         p = self._p[pid]
@@ -292,8 +366,8 @@ class Reassembler:
             nums = sorted(have)[:k]
             if nums == list(range(k)):
                 stripes.append([have[i] for i in range(k)])
-            else:
-                dec = zfec.Decoder(k, m)
+            else:  # repair frames may hold blocks beyond the first send's m: the k-of-256 code reads both
+                dec = zfec.Decoder(k, max(m, nums[-1] + 1))
                 stripes.append([bytes(b) for b in dec.decode(tuple(have[i] for i in nums), tuple(nums))])
         blocks = [b""] * lay.data_blocks
         for s in range(lay.stripes):
@@ -315,6 +389,8 @@ def payload_id(payload: bytes) -> bytes:
 def frame_name(frame: bytes) -> str:
     """The file name a frame is stored under: ``<payload id>-<frame number>.lcf``."""
     info = parse_frame(frame)
+    if info.repair:
+        return f"{info.payload_id.hex()}-r{info.stripe:05d}-{info.index:03d}.lcf"
     return f"{info.payload_id.hex()}-{info.number:06d}.lcf"
 
 

@@ -23,6 +23,7 @@ from .storage import atomic_write
 
 __all__ = [
     "key_id",
+    "KEY_ROLES",
     "generate_keypair",
     "load_private_key",
     "load_public_key",
@@ -37,12 +38,18 @@ def key_id(public: Ed25519PublicKey) -> bytes:
     return hashlib.sha256(raw).digest()[:8]
 
 
-def generate_keypair(out_dir: str | os.PathLike, *, force: bool = False) -> tuple[Path, Path]:
-    """Write ``sender.key`` (0600) and ``sender.pub`` into ``out_dir``; returns both paths.
+KEY_ROLES = ("sender", "device")  # sender: signs payloads; device: signs receipts (docs/receipts.md)
+
+
+def generate_keypair(out_dir: str | os.PathLike, *, force: bool = False, role: str = "sender") -> tuple[Path, Path]:
+    """Write ``ROLE.key`` (0600) and ``ROLE.pub`` into ``out_dir``; returns both paths. ``role`` is ``sender``
+    (the ground's payload key) or ``device`` (a device's receipt key).
 
     Existing keys are never replaced unless ``force`` (the CLI's ``keygen --force``)."""
+    if role not in KEY_ROLES:
+        raise ValueError(f"a key's role is one of {', '.join(KEY_ROLES)}, not {role!r}")
     out = Path(out_dir)
-    priv_path, pub_path = out / "sender.key", out / "sender.pub"
+    priv_path, pub_path = out / f"{role}.key", out / f"{role}.pub"
     if not force and (priv_path.exists() or pub_path.exists()):
         raise KeyFileError(f"{priv_path} already exists; refusing to overwrite a key (use --force to replace it)")
     key = Ed25519PrivateKey.generate()

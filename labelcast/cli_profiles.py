@@ -41,6 +41,14 @@ def _student_rows(prof, size: tuple[int, int], channels: int) -> list[dict]:
     return rows
 
 
+def _rows(res: dict, units: dict, indent: str = "") -> list[str]:
+    return [
+        f"{indent}{k:{22 - len(indent)}} {v}{(' ' + units[k]) if k in units else ''}"
+        for k, v in res.items()
+        if not isinstance(v, dict)
+    ]
+
+
 @click.command("show")
 @click.argument("name")
 @click.option("--students", is_flag=True, help="Devices: each built-in student's parameters, MACs and planned batch.")
@@ -57,8 +65,9 @@ def show_cmd(name: str, students: bool, size: str, channels: str, as_json: bool)
     except ProfileError as e:
         raise click.BadParameter(str(e), param_hint="NAME") from None
     res = dataclasses.asdict(prof)
-    units = prof.units()
-    lines = [f"{k:22} {v}{(' ' + units[k]) if k in units else ''}" for k, v in res.items()]
+    lines = _rows(res, prof.units())
+    if "return_link" in res:  # the link's return path: receipts and NAKs
+        lines += ["[return] (device to ground)"] + _rows(res["return_link"], prof.return_link.units(), "  ")
     if students:
         if not isinstance(prof, DeviceProfile):
             raise click.UsageError("--students applies to device profiles")

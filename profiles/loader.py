@@ -8,7 +8,6 @@ only what differs from a built-in profile.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -20,7 +19,16 @@ try:
 except ImportError:  # Python 3.10 (JetPack 6)
     import tomli as tomllib  # type: ignore[no-redef]
 
-__all__ = ["LinkProfile", "DeviceProfile", "ProfileError", "load_link", "load_device", "load_profile", "list_profiles"]
+__all__ = [
+    "LinkProfile",
+    "ReturnLink",
+    "DeviceProfile",
+    "ProfileError",
+    "load_link",
+    "load_device",
+    "load_profile",
+    "list_profiles",
+]
 
 _HERE = Path(__file__).parent
 
@@ -29,6 +37,28 @@ class ProfileError(LabelcastError, ValueError):
     """A profile name is unknown or a profile file is malformed."""
 
     exit_code = 2  # a bad --link / --device, as click reports a bad option
+
+
+@dataclass(frozen=True)
+class ReturnLink:
+    """The link's return path (device to ground): what one receipt must fit and how often one may go."""
+
+    message_bytes: int = 340  # bytes of one return message (a receipt fits one)
+    bit_rate_bps: float = 2400.0
+    delivery: str = "arq"  # arq | lossy, as for the forward link
+    loss_rate: float = 0.05
+    bytes_per_hour: int = 3400  # the device's cap on receipt bytes per hour (airtime, duty cycle or tariff)
+    nak_after_s: float = 600.0  # a payload incomplete this long is reported as partial (a NAK)
+    source: str = ""
+
+    def units(self) -> dict[str, str]:
+        return {
+            "message_bytes": "B",
+            "bit_rate_bps": "bit/s",
+            "loss_rate": "fraction",
+            "bytes_per_hour": "B/h",
+            "nak_after_s": "s",
+        }
 
 
 @dataclass(frozen=True)
@@ -50,6 +80,7 @@ class LinkProfile:
     cut_rate: float = 0.0  # lossy only: probability a transmission ends early (a pass cut short)
     cut_max: float = 0.0  # an early end loses the last u of the frames, u uniform in [0, cut_max]
     source: str = ""  # where the numbers come from
+    return_link: ReturnLink = ReturnLink()  # the [return] section: receipts, NAKs (docs/receipts.md)
 
     @property
     def retransmits(self) -> bool:
@@ -138,8 +169,24 @@ def _load(kind: str, cls, name_or_path: str):
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise ProfileError(f"{p}: {e}") from e
     base = data.pop("base", None)
-    values = dataclasses.asdict(_load(kind, cls, base)) if base else {}
-    names = {f.name: f for f in fields(cls)}
+    ret = data.pop("return", None) if cls is LinkProfile else None
+    parent = _load(kind, cls, base) if base else None
+    values = {f.name: getattr(parent, f.name) for f in fields(cls)} if parent else {}
+    if ret is not None:
+        if not isinstance(ret, dict):
+            raise ProfileError(f"{p}: [return] must be a table")
+        values["return_link"] = ReturnLink(**_checked(p, ReturnLink, ret))
+    values.update(_checked(p, cls, data))
+    values.setdefault("name", p.stem)
+    if base:
+        values["name"] = data.get("name", p.stem)
+    return cls(**values)
+
+
+def _checked(p: Path, cls, data: dict) -> dict:
+    """The keys of ``data`` as ``cls``'s fields, each of its declared type; unknown or retired keys refused."""
+    names = {f.name: f for f in fields(cls) if f.type in ("int", "float", "str", "bool")}
+    values = {}
     for k, v in data.items():
         if k in _RETIRED:
             raise ProfileError(f"{p}: key {k!r} is no longer used: {_RETIRED[k]}")
@@ -150,10 +197,7 @@ def _load(kind: str, cls, name_or_path: str):
         if isinstance(v, bool) and typ != "bool" or not isinstance(v, want):
             raise ProfileError(f"{p}: {k} must be {typ}, got {type(v).__name__}")
         values[k] = float(v) if typ == "float" else v
-    values.setdefault("name", p.stem)
-    if base:
-        values["name"] = data.get("name", p.stem)
-    return cls(**values)
+    return values
 
 
 def load_link(name: str) -> LinkProfile:
@@ -162,6 +206,11 @@ def load_link(name: str) -> LinkProfile:
         raise ProfileError(f"link profile {prof.name}: values out of range")
     if prof.delivery not in ("arq", "lossy") or not 0 <= prof.cut_rate < 1 or not 0 <= prof.cut_max < 1:
         raise ProfileError(f"link profile {prof.name}: delivery must be arq or lossy, cut_rate and cut_max in [0, 1)")
+    r = prof.return_link
+    if r.message_bytes < 24 or r.bit_rate_bps <= 0 or r.delivery not in ("arq", "lossy") or not 0 <= r.loss_rate < 1:
+        raise ProfileError(f"link profile {prof.name}: [return] values out of range")
+    if r.bytes_per_hour < r.message_bytes or r.nak_after_s < 0:
+        raise ProfileError(f"link profile {prof.name}: [return] bytes_per_hour must hold one message, nak_after_s ≥ 0")
     return prof
 
 

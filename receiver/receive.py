@@ -287,6 +287,7 @@ def _receive(input_path, reference, trust, out, cfg, state_path: Path, dry_run, 
     h = p.header
     stages["verify_decode"] = time.time() - t
     report = _base_report(data, p, profile, info)
+    report.update(payload_id=report["payload_sha256"][:8], reference_root=store.root.hex())
     report["chain"] = {
         "parent": step.parent,
         "head": step.labelled.digest.hex(),

@@ -65,9 +65,11 @@ from ..codec.framing import MAX_FRAME, Reassembler, parse_frame
 from ..codec.keys import TrustSet
 from ..codec.manifest import ReferenceStore
 from ..codec.payload import Verified, peek, verify_payload
+from ..codec.receipts import Event
 from ..codec.storage import atomic_write
 from .chain import Chains
 from .errors import ExportError, HintError, ModelError
+from .receipts import Reporter, partial_event, payload_events, refused_event
 from .receive import ReceiveConfig, receive
 from .slots import Slots
 from .state import EventLog, StateLock, default_state_dir
@@ -124,8 +126,11 @@ class Watcher:
         *,
         state_dir: str | os.PathLike | None = None,
         slots_dir: str | os.PathLike | None = None,
+        reporter: Reporter | None = None,
     ) -> None:
         self.inbox = Path(inbox)
+        self.reporter = reporter  # receipts over the return link (None: the device stays silent)
+        self.arrived_at: dict[bytes, float] = {}
         self.store = reference
         self.trust = trust
         self.cfg = cfg or ReceiveConfig()
@@ -168,6 +173,7 @@ class Watcher:
         old = signal.signal(signal.SIGTERM, lambda *_: self.stop())
         t_start = time.time()
         self.log("watch started", inbox=str(self.inbox), pid=os.getpid())
+        self.report([Event("store", digest=self.store.root[:8])])
         reason = "done"
         try:
             while not self.stopping:
@@ -203,6 +209,13 @@ class Watcher:
                 continue
             self.process(pid, v)
         self.write_pending()
+        if self.reporter is not None:
+            for f in self.reporter.flush():
+                self.log("receipt written", file=f.name, bytes=f.stat().st_size)
+
+    def report(self, events: list) -> None:
+        if self.reporter is not None:
+            self.reporter.add(events)
 
     # -- what changed since a payload was refused -------------------------------------------------
     def parent_still_missing(self, pid: bytes) -> bool:
@@ -351,6 +364,18 @@ class Watcher:
                     needed_more=st["frames_needed_more"],
                 )
             self.pending[pid.hex()] = {"state": "frames missing", "needed_more": st["frames_needed_more"]}
+            self.nak(pid)
+
+    def nak(self, pid: bytes) -> None:
+        """A partial receipt (what each stripe still needs, which frames are held) once the payload has been
+        incomplete for the return link's ``nak_after_s``, and again after as long without progress."""
+        now = time.time()
+        first = self.arrived_at.setdefault(pid, now)
+        if self.reporter is None or not self.reporter.nak_due(pid, first, now):
+            return
+        self.report([partial_event(pid, self.frames.needs(pid), self.frames.held(pid))])
+        self.reporter.naked(pid, now)
+        self.log("partial reported", payload_id=pid.hex(), needed=sum(self.frames.needs(pid)))
 
     def waits_for_lower(self, pid: bytes, kid: bytes, seq: int) -> bool:
         """True while a payload of the same key announcing a lower sequence is still arriving."""
@@ -434,6 +459,9 @@ class Watcher:
         self.summary["processed"] += 1
         self.summary["promoted" if better else "kept_aside"] += 1
         outcome = {"outcome": "promoted" if better else "kept aside", "slot": slot.name, "sequence": rep["sequence"]}
+        kid = v.header.key_id
+        head = Chains(self.state).head_info(kid)
+        self.report(payload_events(pid, rep, "promoted" if better else "kept aside", head, kid))
         self.record(pid, {**outcome, "ab": why})
         self.archive(pid, "done")
 
@@ -445,6 +473,8 @@ class Watcher:
         self.summary["refused"] += outcome == "refused"
         entry = {"outcome": outcome, "error": type(e).__name__, "message": str(e), "at": round(time.time(), 3)}
         self.record(pid, {**entry, **({"retry_when": when, "world": self.world} if when else {})})
+        if outcome == "refused":
+            self.report([refused_event(pid, e, retryable=when is not None)])
         self.archive(pid, "refused" if outcome == "refused" else "done")
 
     def wait_for_parent(self, pid: bytes, e: MissingParentError) -> None:
@@ -466,6 +496,7 @@ class Watcher:
         if not environmental and n >= self.wcfg.max_tries:
             self.log("quarantined", payload_id=pid.hex(), error=error, message=message, tries=n)
             self.record(pid, {"outcome": "quarantined", "error": error, "message": message, "tries": n})
+            self.report([refused_event(pid, e, retryable=False)])
             self.summary["refused"] += 1
             self.archive(pid, "quarantine")
             return
@@ -529,6 +560,8 @@ def watch(
     *,
     state_dir: str | os.PathLike | None = None,
     slots_dir: str | os.PathLike | None = None,
+    reporter: Reporter | None = None,
 ) -> dict:
-    """Run a :class:`Watcher` until it stops; returns its summary."""
-    return Watcher(inbox, reference, trust, cfg, wcfg, state_dir=state_dir, slots_dir=slots_dir).run()
+    """Run a :class:`Watcher` until it stops; returns its summary. ``reporter``: receipts for the ground."""
+    w = Watcher(inbox, reference, trust, cfg, wcfg, state_dir=state_dir, slots_dir=slots_dir, reporter=reporter)
+    return w.run()

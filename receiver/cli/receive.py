@@ -8,6 +8,7 @@ import click
 
 from ..._progress import bar
 from ...cli import emit
+from ...codec.errors import LabelcastError
 
 
 def _student(arch, train_samples, init, finetune, augment, precision, accelerator):
@@ -152,6 +153,31 @@ def _receive_lines(rep: dict, dry_run: bool) -> list[str]:
 @click.option("--hard", is_flag=True, help="Train on hard labels even if soft labels came.")
 @click.option("--dry-run", is_flag=True, help="Verify and decode only; report what would be trained.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted training from its checkpoint.")
+@click.option(
+    "--receipts",
+    "receipts_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Write signed receipts for the ground here, one .lcr file per return message (with --device-key).",
+)
+@click.option(
+    "--device-key",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="This device's private key (`labelcast keygen --role device`): signs the receipts.",
+)
+@click.option(
+    "--link",
+    default="iridium-sbd-mt",
+    show_default=True,
+    help="Link profile whose [return] section sizes the receipts (message bytes, bytes per hour, NAK delay).",
+)
+@click.option(
+    "--nak-after",
+    type=click.FloatRange(0, None),
+    default=None,
+    help="With --watch: report a payload still incomplete after this many seconds (default: the link's).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def receive(
     input_path,
@@ -174,6 +200,10 @@ def receive(
     hard,
     dry_run,
     resume,
+    receipts_dir,
+    device_key,
+    link,
+    nak_after,
     as_json,
 ) -> None:
     """Verify INPUT (frames folder or payload file), then train and export a student.
@@ -207,6 +237,7 @@ def receive(
     )
     if init not in ("auto", "none") and not Path(init).is_file():
         raise click.BadParameter(f"{init} is not a file (give auto, none or a .safetensors path)", param_hint="--init")
+    reporter = _reporter(receipts_dir, device_key, link, nak_after, state_dir)
     if watch_dir:
         from ...codec.manifest import ReferenceStore
         from ..watch import WatchConfig, watch
@@ -219,6 +250,7 @@ def receive(
             WatchConfig(once=once),
             state_dir=state_dir,
             slots_dir=slots_dir,
+            reporter=reporter,
         )
         emit(res, as_json, _watch_lines(res, watch_dir))
         return
@@ -231,4 +263,61 @@ def receive(
             )
     except ValueError as e:  # a student factory or finetune spec that does not apply
         raise click.UsageError(str(e)) from None
+    except LabelcastError as e:  # the ground hears of a refusal too; the error still ends the command
+        if reporter is not None:
+            _report_refused(reporter, input_path, e)
+        raise
+    if reporter is not None and not dry_run:
+        rep["receipts"] = [str(f) for f in _report_received(reporter, rep, state_dir)]
     emit(rep, as_json, _receive_lines(rep, dry_run))
+
+
+def _reporter(receipts_dir, device_key, link: str, nak_after, state_dir):
+    """The device's receipt writer for --receipts/--device-key (None without them)."""
+    if not receipts_dir and not device_key:
+        return None
+    if not (receipts_dir and device_key):
+        raise click.UsageError("--receipts DIR and --device-key FILE go together")
+    from dataclasses import replace
+
+    from ...profiles import ProfileError, load_link
+    from ..receipts import Reporter
+    from ..state import default_state_dir
+
+    try:
+        ret = load_link(link).return_link
+    except ProfileError as e:
+        raise click.BadParameter(str(e), param_hint="--link") from None
+    if nak_after is not None:
+        ret = replace(ret, nak_after_s=nak_after)
+    return Reporter(receipts_dir, device_key, state_dir or default_state_dir(), ret)
+
+
+def _report_received(reporter, rep: dict, state_dir) -> list:
+    """A one-shot receive's receipts: accepted, trained, the chain head."""
+    from ...codec.receipts import Event
+    from ..chain import Chains
+    from ..receipts import payload_events
+    from ..state import default_state_dir
+
+    kid = bytes.fromhex(rep["key_id"])
+    head = Chains(state_dir or default_state_dir()).head_info(kid)
+    pid = bytes.fromhex(rep["payload_id"])
+    reporter.add([Event("store", digest=bytes.fromhex(rep["reference_root"])[:8])])
+    reporter.add(payload_events(pid, rep, None, head, kid))
+    return reporter.flush()
+
+
+def _report_refused(reporter, input_path, e) -> None:
+    """A refused payload's receipt, when its bytes could be read (an incomplete one is not refused)."""
+    import hashlib
+
+    from ..receipts import refused_event
+    from ..receive import read_input
+
+    try:
+        data, _ = read_input(input_path)
+    except LabelcastError:
+        return
+    reporter.add([refused_event(hashlib.sha256(data).digest()[:4], e, retryable=False)])
+    reporter.flush()

@@ -1,0 +1,149 @@
+"""The device's side of the return link: events become signed receipts, one file per return message.
+
+:class:`Reporter` keeps what is not yet sent in ``STATE/receipts.json`` (the counter, the pending events,
+what went out in the last hour), so a power cut loses no event and never reuses a counter. ``add`` coalesces
+(a newer state of a payload, a chain or the store supersedes the pending one); ``flush`` packs the pending
+events into receipts that each fit the link's return message and writes them, atomically, as
+``DIR/receipt-<counter>.lcr`` — whatever talks to the modem sends them — within the hour's byte cap
+(``[return] bytes_per_hour``); what does not fit the cap stays pending for the next flush.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+from ..codec.errors import BudgetError, LabelcastError
+from ..codec.keys import key_id, load_private_key
+from ..codec.receipts import Event, coalesce, encode_receipt, event_bytes, event_from_bytes, pack_events
+from ..codec.storage import atomic_write
+from ..profiles import ReturnLink
+
+__all__ = ["Reporter", "RECEIPT_SUFFIX", "partial_event", "payload_events", "refused_event"]
+
+RECEIPT_SUFFIX = ".lcr"
+MIN_SIGNED = 80  # bytes a signed receipt with one small event needs (header 13–26, event ≥ 5, signature 64)
+
+
+class Reporter:
+    """Receipts for one device: ``add`` events, ``flush`` them into ``out`` as return messages allow."""
+
+    def __init__(
+        self,
+        out: str | os.PathLike,
+        key: str | os.PathLike,
+        state_dir: str | os.PathLike,
+        link: ReturnLink | None = None,
+        *,
+        bytes_per_hour: int | None = None,
+    ) -> None:
+        self.out = Path(out)
+        self.key = load_private_key(key)
+        self.device = key_id(self.key.public_key())
+        self.link = link or ReturnLink()
+        self.cap = bytes_per_hour if bytes_per_hour is not None else self.link.bytes_per_hour
+        if self.link.message_bytes < MIN_SIGNED:
+            raise BudgetError(
+                f"a signed receipt needs about {MIN_SIGNED} B; this return link carries {self.link.message_bytes} B "
+                "a message. Use a link with larger return messages"
+            )
+        self.file = Path(state_dir) / "receipts.json"
+        st = self._read()
+        self.counter: int = int(st.get("counter", 0))
+        self.pending: list[Event] = [event_from_bytes(bytes.fromhex(h)) for h in st.get("pending", [])]
+        self.sent: list[list[float]] = [s for s in st.get("sent", []) if isinstance(s, list) and len(s) == 2]
+        self.naks: dict[str, float] = dict(st.get("naks", {}))
+
+    def _read(self) -> dict:
+        try:
+            st = json.loads(self.file.read_text()) if self.file.exists() else {}
+            return st if isinstance(st, dict) and st.get("device") in (None, self.device.hex()) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def _save(self) -> None:
+        st = {
+            "device": self.device.hex(),
+            "counter": self.counter,
+            "pending": [event_bytes(e).hex() for e in self.pending],
+            "sent": self.sent,
+            "naks": self.naks,
+        }
+        atomic_write(self.file, json.dumps(st), what=f"receipt state {self.file}")
+
+    def add(self, events: list[Event]) -> None:
+        """Queue events (a newer state of the same payload, chain or store replaces a pending one)."""
+        if events:
+            self.pending = coalesce(self.pending, events)
+            self._save()
+
+    def room(self, now: float) -> int:
+        """Receipt bytes the hour's cap still allows."""
+        self.sent = [s for s in self.sent if now - s[0] < 3600.0]
+        return self.cap - int(sum(s[1] for s in self.sent))
+
+    def flush(self, now: float | None = None) -> list[Path]:
+        """Write the pending events as receipts (one file each) while the hour's cap allows; returns the files."""
+        now = time.time() if now is None else now
+        written: list[Path] = []
+        groups = pack_events(self.pending, self.link.message_bytes) if self.pending else []
+        for group in groups:
+            self.counter += 1  # recorded before the file exists: a counter is never used twice
+            data = encode_receipt(self.key, self.counter, int(now), group)
+            if len(data) > self.room(now):
+                self.counter -= 1
+                break
+            self._save()
+            path = atomic_write(self.out / f"receipt-{self.counter:08d}{RECEIPT_SUFFIX}", data, what="receipt")
+            self.sent.append([now, len(data)])
+            sent = {id(e) for e in group}
+            self.pending = [e for e in self.pending if id(e) not in sent]
+            written.append(path)
+        if written:
+            self._save()
+        return written
+
+    def nak_due(self, pid: bytes, first_seen: float, now: float) -> bool:
+        """Whether a partial receipt for ``pid`` is due: incomplete for ``nak_after_s``, and none sent since."""
+        after = self.link.nak_after_s
+        return now - first_seen >= after and now - self.naks.get(pid.hex(), -1e18) >= after
+
+    def naked(self, pid: bytes, now: float) -> None:
+        self.naks[pid.hex()] = now
+        self._save()
+
+
+def refused_event(pid: bytes, e: LabelcastError | Exception, retryable: bool) -> Event:
+    return Event("refused", pid, code=int(getattr(e, "exit_code", 1)), retryable=retryable)
+
+
+def partial_event(pid: bytes, needed: list[int], held: tuple[int, bytes] | None) -> Event:
+    frames, bits = held if held is not None else (0, None)
+    return Event("partial", pid, needed=tuple(needed), frames=frames, held=bits)
+
+
+def payload_events(pid: bytes, rep: dict, action: str | None, head: dict | None, kid: bytes) -> list[Event]:
+    """What a trained payload tells the ground: accepted, trained, the model step, the chain head."""
+    onnx = Path(rep.get("export", {}).get("onnx", ""))
+    digest = hashlib.sha256(onnx.read_bytes()).digest()[:8] if onnx.is_file() else b"\0" * 8
+    val = rep.get("validation") or {}
+    tr = rep.get("training") or {}
+    events = [
+        Event("accepted", pid, sequence=int(rep.get("sequence", 0))),
+        Event(
+            "trained",
+            pid,
+            digest=digest,
+            accuracy=val.get("accuracy"),
+            seconds=int(round(tr.get("train_seconds", 0))),
+            peak_mb=int(round((tr.get("peak_training_bytes") or 0) / (1 << 20))),
+        ),
+    ]
+    if action:
+        events.append(Event("model", pid, action=action))
+    if head and head.get("digest"):
+        events.append(Event("head", sender=kid, sequence=int(head["sequence"]), digest=bytes.fromhex(head["digest"])))
+    return events

@@ -44,13 +44,31 @@ COMMANDS: dict[str, Any] = {
     },
     "status": "labelcast.receiver.cli.model:status",
     "retry": "labelcast.receiver.cli.model:retry",
+    "fleet": {
+        "add": "labelcast.sender.cli.fleet:add",
+        "list": "labelcast.sender.cli.fleet:list_cmd",
+        "show": "labelcast.sender.cli.fleet:show",
+        "remove": "labelcast.sender.cli.fleet:remove",
+        "report": "labelcast.sender.cli.fleet:report",
+    },
+    "ingest": "labelcast.sender.cli.fleet:ingest",
+    "repair": "labelcast.sender.cli.fleet:repair",
     "sources": "labelcast.cli_sources:sources",
     "demo": "labelcast.demo:demo",
     "bench": "labelcast.cli_bench:bench",
 }
 
 SUMMARY = {
-    "keygen": "Make an Ed25519 signing key pair: OUT/sender.key (0600) and OUT/sender.pub.",
+    "keygen": "Make an Ed25519 key pair: OUT/ROLE.key (0600) and OUT/ROLE.pub.",
+    "fleet": "The ground's fleet ledger: register devices, list and show them, an HTML report.",
+    "fleet add": "Register a device by its receipt key (`keygen --role device`); its store root comes from REFERENCE.",
+    "fleet list": "Every registered device: its head, last receipt and last accuracy.",
+    "fleet show": "One device: its state and every payload sent to it, with what it reported.",
+    "fleet remove": "Forget a device (its deliveries and receipts go with it; the payloads stay).",
+    "fleet report": "One self-contained HTML page: every device, its head, last receipt, accuracy over rounds, what is "
+    "pending.",
+    "ingest": "Verify device receipts (.lcr files or folders of them) and update the fleet ledger.",
+    "repair": "Frames for what the devices reported missing: fresh erasure-code blocks for the short stripes only.",
     "reference": "Build and verify reference stores.",
     "reference build": "Turn SOURCE (see `labelcast sources`) into a reference store with its manifest.",
     "reference verify": "Check a reference store: manifest integrity always; items with --full or --items.",

@@ -13,6 +13,7 @@ an existing outbox is never replaced without ``force``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -250,7 +251,10 @@ def _report(cfg, scored, recipe, fit, budget, spec, frames, auto, stages, t0) ->
     sel = recipe.select
     link = budget.link
     lay = fit.layout
+    digest = hashlib.sha256(fit.payload).hexdigest()
     return {
+        "payload_id": digest[:8],
+        "payload_sha256": digest,
         "strategy": sel.strategy,
         "auto": auto,
         "quota": sel.quota,

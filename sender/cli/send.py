@@ -14,7 +14,9 @@ from .teacher import engine_options, teacher_options
 @click.option("--teacher", required=True, type=click.Path(exists=True, dir_okay=False), help="Teacher ONNX file.")
 @click.option("--reference", required=True, type=click.Path(exists=True, file_okay=False), help="Reference store.")
 @click.option("--key", required=True, type=click.Path(dir_okay=False), help="Private key (sender.key).")
-@click.option("--link", default="iridium-sbd-mt", show_default=True, help="Link profile name or .toml path.")
+@click.option(
+    "--link", default=None, help="Link profile name or .toml path (default iridium-sbd-mt; with --to, the ledger's)."
+)
 @click.option(
     "--budget",
     type=click.IntRange(64, None),
@@ -153,6 +155,14 @@ from .teacher import engine_options, teacher_options
     help="The previous outbox (or its send-report.json): send only the difference from the labelled set the "
     "device holds after it (relabels, new classes, new items); a full payload when that is smaller.",
 )
+@click.option(
+    "--to",
+    "to",
+    multiple=True,
+    help="Registered device (`fleet add`; repeatable for a group on one store): link, store and parent from the "
+    "fleet ledger, and the payload recorded there.",
+)
+@click.option("--ledger", default=None, type=click.Path(dir_okay=False), help="The fleet ledger (with --to).")
 @teacher_options()
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Outbox folder.")
@@ -168,7 +178,13 @@ def send(**o) -> None:
     t = open_teacher(o["teacher"], o["spec"], o["input_name"], o["output_name"], o["provider"])
     try:
         with bar(store.n, "score", "item") as tick:
-            rep = do_send(t, store, o["key"], o["out"], cfg, progress=tick)
+            if o["to"]:
+                from ..ledger import Ledger, send_to
+
+                with Ledger(o["ledger"]) as lg:
+                    rep = send_to(lg, list(o["to"]), t, store, o["key"], o["out"], cfg, progress=tick)
+            else:
+                rep = do_send(t, store, o["key"], o["out"], cfg, progress=tick)
     except (FileExistsError, ValueError) as e:
         raise click.UsageError(str(e)) from None
     emit(rep, o["as_json"], _lines(rep, o["out"]))
@@ -184,6 +200,7 @@ def _config(o: dict):
     from ..selection import SelectConfig
     from ..send import SendConfig
 
+    o = {**o, "link": o["link"] or "iridium-sbd-mt"}
     try:
         load_link(o["link"])
     except ProfileError as e:
@@ -242,5 +259,8 @@ def _lines(rep: dict, out: str) -> list[str]:
             mark = "→" if c["name"] == pl["choice"] else " "
             acc = f"{c['predicted_accuracy']:.3f}" if c["predicted_accuracy"] is not None else c["note"]
             lines.append(f"  {mark} {c['name']:36} {c['labels']:>6} labels {c['exemplars']:>4} exemplars  {acc}")
+    fl = rep.get("fleet")
+    if fl:
+        lines.append(f"for {', '.join(fl['to'])} (recorded in {fl['ledger']}): {fl['why']}")
     lines.append(f"outbox {out}: payload.lcst, frames/, send-report.json")
     return lines

@@ -22,7 +22,7 @@ from ..codec.receipts import Event, coalesce, encode_receipt, event_bytes, event
 from ..codec.storage import atomic_write
 from ..profiles import ReturnLink
 
-__all__ = ["Reporter", "RECEIPT_SUFFIX", "partial_event", "payload_events", "refused_event"]
+__all__ = ["Reporter", "RECEIPT_SUFFIX", "partial_event", "payload_events", "refused_event", "status_events"]
 
 RECEIPT_SUFFIX = ".lcr"
 MIN_SIGNED = 80  # bytes a signed receipt with one small event needs (header 13–26, event ≥ 5, signature 64)
@@ -85,9 +85,14 @@ class Reporter:
         self.sent = [s for s in self.sent if now - s[0] < 3600.0]
         return self.cap - int(sum(s[1] for s in self.sent))
 
-    def flush(self, now: float | None = None) -> list[Path]:
-        """Write the pending events as receipts (one file each) while the hour's cap allows; returns the files."""
+    def flush(self, now: float | None = None, status: list[Event] | None = None) -> list[Path]:
+        """Write the pending events as receipts (one file each) while the hour's cap allows; returns the files.
+
+        ``status`` (the chain heads and the store the device holds) rides along whenever anything else goes:
+        a receipt lost on the return link is made good by the next one, whatever it reports."""
         now = time.time() if now is None else now
+        if self.pending and status:
+            self.pending = coalesce(self.pending, status)
         written: list[Path] = []
         groups = pack_events(self.pending, self.link.message_bytes) if self.pending else []
         for group in groups:
@@ -118,6 +123,25 @@ class Reporter:
 
 def refused_event(pid: bytes, e: LabelcastError | Exception, retryable: bool) -> Event:
     return Event("refused", pid, code=int(getattr(e, "exit_code", 1)), retryable=retryable)
+
+
+def status_events(state_dir: str | os.PathLike, root: bytes) -> list[Event]:
+    """What the device holds: one head event per chain, and its store."""
+    from .chain import Chains
+
+    chains = Chains(state_dir)
+    events = [Event("store", digest=root[:8])]
+    for d in sorted(chains.root.iterdir()) if chains.root.is_dir() else []:
+        try:
+            kid = bytes.fromhex(d.name)
+            head = chains.head_info(kid)
+        except (ValueError, OSError):
+            continue
+        if head and head.get("digest"):
+            events.append(
+                Event("head", sender=kid, sequence=int(head["sequence"]), digest=bytes.fromhex(head["digest"]))
+            )
+    return events
 
 
 def partial_event(pid: bytes, needed: list[int], held: tuple[int, bytes] | None) -> Event:

@@ -74,7 +74,7 @@ log = logging.getLogger("labelcast.receiver")
 class StudentConfig:
     arch: str = "cnn-small"  # a built-in (students.ARCHS) or your own pkg.module:factory
     train_samples: int = 100_000  # images seen in training (epochs = this / k, clamped)
-    min_epochs: int = 10
+    min_epochs: int = 7  # chosen on validation data (docs/results.md "How choices are made")
     max_epochs: int = 300
     batch: int = 0  # 0: planned from the device profile (and measured)
     lr: float = 3e-3  # peak AdamW learning rate

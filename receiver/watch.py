@@ -65,11 +65,10 @@ from ..codec.framing import MAX_FRAME, Reassembler, parse_frame
 from ..codec.keys import TrustSet
 from ..codec.manifest import ReferenceStore
 from ..codec.payload import Verified, peek, verify_payload
-from ..codec.receipts import Event
 from ..codec.storage import atomic_write
 from .chain import Chains
 from .errors import ExportError, HintError, ModelError
-from .receipts import Reporter, partial_event, payload_events, refused_event
+from .receipts import Reporter, partial_event, payload_events, refused_event, status_events
 from .receive import ReceiveConfig, receive
 from .slots import Slots
 from .state import EventLog, StateLock, default_state_dir
@@ -173,7 +172,7 @@ class Watcher:
         old = signal.signal(signal.SIGTERM, lambda *_: self.stop())
         t_start = time.time()
         self.log("watch started", inbox=str(self.inbox), pid=os.getpid())
-        self.report([Event("store", digest=self.store.root[:8])])
+        self.report(status_events(self.state, self.store.root))  # on each start: what this device holds
         reason = "done"
         try:
             while not self.stopping:
@@ -210,7 +209,7 @@ class Watcher:
             self.process(pid, v)
         self.write_pending()
         if self.reporter is not None:
-            for f in self.reporter.flush():
+            for f in self.reporter.flush(status=status_events(self.state, self.store.root)):
                 self.log("receipt written", file=f.name, bytes=f.stat().st_size)
 
     def report(self, events: list) -> None:
@@ -482,6 +481,7 @@ class Watcher:
         heads = self._heads()
         if self.parent_wait.get(pid) != heads:
             self.log("waiting for parent", payload_id=pid.hex(), message=str(e))
+            self.report([refused_event(pid, e, retryable=True)])  # the ground learns its delta missed
         self.parent_wait[pid] = heads
         self.summary["waiting"] += 1
         self.pending[pid.hex()] = {"state": "waiting for parent", "message": str(e)}

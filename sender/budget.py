@@ -70,9 +70,10 @@ class LinkBudget:
 
     def final_layout(self, length: int) -> FrameLayout:
         """The required layout plus spare whole frames of the budget as extra parity, on links that lose
-        frames (more loss tolerance, same data); an ARQ link gets no parity it cannot use."""
+        frames (more loss tolerance, same data); an ARQ link gets no parity it cannot use, and ``overhead`` 0
+        means none at all (a closed loop: the device reports what is missing and ``repair`` sends it)."""
         lay = self.layout(length)
-        if self.link.retransmits and self.overhead is None:
+        if (self.link.retransmits and self.overhead is None) or self.overhead == 0:
             return lay
         spare = max(0, self.max_frames - lay.total_frames)
         return layout_for(length, self.frame_bytes, parity=lay.parity + spare) if spare else lay

@@ -127,12 +127,18 @@ class Ledger:
         self.close()
 
     def close(self) -> None:
+        """Fold the write-ahead log into the file (a closed ledger is one file) and close."""
+        with contextlib.suppress(sqlite3.DatabaseError):
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self.db.close()
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """One transaction, the only writer while it runs (others wait up to ``busy_s``)."""
-        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            raise LedgerError(f"the ledger {self.path} is busy (another writer holds it): {e}") from e
         try:
             yield self.db
         except BaseException:
@@ -210,9 +216,11 @@ class Ledger:
         return {k: row[k] for k in row.keys()} if row else None
 
     def payload_with_set(self, digest: str) -> dict | None:
-        """The newest payload this ground sent whose labelled set is ``digest`` (a delta's parent)."""
+        """The newest payload this ground sent whose labelled set is ``digest`` (a delta's parent; a receipt
+        names the set by the first 8 bytes of its digest)."""
         row = self.db.execute(
-            "SELECT * FROM payloads WHERE set_digest = ? ORDER BY created_at DESC LIMIT 1", (digest,)
+            "SELECT * FROM payloads WHERE substr(set_digest, 1, ?) = ? ORDER BY created_at DESC LIMIT 1",
+            (len(digest), digest),
         ).fetchone()
         return {k: row[k] for k in row.keys()} if row else None
 
@@ -469,7 +477,7 @@ def send_to(ledger: Ledger, names: list[str], teacher, reference, key, out, cfg=
         raise LedgerError(f"one payload goes over one link; these devices use {', '.join(sorted(links))}")
     heads = {d.head_digest for d in devs}
     if cfg.parent is not None:
-        want = load_parent(cfg.parent).digest.hex()
+        want = load_parent(cfg.parent).digest.hex()[:16]
         if None not in heads and heads != {want}:
             raise LedgerError(
                 f"the parent {cfg.parent} is set {want[:16]} but the devices reported holding "

@@ -132,7 +132,7 @@ def _receive_lines(rep: dict, dry_run: bool) -> list[str]:
     "--train-samples",
     type=click.IntRange(1, None),
     default=None,
-    help="Images seen in training (default 100000), with a floor of 10 passes over the training set (5 on text): "
+    help="Images seen in training (default 100000), with a floor of 7 passes over the training set (5 on text): "
     "a smaller number is raised to the floor, and the report says so (training.raised_to_floor).",
 )
 @click.option(

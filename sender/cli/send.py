@@ -93,7 +93,8 @@ from .teacher import engine_options, teacher_options
     "--overhead",
     type=click.IntRange(0, 1000),
     default=None,
-    help="Fixed parity frames per 100 data frames (overrides --delivery).",
+    help="Fixed parity frames per 100 data frames (overrides --delivery). 0: no parity at all, spare budget "
+    "unused (a closed loop: the device reports what is missing, `labelcast repair` sends only that).",
 )
 @click.option("--force", is_flag=True, help="Replace the payload and frames already in OUT.")
 @click.option(

@@ -297,7 +297,7 @@ def test_status_names_the_file_a_junk_line_is_about(site):
 def test_receive_help_says_input_is_not_given_with_watch():
     code, out, err = run_cli("receive", "--help")
     assert code == 0 and "[INPUT]" in out and "With --watch INBOX there is no INPUT" in out
-    assert "floor of 10 passes" in out
+    assert "floor of 7 passes" in out
 
 
 def test_an_oversized_input_is_refused_by_its_size_before_it_is_read(tmp_path, monkeypatch):

@@ -16,7 +16,7 @@ Everything is the real code: frames, erasure code, signatures, the device's orde
 (``verify_and_decode``, ``Chains.commit``), receipts, the SQLite ledger. Training is left out (it does not
 move a byte of either link): a device "applies" a payload as ``receive`` does, up to the student.
 
-    python benchmarks/fleet.py [--devices 50] [--loss 0.1 0.3] [--out benchmarks/results/fleet.json]
+    python benchmarks/fleet.py [--devices 50] [--loss 0.1 0.3] [--json out/bench/fleet.json]
 """
 
 from __future__ import annotations
@@ -280,7 +280,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--devices", type=int, default=50)
     ap.add_argument("--loss", type=float, nargs="+", default=[0.1, 0.3])
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "fleet.json"))
+    ap.add_argument("--json", dest="out", default="out/bench/fleet.json")
     a = ap.parse_args(argv)
     rows = []
     for loss in a.loss:

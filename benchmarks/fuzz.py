@@ -1,4 +1,5 @@
-"""Fuzz the decoders: random and mutated payloads, frames and manifests must raise only labelcast errors.
+"""Fuzz the decoders: random and mutated payloads, frames (repair frames too) and receipts must raise only
+labelcast errors.
 
     python benchmarks/fuzz.py --cases 1000000 [--seed 0] [--json out/bench/fuzz.json]
 
@@ -27,10 +28,11 @@ from _common import table, write_json  # noqa: E402
 from labelcast.codec.delta import Changes, Relabel  # noqa: E402
 from labelcast.codec.errors import LabelcastError  # noqa: E402
 from labelcast.codec.exemplars import Exemplars  # noqa: E402
-from labelcast.codec.framing import Reassembler, make_frames, parse_frame  # noqa: E402
+from labelcast.codec.framing import Reassembler, make_frames, make_repair_frames, parse_frame  # noqa: E402
 from labelcast.codec.indexset import prefix_select  # noqa: E402
 from labelcast.codec.keys import TrustSet, key_id  # noqa: E402
 from labelcast.codec.payload import DOMAIN, SIG_LEN, build_payload, open_payload  # noqa: E402
+from labelcast.codec.receipts import Event, decode_receipt, encode_receipt, verify_receipt  # noqa: E402
 from labelcast.codec.softlabels import soft_from_probs  # noqa: E402
 
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33)))
@@ -127,15 +129,32 @@ def mutate(rng: np.random.Generator, body: bytes) -> bytes:
     return bytes(b)
 
 
+def _receipts() -> list[bytes]:
+    """Valid receipts carrying every event (signed with the fuzzer's key)."""
+    pid = b"\1\2\3\4"
+    events = [
+        Event("store", digest=b"r" * 8),
+        Event("accepted", pid, sequence=3),
+        Event("partial", pid, needed=(2, 0, 1), frames=40, held=b"\xff\x0f\xf0\x00\x01"),
+        Event("trained", pid, digest=b"d" * 8, accuracy=0.5, seconds=9, peak_mb=77),
+        Event("model", pid, action="kept aside"),
+        Event("head", sender=b"s" * 8, sequence=3, digest=b"h" * 8),
+        Event("refused", pid, code=19, retryable=True),
+    ]
+    return [encode_receipt(KEY, i + 1, 1000, events[: i + 1]) for i in range(len(events))]
+
+
 def run(cases: int, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     base = seeds()
     frames = make_frames(base[2], 64, 34)
-    stats = {"payload_resigned": 0, "payload_raw": 0, "frame": 0, "typed_errors": 0, "accepted": 0}
+    frames += make_repair_frames(base[2], 64, 34, {0: [250, 251, 3]})  # fresh blocks and a resent one
+    receipts = _receipts()
+    stats = {"payload_resigned": 0, "payload_raw": 0, "frame": 0, "receipt": 0, "typed_errors": 0, "accepted": 0}
     failures, slowest = [], 0.0
     t0 = time.time()
     for n in range(cases):
-        kind = n % 4
+        kind = n % 5
         try:
             t = time.perf_counter()
             if kind in (0, 1):
@@ -148,6 +167,10 @@ def run(cases: int, seed: int) -> dict:
                 data = mutate(rng, base[int(rng.integers(0, len(base)))])
                 stats["payload_raw"] += 1
                 open_payload(data, TRUST, ROOT, n_items=1000, segments=SEGMENTS, now=0, base=BASE)
+            elif kind == 4:
+                stats["receipt"] += 1
+                r = decode_receipt(mutate(rng, receipts[int(rng.integers(0, len(receipts)))]))
+                verify_receipt(r, KEY.public_key())
             else:
                 stats["frame"] += 1
                 f = mutate(rng, frames[int(rng.integers(0, len(frames)))])

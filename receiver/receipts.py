@@ -25,7 +25,7 @@ from ..profiles import ReturnLink
 __all__ = ["Reporter", "RECEIPT_SUFFIX", "partial_event", "payload_events", "refused_event", "status_events"]
 
 RECEIPT_SUFFIX = ".lcr"
-MIN_SIGNED = 80  # bytes a signed receipt with one small event needs (header 13–26, event ≥ 5, signature 64)
+MIN_SIGNED = 120  # a signed status receipt (accepted, head and store: 115 B) must fit one return message
 
 
 class Reporter:

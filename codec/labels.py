@@ -236,6 +236,7 @@ class _Model:
         self.wsum = float(self.wt.sum()) if kernel else 1.0
         self.nb = np.zeros((rows, classes), dtype=np.float64) if kernel else None
         self.classes = classes
+        self.distinct = np.unique(self.off % max(classes, 1)).size == self.off.size
         bk = np.frexp(counts_o.astype(np.float64))[1].astype(np.int64)
         self.beta = np.array([params[int(b)][0] / 4 for b in bk])
         self.lam = np.array([params[int(b)][1] / 16 for b in bk])
@@ -246,7 +247,21 @@ class _Model:
         self.cnt[r, sym] += sign
         if self.nb is not None:
             cols = (sym[:, None] + self.off[None, :]) % self.classes
-            np.add.at(self.nb, (np.repeat(r, self.off.size), cols.ravel()), sign * np.tile(self.wt, a))
+            if self.distinct:  # one update per cell: plain indexing adds the same exact integers as np.add.at
+                self.nb[r[:, None], cols] += sign * self.wt[None, :]
+            else:
+                np.add.at(self.nb, (np.repeat(r, self.off.size), cols.ravel()), sign * np.tile(self.wt, a))
+
+    def fill(self, lab: np.ndarray, first_o: np.ndarray, counts_o: np.ndarray) -> None:
+        """Every label added at once (what ``add`` for every step gives: the counts are exact integers in
+        float64, so the order of the sums does not change a bit)."""
+        rows = np.repeat(np.arange(counts_o.size), counts_o)
+        starts = np.cumsum(counts_o) - counts_o
+        sym = lab[first_o[rows] + (np.arange(rows.size) - starts[rows])]
+        np.add.at(self.cnt, (rows, sym), 1.0)
+        if self.nb is not None:
+            cols = (sym[:, None] + self.off[None, :]) % self.classes
+            np.add.at(self.nb, (np.repeat(rows, self.off.size), cols.ravel()), np.tile(self.wt, rows.size))
 
     def weights(self, a: int, t: int) -> np.ndarray:
         beta = self.beta[:a, None]
@@ -264,9 +279,7 @@ def _encode_adaptive(ops, lab, seg, hist, params, kernel) -> bytes:
     k, c = lab.size, hist.size
     first_o, counts_o, active = _round_robin(seg)
     model = _Model(counts_o, c, kernel, params, hist / k)
-    for t in range(len(active)):  # fill with every label, then peel back step by step
-        a = int(active[t])
-        model.add(a, lab[first_o[:a] + t], 1.0)
+    model.fill(lab, first_o, counts_o)  # every label in, then peeled back step by step
     coder = constriction.stream.stack.AnsCoder()
     for t in range(len(active) - 1, -1, -1):
         a = int(active[t])

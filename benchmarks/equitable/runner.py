@@ -110,6 +110,7 @@ class BenchConfig:
     methods: tuple[str, ...] = METHODS
     train_samples: int = 20_000  # images the student sees (at least one pass over its set)
     validation: int = 1000  # target training items held out for the choices (never sent)
+    teacher_epochs: int = 12  # the built-in teacher's schedule (TeacherConfig's default; tests run shorter)
     choice_budget: int = 4096  # budget at which the labelcast strategy is chosen
     strategies: tuple[str, ...] = STRATEGY_CANDIDATES
     clusters: int = 32  # content clusters of the stored pool (0: the plain store, one group per source)
@@ -170,10 +171,10 @@ class _Env:
     extra: dict = field(default_factory=dict)
 
 
-def _teacher(name: str, work: Path, xtr, ytr, names, log) -> Path:
+def _teacher(name: str, work: Path, xtr, ytr, names, log, epochs: int = 12) -> Path:
     from labelcast.sender.teacher import TeacherConfig, train_and_export
 
-    tc = TeacherConfig(seed=0)
+    tc = TeacherConfig(seed=0, epochs=epochs)
     tag = hashlib.sha256(repr((name, asdict(tc), xtr.shape, int(ytr.sum()))).encode()).hexdigest()[:12]
     path = work / f"teacher-{tag}.onnx"
     if path.exists():
@@ -201,7 +202,7 @@ def _setup(name: str, cfg: BenchConfig, log) -> _Env:
     xtr, ytr, names = builtin.target(name, "train")
     xte, yte, _ = builtin.target(name, "test")
     val, send = builtin.stratified_split(ytr, cfg.validation, seed=99)
-    t = Teacher(_teacher(name, work, xtr, ytr, names, log))
+    t = Teacher(_teacher(name, work, xtr, ytr, names, log, cfg.teacher_epochs))
     logits = np.concatenate([t.logits(x[s : s + 4096]) for s in range(0, len(x), 4096)])
     tacc = float((t.logits(xte).argmax(1) == yte).mean())
     segs = np.diff(np.concatenate([[0], np.flatnonzero(np.diff(g)) + 1, [len(g)]]))

@@ -190,6 +190,8 @@ def test_tiny_bench_reports_every_method_within_budget(tmp_path):
         strategies=("random+quota", "energy-high+quota"),
         dm_ipc=4,
         dm_iters=3,
+        validation=300,
+        teacher_epochs=3,
         work=str(tmp_path / "work"),
     )
     result = bench.run_bench(cfg, log=lambda m: None)

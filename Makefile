@@ -84,6 +84,7 @@ bench-all: setup
 	$(BIN)/python benchmarks/fec.py --json out/bench/fec.json
 	$(BIN)/python benchmarks/byo_teacher.py --json out/bench/byo_teacher.json
 	$(BIN)/python benchmarks/fleet.py --json out/bench/fleet.json
+	$(BIN)/python benchmarks/sealed.py --json out/bench/sealed.json
 	$(BIN)/python benchmarks/incremental.py --json out/bench/incremental.json
 	$(BIN)/python benchmarks/text.py --json out/bench/text.json --plot docs/text_accuracy.png
 	$(BIN)/python benchmarks/reliability.py --doc docs/reliability.md --json out/bench/reliability.json

@@ -18,6 +18,7 @@ __all__ = [
     "LimitError",
     "FrameError",
     "TrustError",
+    "SealError",
     "SignatureError",
     "UnknownKeyError",
     "RevokedKeyError",
@@ -58,6 +59,13 @@ class TrustError(LabelcastError):
     by their exact class, as python-tuf keeps its repository errors apart."""
 
     exit_code = 4
+
+
+class SealError(TrustError):
+    """A sealed payload or receipt was refused: sealed to another device, by another sender, or its tag does
+    not verify (altered, or made for another reference store); or this device has no key to open it."""
+
+    exit_code = 24
 
 
 class SignatureError(TrustError):

@@ -122,6 +122,14 @@ class TrustSet:
     keys: dict[bytes, Ed25519PublicKey] = field(default_factory=dict)
     revoked: set[bytes] = field(default_factory=set)
     sources: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())  # (key files or folders, revoked ids)
+    device: Ed25519PrivateKey | None = None  # this device's own key: opens payloads sealed to it
+
+    def with_device(self, key: Ed25519PrivateKey | str | os.PathLike | None) -> TrustSet:
+        """This set, able to open payloads sealed to ``key`` (a device.key path or the key)."""
+        if key is not None and not isinstance(key, Ed25519PrivateKey):
+            key = load_private_key(key)
+        self.device = key
+        return self
 
     @classmethod
     def from_files(
@@ -148,7 +156,7 @@ class TrustSet:
 
     def reload(self) -> TrustSet:
         """The same files and folders read again; this set itself when it was not made from files."""
-        return TrustSet.from_files(*self.sources) if self.sources[0] else self
+        return TrustSet.from_files(*self.sources).with_device(self.device) if self.sources[0] else self
 
     def fingerprint(self) -> tuple:
         return tuple(sorted(self.keys)), tuple(sorted(self.revoked))

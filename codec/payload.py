@@ -40,7 +40,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from . import delta as delta_coder
 from . import exemplars as exemplar_coder
@@ -70,6 +70,7 @@ __all__ = [
 MAGIC = b"LCST"
 VERSION = 2
 VERSIONS = (1, 2)
+SEALED = 3  # format version of a payload sealed to one device (sealed.py)
 DOMAIN_V1 = b"labelcast/payload/v1\x00"
 DOMAIN_V2 = b"labelcast/payload/v2\x00"
 DOMAIN = DOMAIN_V2  # what build_payload signs with
@@ -195,8 +196,10 @@ def build_payload(
     prefix_key: int | None = None,
     exemplars: exemplar_coder.Exemplars | None = None,
     delta: dict | None = None,
+    seal_to: Ed25519PublicKey | None = None,
 ) -> tuple[bytes, dict[str, int]]:
-    """Encode, sign and return ``(payload bytes, bytes per section)`` (format version 2).
+    """Encode, sign and return ``(payload bytes, bytes per section)`` (format version 2; version 3, sealed
+    to one device with a 16-byte tag instead of the signature, when ``seal_to`` is that device's key).
 
     ``indices`` need not be sorted; pairs are sorted by index (their order carries
     no information). ``segments`` are the manifest's group runs. ``prefix_key``:
@@ -221,19 +224,29 @@ def build_payload(
     sections = _section_content(
         idx, lab, classes, n_items, segments, prefix_key, soft, order, class_names, hints, exemplars, delta
     )
+    rest = Writer()
+    for v in (n_items, idx.size, classes):
+        rest.uvarint(v)
+    for name, content in sections.items():
+        rest.u8(SECTIONS[name])
+        rest.blob(content)
+    sizes = {name: len(s) for name, s in sections.items()}
+    if seal_to is not None:
+        from .sealed import TAG_LEN, seal_body
+
+        sealed = seal_body(key, seal_to, root, MAGIC, sequence, expires_at, rest.getvalue())
+        sizes.update(header=len(sealed) - TAG_LEN - sum(sizes.values()), tag=TAG_LEN)
+        return sealed, sizes
     w = Writer()
     w.raw(MAGIC)
     w.u8(VERSION)
     w.u8(0)
     w.raw(key_id(key.public_key()))
-    for v in (sequence, expires_at, n_items, idx.size, classes):
+    for v in (sequence, expires_at):
         w.uvarint(v)
-    for name, content in sections.items():
-        w.u8(SECTIONS[name])
-        w.blob(content)
+    w.raw(rest.getvalue())
     body = w.getvalue()
     sig = sign(key, DOMAIN_V2 + root + body)
-    sizes = {name: len(s) for name, s in sections.items()}
     sizes["header"] = len(body) - sum(sizes.values())
     sizes["signature"] = SIG_LEN
     return body + sig, sizes
@@ -256,10 +269,11 @@ def peek_header(data: bytes) -> tuple[int, int, bytes]:
 def peek(start: bytes) -> Peek | None:
     """(version, key id, sequence) from the first bytes of a payload (e.g. its first frame's block),
     unverified: for ordering only — the worst a forger can do with it is delay. None if unreadable."""
-    if len(start) < PREFIX_LEN + 1 or start[:4] != MAGIC or start[4] not in VERSIONS:
+    if len(start) < PREFIX_LEN + 1 or start[:4] != MAGIC or start[4] not in (*VERSIONS, SEALED):
         return None
+    at = PREFIX_LEN + 8 if start[4] == SEALED else PREFIX_LEN  # a sealed payload names its device first
     try:
-        seq = Reader(start[PREFIX_LEN : PREFIX_LEN + 10], "payload").uvarint(name="sequence")
+        seq = Reader(start[at : at + 10], "payload").uvarint(name="sequence")
     except DecodeError:
         seq = None
     return Peek(start[4], bytes(start[6:14]), seq)
@@ -324,9 +338,12 @@ def verify_payload(
     Raises only LabelcastError subclasses. ``n_items`` comes from the local manifest; a payload
     for another reference size is refused before any section is decoded."""
     data = bytes(data)
-    verify_signature(data, trust, root)
-    r = Reader(data[:-SIG_LEN], "payload")
-    h = _read_header(r)
+    if len(data) > 4 and data[:4] == MAGIC and data[4] == SEALED:
+        r, h = _open_sealed(data, trust, root)
+    else:
+        verify_signature(data, trust, root)
+        r = Reader(data[:-SIG_LEN], "payload")
+        h = _read_header(r)
     now = time.time() if now is None else now
     if h.expires_at <= now:
         raise ExpiredError(
@@ -338,6 +355,27 @@ def verify_payload(
     blobs = _read_sections(r, h, len(data))
     r.end()
     return Verified(data, h, blobs)
+
+
+def _open_sealed(data: bytes, trust: TrustSet, root: bytes) -> tuple[Reader, Header]:
+    """The tag first (sender from the trust set, this device's key), then the header inside."""
+    from .errors import SealError
+    from .sealed import open_sealed, sealed_prefix
+
+    if len(data) > MAX_PAYLOAD_BYTES:
+        raise LimitError(f"payload is {len(data)} bytes; the limit is {MAX_PAYLOAD_BYTES}")
+    sid, did = sealed_prefix(data)
+    sender = trust.get(sid)
+    if trust.device is None:
+        raise SealError(f"payload sealed to device {did.hex()}; open it with this device's key (--device-key)")
+    seq, exp, rest = open_sealed(data, sender, trust.device, root)
+    r = Reader(rest, "sealed payload")
+    n = r.uvarint(limit=indexset.MAX_ITEMS, name="reference size")
+    k = r.uvarint(limit=min(n, MAX_K), name="selected items")
+    c = r.uvarint(limit=labels.MAX_CLASSES, name="class count")
+    if n == 0 or c == 0:
+        raise DecodeError("payload declares an empty reference set or zero classes")
+    return r, Header(SEALED, 0, sid, seq, exp, n, k, c)
 
 
 def _decode_text(blobs: dict[str, bytes], h: Header, p: Payload) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ..codec.exemplars import Exemplars
 from ..codec.manifest import ReferenceStore
@@ -89,6 +89,7 @@ class PayloadSpec:
     hints: dict | None = None
     exemplars: Exemplars | None = None  # target images sent beside the labels (payload v2)
     delta: dict | None = None  # {"parent": digest, "changes": …, "base": parent indices}: a delta payload
+    seal_to: Ed25519PublicKey | None = None  # a device's key: the payload is sealed to it (codec/sealed.py)
 
     def with_(self, **changes) -> PayloadSpec:
         return replace(self, **changes)
@@ -107,6 +108,7 @@ class PayloadSpec:
             "hints": self.hints,
             "exemplars": self.exemplars,
             "delta": self.delta,
+            "seal_to": self.seal_to,
         }
         return build_payload(indices, labels, classes=classes, **{**args, **kw})
 

@@ -75,6 +75,7 @@ class SendConfig:
     expires_in: float = 30 * 86400.0  # seconds until the payload expires
     sequence: int | None = None  # None: the counter kept beside the key
     parent: str | None = None  # previous outbox (or its report / labelled-set.npz): send only the difference
+    seal_to: str | None = None  # a device's .pub: seal the payload to it (16-byte tag, encrypted; docs/security.md)
     force: bool = False  # replace an existing outbox
 
     @property
@@ -255,6 +256,8 @@ def _report(cfg, scored, recipe, fit, budget, spec, frames, auto, stages, t0) ->
     return {
         "payload_id": digest[:8],
         "payload_sha256": digest,
+        "mode": f"sealed to device {key_id(spec.seal_to).hex()}" if spec.seal_to is not None else "signed",
+        "auth_bytes": fit.encoded.sections.get("tag", fit.encoded.sections.get("signature")),
         "strategy": sel.strategy,
         "auto": auto,
         "quota": sel.quota,
@@ -339,6 +342,7 @@ def send(
         int(now + cfg.expires_in),
         tea.classes if (cfg.class_names and tea.classes) else None,
         hints or None,
+        seal_to=_seal_key(cfg.seal_to),
     )
     planned = delta = None
     if cfg.parent is not None:
@@ -445,6 +449,16 @@ def _labelled_set(fit: Fit, spec: PayloadSpec, scored: Scored):
         names = spec.class_names or (scored.teacher.classes if scored.teacher is not None else None)
         result = LabelledSet(spec.n_items, scored.classes, idx[order], np.asarray(fit.encoded.labels)[order], names)
     return result
+
+
+def _seal_key(seal_to):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from ..codec.keys import load_public_key
+
+    if seal_to is None or isinstance(seal_to, Ed25519PublicKey):
+        return seal_to
+    return load_public_key(seal_to)
 
 
 def _check_modality(store: ReferenceStore, tea: Teacher) -> None:

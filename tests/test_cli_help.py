@@ -98,7 +98,7 @@ def test_every_send_option_named_like_a_config_field_reaches_that_field():
 
     walk(asdict(cfg))
     inputs = {"teacher", "reference", "key", "out", "as_json", "spec", "input_name", "output_name", "names", "plan"}
-    inputs |= {"to", "ledger"}  # the fleet ledger chooses link and parent
+    inputs |= {"to", "ledger", "seal"}  # the fleet ledger chooses link and parent (and the key to seal to)
     selection = {"strategy", "quota", "alpha", "keyed", "seed", "link", "engine"}
     for name in {p.name for p in send.params} - inputs - selection:
         field = name.removeprefix("plan_")

@@ -164,7 +164,8 @@ def _receive_lines(rep: dict, dry_run: bool) -> list[str]:
     "--device-key",
     default=None,
     type=click.Path(exists=True, dir_okay=False),
-    help="This device's private key (`labelcast keygen --role device`): signs the receipts.",
+    help="This device's private key (`labelcast keygen --role device`): opens payloads sealed to it and signs "
+    "its receipts.",
 )
 @click.option(
     "--link",
@@ -223,6 +224,7 @@ def receive(
         ts = TrustSet.from_files(trust, revoked)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--revoked") from None
+    ts.with_device(device_key)  # opens payloads sealed to this device (and signs its receipts)
     from ..text_models import TEXT_ARCHS
 
     if arch and arch not in ARCHS and arch not in TEXT_ARCHS and ":" not in arch:
@@ -274,10 +276,10 @@ def receive(
 
 def _reporter(receipts_dir, device_key, link: str, nak_after, state_dir):
     """The device's receipt writer for --receipts/--device-key (None without them)."""
-    if not receipts_dir and not device_key:
+    if not receipts_dir:
         return None
-    if not (receipts_dir and device_key):
-        raise click.UsageError("--receipts DIR and --device-key FILE go together")
+    if not device_key:
+        raise click.UsageError("--receipts DIR needs --device-key FILE (the receipts are signed with it)")
     from dataclasses import replace
 
     from ...profiles import ProfileError, load_link

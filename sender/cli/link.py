@@ -79,8 +79,12 @@ def plan(payload: str | None, nbytes: int | None, link: str, delivery: float, ov
 
     lk = _link(link)
     res = do_plan(_payload_length(payload, nbytes), lk, overhead, delivery)
+    mode = _payload_mode(payload)
+    if mode:
+        res["mode"] = mode
     lines = [
-        f"{res['payload_bytes']} B on {res['link']} ({res['delivery_model']}, loss {res['loss_rate']:.0%}): "
+        (f"{mode}: " if mode else "")
+        + f"{res['payload_bytes']} B on {res['link']} ({res['delivery_model']}, loss {res['loss_rate']:.0%}): "
         f"{res['data_frames']} data + {res['parity_frames']} parity = {res['frames']} frames of {lk.frame_bytes} B",
         f"P(rebuilt) {res['success_probability']}, ~{res['link_seconds']} s on the link"
         + (f" ({res['expected_transmissions']} transmissions with retries)" if lk.retransmits else "")
@@ -94,6 +98,14 @@ def plan(payload: str | None, nbytes: int | None, link: str, delivery: float, ov
             for a in res["alternatives"]
         ]
     emit(res, as_json, lines)
+
+
+def _payload_mode(payload: str | None) -> str | None:
+    """A payload file's authentication mode and what it costs (None for frames or --bytes)."""
+    if payload is None or Path(payload).is_dir():
+        return None
+    head = Path(payload).read_bytes()[:5]
+    return "sealed (16-B tag)" if len(head) == 5 and head[4] == 3 else "signed (64-B signature)"
 
 
 def _payload_tag(frames: list[bytes]) -> str:

@@ -164,6 +164,14 @@ from .teacher import engine_options, teacher_options
     "fleet ledger, and the payload recorded there.",
 )
 @click.option("--ledger", default=None, type=click.Path(dir_okay=False), help="The fleet ledger (with --to).")
+@click.option(
+    "--seal-to",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="A device's device.pub: seal the payload to it (encrypted, a 16-byte tag instead of the 64-byte "
+    "signature; only that device opens it, with receive --device-key). docs/security.md.",
+)
+@click.option("--seal", is_flag=True, help="With --to NAME: seal the payload to that device's registered key.")
 @teacher_options()
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Outbox folder.")
@@ -174,6 +182,8 @@ def send(**o) -> None:
     from ..send import send as do_send
     from .teacher import open_teacher
 
+    if o["seal"] and not o["to"]:
+        raise click.UsageError("--seal seals to the device named by --to; without the ledger give --seal-to FILE")
     cfg = _config(o)
     store = ReferenceStore(o["reference"])
     t = open_teacher(o["teacher"], o["spec"], o["input_name"], o["output_name"], o["provider"])
@@ -183,7 +193,7 @@ def send(**o) -> None:
                 from ..ledger import Ledger, send_to
 
                 with Ledger(o["ledger"]) as lg:
-                    rep = send_to(lg, list(o["to"]), t, store, o["key"], o["out"], cfg, progress=tick)
+                    rep = send_to(lg, list(o["to"]), t, store, o["key"], o["out"], cfg, seal=o["seal"], progress=tick)
             else:
                 rep = do_send(t, store, o["key"], o["out"], cfg, progress=tick)
     except (FileExistsError, ValueError) as e:

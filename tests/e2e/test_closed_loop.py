@@ -91,3 +91,40 @@ def test_a_closed_loop_round(tmp_path: Path):
         and "<script" not in page
         and "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
     )
+
+
+def test_a_sealed_payload_opens_on_its_device_only(tmp_path: Path):
+    d = tmp_path
+    rng = np.random.default_rng(0)
+    templates = rng.integers(0, 256, (10, 8, 8))
+    y = rng.integers(0, 10, 3300)
+    x = np.clip(templates[y] + rng.normal(0, 90, (3300, 8, 8)), 0, 255).astype(np.uint8)
+    np.save(d / "pool.npy", x[:3000])
+    np.save(d / "train.npy", x[3000:])
+    np.save(d / "train-labels.npy", y[3000:])
+    lc("keygen", "--out", d / "ground")
+    lc("keygen", "--role", "device", "--out", d / "dev")
+    lc("keygen", "--role", "device", "--out", d / "other")
+    lc("reference", "build", "npy:" + str(d / "pool.npy"), "--out", d / "ref", "--clusters", "0")
+    lc("teacher", "train", "--data", f"npy:{d / 'train.npy'}", "--labels", d / "train-labels.npy",
+       "--out", d / "t.onnx", "--epochs", "3", "--width", "4")  # fmt: skip
+    send = ["send", "--teacher", d / "t.onnx", "--reference", d / "ref", "--key", d / "ground" / "sender.key",
+            "--link", "iridium-sbd-mt", "--budget", "270", "--strategy", "margin", "--json"]  # fmt: skip
+    _, out, _ = lc(*send, "--out", d / "signed")
+    _, out2, _ = lc(*send, "--seal-to", d / "dev" / "device.pub", "--out", d / "sealed")
+    signed, sealed = json.loads(out), json.loads(out2)
+    assert signed["mode"] == "signed" and signed["auth_bytes"] == 64
+    assert sealed["mode"].startswith("sealed to device") and sealed["auth_bytes"] == 16
+    assert sealed["selected_items"] > signed["selected_items"]  # the bytes saved carry labels
+    rx = ["receive", d / "sealed" / "frames", "--reference", d / "ref", "--trust", d / "ground" / "sender.pub",
+          "--train-samples", "300"]  # fmt: skip
+    code, _, err = lc(*rx, "--out", d / "m0", "--state", d / "s0", ok=False)
+    assert code == 24 and "--device-key" in err  # SealError: no key to open it
+    code, _, err = lc(*rx, "--out", d / "m1", "--state", d / "s1", "--device-key", d / "other" / "device.key", ok=False)
+    assert code == 24 and "sealed to device" in err
+    _, out, _ = lc(*rx, "--out", d / "m2", "--state", d / "s2", "--device-key", d / "dev" / "device.key", "--json")
+    assert json.loads(out)["selected_items"] == sealed["selected_items"]
+    code, _, err = lc(*rx, "--out", d / "m3", "--state", d / "s2", "--device-key", d / "dev" / "device.key", ok=False)
+    assert code == 5  # the same sequence again: a replay, as for a signed payload
+    _, out, _ = lc("link", "plan", d / "sealed" / "payload.lcst", "--link", "iridium-sbd-mt")
+    assert out.startswith("sealed (16-B tag): ")

@@ -27,6 +27,18 @@ Events (``pid``: the payload id, the first 4 bytes of the payload's SHA-256, as 
     6 HEAD       8 sender key id, uvarint sequence, 8 labelled-set digest prefix: the chain head held
     7 STORE      8 reference root prefix: the store the device holds
 
+Sealed receipts (mode 1) carry the same events encrypted with ChaCha20-Poly1305 under the pair key of the
+device and the ground's sender key (``codec/sealed.py``; the nonce ``"LCRC" ‖ counter`` never meets a
+payload's ``"LCPL" ‖ sequence``), so a status receipt fits a 51-byte LoRaWAN DR0 uplink::
+
+    1        magic/version 0xB1
+    1        mode: 1 = sealed
+    4        device key id, first 4 bytes (the ground tries the devices it registered with that prefix)
+    uvarint  counter
+    uvarint  time
+    …        ciphertext of: uvarint n, n × event
+    16       Poly1305 tag over every byte above (the header is associated data)
+
 Decoding never trusts a length it has not bounded; any malformed receipt raises :class:`DecodeError`.
 """
 
@@ -47,6 +59,9 @@ __all__ = [
     "Event",
     "Receipt",
     "encode_receipt",
+    "encode_sealed_receipt",
+    "open_sealed_receipt",
+    "sealed_receipt_device",
     "decode_receipt",
     "verify_receipt",
     "coalesce",
@@ -58,7 +73,10 @@ __all__ = [
 
 RECEIPT_MAGIC = 0xB1
 MODE_SIGNED = 0
+MODE_SEALED = 1
 SIG_LEN = 64
+TAG_LEN = 16
+DOMAIN_RECEIPT = b"labelcast/receipt/v1-sealed\x00"
 MAX_EVENTS = 64
 MAX_RECEIPT = 64 << 10
 MAX_STRIPES = 1 << 10  # a payload has at most 65,536 frames in stripes of ≥ 64 blocks
@@ -136,6 +154,7 @@ class Receipt:
     events: tuple[Event, ...] = field(default_factory=tuple)
     signed: bytes = b""  # the bytes the signature covers (set by decode)
     signature: bytes = b""
+    sealed: bool = False  # mode 1: ``device`` is a 4-byte id prefix; the events were opened with the pair key
 
     def to_dict(self) -> dict:
         return {
@@ -210,6 +229,76 @@ def encode_receipt(key: Ed25519PrivateKey, counter: int, time: int, events: list
     return body + key.sign(body)
 
 
+def encode_sealed_receipt(
+    key: Ed25519PrivateKey, ground: Ed25519PublicKey, counter: int, time: int, events: list[Event] | tuple[Event, ...]
+) -> bytes:
+    """The receipt of ``events`` sealed to the ground's key (a 16-byte tag instead of the signature)."""
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+    from .sealed import pair_key
+
+    if not 1 <= len(events) <= MAX_EVENTS:
+        raise ValueError(f"a receipt carries 1..{MAX_EVENTS} events, not {len(events)}")
+    device = key_id(key.public_key())
+    w = Writer()
+    w.u8(RECEIPT_MAGIC)
+    w.u8(MODE_SEALED)
+    w.raw(device[:4])
+    w.uvarint(counter)
+    w.uvarint(max(0, int(time)))
+    head = w.getvalue()
+    body = Writer()
+    body.uvarint(len(events))
+    for e in events:
+        _encode_event(body, e)
+    aead = ChaCha20Poly1305(pair_key(key, ground, key_id(ground), device))
+    return head + aead.encrypt(_receipt_nonce(counter), body.getvalue(), DOMAIN_RECEIPT + head)
+
+
+def _receipt_nonce(counter: int) -> bytes:
+    return b"LCRC" + counter.to_bytes(8, "little")
+
+
+def sealed_receipt_device(data: bytes) -> bytes:
+    """The 4-byte device id prefix of a sealed receipt (unverified)."""
+    if len(data) < 2 + 4 + 2 + TAG_LEN or data[0] != RECEIPT_MAGIC or data[1] != MODE_SEALED:
+        raise DecodeError("not a sealed labelcast receipt")
+    return bytes(data[2:6])
+
+
+def open_sealed_receipt(data: bytes, ground: Ed25519PrivateKey, device: Ed25519PublicKey) -> Receipt:
+    """Check a sealed receipt's tag with the pair key of ``ground`` and ``device``, then decode its events."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+    from .errors import SealError
+    from .sealed import pair_key
+
+    if len(data) > MAX_RECEIPT:
+        raise DecodeError(f"a receipt of {len(data):,} bytes is over the {MAX_RECEIPT:,}-byte limit")
+    prefix = sealed_receipt_device(data)
+    did = key_id(device)
+    if did[:4] != prefix:
+        raise SealError(f"the receipt names device {prefix.hex()}…, not {did.hex()}")
+    r = Reader(data[: len(data) - TAG_LEN], "sealed receipt")
+    r.raw(6)
+    counter = r.uvarint(name="counter")
+    time = r.uvarint(name="time")
+    head = bytes(data[: r.pos])
+    aead = ChaCha20Poly1305(pair_key(ground, device, key_id(ground.public_key()), did))
+    try:
+        body = aead.decrypt(_receipt_nonce(counter), bytes(data[r.pos :]), DOMAIN_RECEIPT + head)
+    except InvalidTag:
+        raise SealError(f"sealed receipt {counter} of device {did.hex()}: the tag does not verify") from None
+    b = Reader(body, "sealed receipt")
+    n = b.uvarint(limit=MAX_EVENTS, name="events")
+    if n == 0:
+        raise DecodeError("a receipt without events")
+    events = tuple(_decode_event(b) for _ in range(n))
+    b.end()
+    return Receipt(did, counter, time, events, sealed=True)
+
+
 def _decode_event(r: Reader) -> Event:
     t = r.u8()
     kind = EVENT_TYPES.get(t)
@@ -255,14 +344,24 @@ def decode_receipt(data: bytes) -> Receipt:
     """Parse a receipt (its signature is not checked here: :func:`verify_receipt`)."""
     if len(data) > MAX_RECEIPT:
         raise DecodeError(f"a receipt of {len(data):,} bytes is over the {MAX_RECEIPT:,}-byte limit")
+    if len(data) < 2 + 4 + 2 + TAG_LEN:
+        raise DecodeError(f"{len(data)} bytes is too short for a receipt")
+    if data[0] == RECEIPT_MAGIC and data[1] == MODE_SEALED:
+        from .errors import SealError
+
+        raise SealError("a sealed receipt: it opens with the ground's key (open_sealed_receipt; `ingest --key`)")
     if len(data) < 2 + 8 + 3 + SIG_LEN:
         raise DecodeError(f"{len(data)} bytes is too short for a receipt")
     r = Reader(data[:-SIG_LEN], "receipt")
     if r.u8() != RECEIPT_MAGIC:
         raise DecodeError("not a labelcast receipt (bad magic or version)")
     mode = r.u8()
+    if mode == MODE_SEALED:
+        from .errors import SealError
+
+        raise SealError("a sealed receipt: it opens with the ground's key (open_sealed_receipt; `ingest --key`)")
     if mode != MODE_SIGNED:
-        raise DecodeError(f"receipt mode {mode} is not known to this version (0: signed)")
+        raise DecodeError(f"receipt mode {mode} is not known to this version (0: signed, 1: sealed)")
     device = r.raw(8)
     counter = r.uvarint(name="counter")
     time = r.uvarint(name="time")
@@ -312,25 +411,32 @@ def coalesce(pending: list[Event], new: list[Event]) -> list[Event]:
     return list(out.values())
 
 
-def receipt_size(events: list[Event] | tuple[Event, ...]) -> int:
-    """Bytes of the signed receipt of ``events`` (counter and time at their widest: 10 and 5 bytes)."""
+def receipt_size(events: list[Event] | tuple[Event, ...], sealed: bool = False, counter: int = (1 << 28) - 1) -> int:
+    """Bytes of the receipt of ``events`` with a counter up to ``counter`` (the time at its widest, 5 bytes)."""
+    w = Writer()
+    w.uvarint(counter)
+    width = len(w.getvalue())
     w = Writer()
     for e in events:
         _encode_event(w, e)
-    return 2 + 8 + 10 + 5 + 1 + len(w.getvalue()) + SIG_LEN
+    if sealed:
+        return 2 + 4 + width + 5 + 1 + len(w.getvalue()) + TAG_LEN
+    return 2 + 8 + width + 5 + 1 + len(w.getvalue()) + SIG_LEN
 
 
-def pack_events(events: list[Event], message_bytes: int) -> list[list[Event]]:
+def pack_events(
+    events: list[Event], message_bytes: int, sealed: bool = False, counter: int = (1 << 28) - 1
+) -> list[list[Event]]:
     """Split ``events`` into receipts that each fit ``message_bytes``, in order. A partial event too large for
     one message drops its frame bitmap (the per-stripe counts still say what to repair)."""
     out: list[list[Event]] = []
     cur: list[Event] = []
     for e in events:
-        if receipt_size([e]) > message_bytes and e.kind == "partial":
+        if receipt_size([e], sealed, counter) > message_bytes and e.kind == "partial":
             e = Event(e.kind, e.pid, needed=e.needed)
-        if receipt_size([e]) > message_bytes:
+        if receipt_size([e], sealed, counter) > message_bytes:
             raise ValueError(f"a {e.kind} event does not fit a {message_bytes}-byte return message")
-        if cur and (receipt_size([*cur, e]) > message_bytes or len(cur) == MAX_EVENTS):
+        if cur and (receipt_size([*cur, e], sealed, counter) > message_bytes or len(cur) == MAX_EVENTS):
             out.append(cur)
             cur = []
         cur.append(e)

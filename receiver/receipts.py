@@ -16,9 +16,19 @@ import os
 import time
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from ..codec.errors import BudgetError, LabelcastError
 from ..codec.keys import key_id, load_private_key
-from ..codec.receipts import Event, coalesce, encode_receipt, event_bytes, event_from_bytes, pack_events
+from ..codec.receipts import (
+    Event,
+    coalesce,
+    encode_receipt,
+    encode_sealed_receipt,
+    event_bytes,
+    event_from_bytes,
+    pack_events,
+)
 from ..codec.storage import atomic_write
 from ..profiles import ReturnLink
 
@@ -26,6 +36,7 @@ __all__ = ["Reporter", "RECEIPT_SUFFIX", "partial_event", "payload_events", "ref
 
 RECEIPT_SUFFIX = ".lcr"
 MIN_SIGNED = 120  # a signed status receipt (accepted, head and store: 115 B) must fit one return message
+MIN_SEALED = 48  # a sealed receipt of one head event (47 B) must fit: a LoRaWAN DR0 uplink carries 51 B
 
 
 class Reporter:
@@ -39,16 +50,22 @@ class Reporter:
         link: ReturnLink | None = None,
         *,
         bytes_per_hour: int | None = None,
+        seal_to: Ed25519PublicKey | None = None,
     ) -> None:
         self.out = Path(out)
         self.key = load_private_key(key)
         self.device = key_id(self.key.public_key())
         self.link = link or ReturnLink()
         self.cap = bytes_per_hour if bytes_per_hour is not None else self.link.bytes_per_hour
-        if self.link.message_bytes < MIN_SIGNED:
+        self.seal_to = seal_to  # the ground's key: receipts sealed to it (a 16-byte tag; docs/security.md)
+        if seal_to is not None and self.link.message_bytes < MIN_SEALED:
+            raise BudgetError(
+                f"a sealed status receipt needs {MIN_SEALED} B; this return link carries {self.link.message_bytes} B"
+            )
+        if seal_to is None and self.link.message_bytes < MIN_SIGNED:
             raise BudgetError(
                 f"a signed receipt needs about {MIN_SIGNED} B; this return link carries {self.link.message_bytes} B "
-                "a message. Use a link with larger return messages"
+                "a message: seal the receipts to the ground's key (--seal-receipts; 48 B will do)"
             )
         self.file = Path(state_dir) / "receipts.json"
         st = self._read()
@@ -94,10 +111,15 @@ class Reporter:
         if self.pending and status:
             self.pending = coalesce(self.pending, status)
         written: list[Path] = []
-        groups = pack_events(self.pending, self.link.message_bytes) if self.pending else []
+        sealed = self.seal_to is not None
+        top = self.counter + len(self.pending)  # the widest counter these receipts can have
+        groups = pack_events(self.pending, self.link.message_bytes, sealed, top) if self.pending else []
         for group in groups:
             self.counter += 1  # recorded before the file exists: a counter is never used twice
-            data = encode_receipt(self.key, self.counter, int(now), group)
+            if sealed:
+                data = encode_sealed_receipt(self.key, self.seal_to, self.counter, int(now), group)
+            else:
+                data = encode_receipt(self.key, self.counter, int(now), group)
             if len(data) > self.room(now):
                 self.counter -= 1
                 break

@@ -243,16 +243,23 @@ class Ledger:
                 )
 
     # -- receipts ---------------------------------------------------------------------------------
-    def ingest(self, data: bytes) -> dict:
+    def ingest(self, data: bytes, ground_key=None) -> dict:
         """Verify one receipt and apply its events (one transaction). Raises ``DecodeError`` (malformed),
-        ``UnknownKeyError`` (no device has its key), ``SignatureError``, ``ReplayError`` (seen before)."""
-        r = decode_receipt(data)
-        row = self.db.execute("SELECT * FROM devices WHERE key_id = ?", (r.device.hex(),)).fetchone()
-        if row is None:
-            raise UnknownKeyError(f"receipt {r.counter} comes from device key {r.device.hex()}, not in this ledger")
+        ``UnknownKeyError`` (no device has its key), ``SignatureError`` / ``SealError`` (forged, or sealed
+        and no ``ground_key`` to open it), ``ReplayError`` (seen before). ``ground_key``: the sender's private
+        key, which opens receipts sealed to it."""
         from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-        verify_receipt(r, load_pem_public_key(row["public_key"].encode()))
+        from ..codec.receipts import MODE_SEALED, open_sealed_receipt, sealed_receipt_device
+
+        if len(data) > 1 and data[1] == MODE_SEALED:
+            r, row = self._open_sealed(data, ground_key, sealed_receipt_device(data), open_sealed_receipt)
+        else:
+            r = decode_receipt(data)
+            row = self.db.execute("SELECT * FROM devices WHERE key_id = ?", (r.device.hex(),)).fetchone()
+            if row is None:
+                raise UnknownKeyError(f"receipt {r.counter} comes from device key {r.device.hex()}, not in this ledger")
+            verify_receipt(r, load_pem_public_key(row["public_key"].encode()))
         name = row["name"]
         with self.write() as db:
             seen = db.execute("SELECT 1 FROM receipts WHERE device = ? AND counter = ?", (name, r.counter)).fetchone()
@@ -271,6 +278,25 @@ class Ledger:
                 (float(r.time), r.counter, name),
             )  # fmt: skip
         return {"device": name, "counter": r.counter, "events": [e.kind for e in r.events]}
+
+    def _open_sealed(self, data: bytes, ground_key, prefix: bytes, opener):
+        """A sealed receipt: the devices registered under its 4-byte id prefix, each tried with the pair key."""
+        from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+        from ..codec.errors import SealError
+
+        if ground_key is None:
+            raise SealError("a sealed receipt: ingest it with the ground's key (--key sender.key)")
+        rows = self.db.execute("SELECT * FROM devices WHERE substr(key_id, 1, 8) = ?", (prefix.hex(),)).fetchall()
+        if not rows:
+            raise UnknownKeyError(f"a sealed receipt from device {prefix.hex()}…, not in this ledger")
+        err: Exception | None = None
+        for row in rows:
+            try:
+                return opener(data, ground_key, load_pem_public_key(row["public_key"].encode())), row
+            except SealError as e:
+                err = e
+        raise err
 
     def _apply(self, db: sqlite3.Connection, name: str, r: Receipt, e: Event) -> None:
         if e.kind == "store":
@@ -410,9 +436,10 @@ def receipt_files(paths) -> list[Path]:
     return out
 
 
-def ingest_files(ledger: Ledger, paths) -> dict:
+def ingest_files(ledger: Ledger, paths, ground_key=None) -> dict:
     """Ingest every receipt; a refused one (unknown device, forged, malformed) is reported and the batch goes
-    on; one seen before counts as a replay (ingesting a folder twice changes nothing)."""
+    on; one seen before counts as a replay (ingesting a folder twice changes nothing). ``ground_key`` opens
+    sealed receipts."""
     from ..codec.receipts import MAX_RECEIPT
 
     res: dict = {"ingested": 0, "replays": 0, "refused": [], "devices": {}}
@@ -421,7 +448,7 @@ def ingest_files(ledger: Ledger, paths) -> dict:
         try:
             if f.stat().st_size > MAX_RECEIPT:
                 raise DecodeError(f"{f.stat().st_size:,} bytes is larger than any receipt")
-            got = ledger.ingest(f.read_bytes())
+            got = ledger.ingest(f.read_bytes(), ground_key)
         except ReplayError:
             res["replays"] += 1
             continue

@@ -174,6 +174,12 @@ def _receive_lines(rep: dict, dry_run: bool) -> list[str]:
     help="Link profile whose [return] section sizes the receipts (message bytes, bytes per hour, NAK delay).",
 )
 @click.option(
+    "--seal-receipts",
+    is_flag=True,
+    help="Seal the receipts to the trusted sender key (one --trust key): a 16-byte tag instead of the signature, "
+    "so a status receipt fits a 51-B LoRaWAN DR0 uplink; the ground ingests them with --key.",
+)
+@click.option(
     "--nak-after",
     type=click.FloatRange(0, None),
     default=None,
@@ -204,6 +210,7 @@ def receive(
     receipts_dir,
     device_key,
     link,
+    seal_receipts,
     nak_after,
     as_json,
 ) -> None:
@@ -239,7 +246,7 @@ def receive(
     )
     if init not in ("auto", "none") and not Path(init).is_file():
         raise click.BadParameter(f"{init} is not a file (give auto, none or a .safetensors path)", param_hint="--init")
-    reporter = _reporter(receipts_dir, device_key, link, nak_after, state_dir)
+    reporter = _reporter(receipts_dir, device_key, link, nak_after, state_dir, ts if seal_receipts else None)
     if watch_dir:
         from ...codec.manifest import ReferenceStore
         from ..watch import WatchConfig, watch
@@ -274,9 +281,12 @@ def receive(
     emit(rep, as_json, _receive_lines(rep, dry_run))
 
 
-def _reporter(receipts_dir, device_key, link: str, nak_after, state_dir):
-    """The device's receipt writer for --receipts/--device-key (None without them)."""
+def _reporter(receipts_dir, device_key, link: str, nak_after, state_dir, seal_to=None):
+    """The device's receipt writer for --receipts/--device-key (None without them); ``seal_to``: the trust set
+    whose one key the receipts are sealed to."""
     if not receipts_dir:
+        if seal_to is not None:
+            raise click.UsageError("--seal-receipts goes with --receipts DIR")
         return None
     if not device_key:
         raise click.UsageError("--receipts DIR needs --device-key FILE (the receipts are signed with it)")
@@ -292,7 +302,12 @@ def _reporter(receipts_dir, device_key, link: str, nak_after, state_dir):
         raise click.BadParameter(str(e), param_hint="--link") from None
     if nak_after is not None:
         ret = replace(ret, nak_after_s=nak_after)
-    return Reporter(receipts_dir, device_key, state_dir or default_state_dir(), ret)
+    ground = None
+    if seal_to is not None:
+        if len(seal_to.keys) != 1:
+            raise click.UsageError(f"--seal-receipts seals to one sender key; --trust gives {len(seal_to.keys)}")
+        ground = next(iter(seal_to.keys.values()))
+    return Reporter(receipts_dir, device_key, state_dir or default_state_dir(), ret, seal_to=ground)
 
 
 def _report_received(reporter, rep: dict, state_dir) -> list:

@@ -104,14 +104,21 @@ def report(html_out, ledger, as_json) -> None:
 
 @click.command()
 @click.argument("receipts", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option(
+    "--key",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="The ground's sender.key: opens receipts sealed to it (`receive --seal-receipts`).",
+)
 @ledger_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def ingest(receipts, ledger, as_json) -> None:
+def ingest(receipts, key, ledger, as_json) -> None:
     """Verify device receipts (.lcr files or folders of them) and update the fleet ledger."""
+    from ...codec.keys import load_private_key
     from ..ledger import ingest_files
 
     with _open(ledger) as lg:
-        res = ingest_files(lg, receipts)
+        res = ingest_files(lg, receipts, load_private_key(key) if key else None)
     lines = [f"ingested {res['ingested']}, refused {len(res['refused'])}, already seen {res['replays']}"]
     lines += [f"  refused {r['file']}: {r['error']}: {r['message']}" for r in res["refused"]]
     emit(res, as_json, lines)

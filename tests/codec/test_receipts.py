@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from labelcast.codec.errors import DecodeError, LabelcastError, SignatureError
+from labelcast.codec.errors import DecodeError, LabelcastError, SealError, SignatureError
 from labelcast.codec.receipts import (
     Event,
     coalesce,
@@ -80,7 +80,7 @@ def test_fuzzed_receipts_raise_only_decode_errors():
         try:
             r = decode_receipt(bytes(b))
         except LabelcastError as e:
-            assert isinstance(e, DecodeError)
+            assert isinstance(e, DecodeError | SealError)  # a mode byte turned to 1 reads as a sealed receipt
             continue
         with pytest.raises(SignatureError):  # parsed, but never trusted: the signature covers every byte
             if bytes(b) != good:
@@ -111,3 +111,36 @@ def test_a_newer_state_supersedes_a_pending_one():
     )
     kinds = sorted((e.kind, e.sequence) for e in pending)
     assert kinds == [("accepted", 3), ("head", 2)]  # the NAK is moot once accepted; one head per chain
+
+
+GROUND = Ed25519PrivateKey.from_private_bytes(bytes(range(32, 64)))
+STATUS = [Event("head", sender=b"\x11" * 8, sequence=7, digest=b"\x22" * 8)]
+
+
+def test_a_sealed_status_receipt_fits_a_lorawan_dr0_uplink():
+    from labelcast.codec.receipts import encode_sealed_receipt, open_sealed_receipt
+
+    data = encode_sealed_receipt(KEY, GROUND.public_key(), 5, 1_800_000_000, STATUS)
+    golden = (Path(__file__).parents[1] / "data" / "receipt-sealed-v1.hex").read_text().strip()
+    assert data.hex() == golden and len(data) == 47 <= 51  # one DR0 uplink, with its 16-byte tag
+    r = open_sealed_receipt(data, GROUND, KEY.public_key())
+    assert r.sealed and r.counter == 5 and r.events == tuple(STATUS)
+    assert receipt_size(STATUS, sealed=True) <= 51 < receipt_size(STATUS)
+    with pytest.raises(SealError):  # a sealed receipt is never parsed as a signed one
+        decode_receipt(data)
+
+
+def test_a_sealed_receipt_with_any_bit_flipped_or_the_wrong_keys_is_refused():
+    from labelcast.codec.receipts import encode_sealed_receipt, open_sealed_receipt
+
+    data = encode_sealed_receipt(KEY, GROUND.public_key(), 5, 1_800_000_000, STATUS)
+    for i in range(len(data) * 8):
+        b = bytearray(data)
+        b[i // 8] ^= 1 << (i % 8)
+        with pytest.raises(LabelcastError):
+            open_sealed_receipt(bytes(b), GROUND, KEY.public_key())
+    other = Ed25519PrivateKey.from_private_bytes(bytes(range(64, 96)))
+    with pytest.raises(SealError, match="tag"):
+        open_sealed_receipt(data, other, KEY.public_key())
+    with pytest.raises(SealError, match="names device"):
+        open_sealed_receipt(data, GROUND, other.public_key())

@@ -232,3 +232,25 @@ def test_nak_repair_complete_round_trip_through_the_watcher(fleet):
     assert lg.parent_for(["dev1", "dev2"]) is None  # dev2 never reported: a full payload for the group
     lay = layout_for(len(data), FRAME, parity=0)
     assert lay.total_frames == len(frames)
+
+
+def test_sealed_receipts_open_with_the_ground_key_only(fleet):
+    from labelcast.codec.errors import SealError
+    from labelcast.codec.keys import load_public_key
+    from labelcast.codec.receipts import encode_sealed_receipt
+
+    tmp, store, lg = fleet
+    _, data = outbox(tmp, store, lg, ["dev1"])
+    pid = hashlib.sha256(data).digest()[:4]
+    ground_pub = load_public_key(tmp / "ground" / "sender.pub")
+    dev = load_private_key(tmp / "dev1" / "device.key")
+    sealed = encode_sealed_receipt(dev, ground_pub, 1, 1000, [Event("accepted", pid, sequence=1)])
+    with pytest.raises(SealError, match="--key"):
+        lg.ingest(sealed)
+    (tmp / "rx").mkdir()
+    (tmp / "rx" / "r.lcr").write_bytes(sealed)
+    assert [r["error"] for r in ingest_files(lg, [tmp / "rx"])["refused"]] == ["SealError"]
+    ground = load_private_key(tmp / "ground" / "sender.key")
+    assert ingest_files(lg, [tmp / "rx"], ground)["ingested"] == 1
+    assert lg.deliveries("dev1")[0]["state"] == "accepted"
+    assert ingest_files(lg, [tmp / "rx"], ground)["replays"] == 1  # a counter seen before, sealed or not

@@ -154,6 +154,19 @@ class TrustSet:
             raise KeyFileError("no trusted public key given; pass --trust sender.pub")
         return ts
 
+    def with_folder(self, folder: str | os.PathLike) -> TrustSet:
+        """This set and the ``.pub`` files of ``folder`` (a device keeps announced keys there), remembered for
+        :meth:`reload`; revoked ids stay revoked."""
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        folder = str(folder)
+        if folder in self.sources[0]:
+            return self
+        ts = TrustSet(dict(self.keys), set(self.revoked), ((*self.sources[0], folder), self.sources[1]), self.device)
+        for f in sorted(Path(folder).glob("*.pub")):
+            k = load_public_key(f)
+            ts.keys[key_id(k)] = k
+        return ts
+
     def reload(self) -> TrustSet:
         """The same files and folders read again; this set itself when it was not made from files."""
         return TrustSet.from_files(*self.sources).with_device(self.device) if self.sources[0] else self

@@ -71,6 +71,7 @@ MAGIC = b"LCST"
 VERSION = 2
 VERSIONS = (1, 2)
 SEALED = 3  # format version of a payload sealed to one device (sealed.py)
+GROUP = 4  # format version of a signed payload whose body is sealed for a list of devices (sealed.py)
 DOMAIN_V1 = b"labelcast/payload/v1\x00"
 DOMAIN_V2 = b"labelcast/payload/v2\x00"
 DOMAIN = DOMAIN_V2  # what build_payload signs with
@@ -196,10 +197,11 @@ def build_payload(
     prefix_key: int | None = None,
     exemplars: exemplar_coder.Exemplars | None = None,
     delta: dict | None = None,
-    seal_to: Ed25519PublicKey | None = None,
+    seal_to: Ed25519PublicKey | list[Ed25519PublicKey] | None = None,
 ) -> tuple[bytes, dict[str, int]]:
     """Encode, sign and return ``(payload bytes, bytes per section)`` (format version 2; version 3, sealed
-    to one device with a 16-byte tag instead of the signature, when ``seal_to`` is that device's key).
+    to one device with a 16-byte tag instead of the signature, when ``seal_to`` is that device's key; version
+    4, signed and its body sealed for each of a list of devices, when ``seal_to`` is a list of two or more).
 
     ``indices`` need not be sorted; pairs are sorted by index (their order carries
     no information). ``segments`` are the manifest's group runs. ``prefix_key``:
@@ -231,6 +233,15 @@ def build_payload(
         rest.u8(SECTIONS[name])
         rest.blob(content)
     sizes = {name: len(s) for name, s in sections.items()}
+    if isinstance(seal_to, list | tuple) and len(seal_to) == 1:
+        seal_to = seal_to[0]
+    if isinstance(seal_to, list | tuple):
+        from .sealed import WRAP_LEN, seal_group
+
+        sealed = seal_group(key, list(seal_to), root, MAGIC, sequence, expires_at, rest.getvalue())
+        sizes.update(recipients=WRAP_LEN * len(seal_to), tag=16, signature=SIG_LEN)
+        sizes["header"] = len(sealed) - sum(sizes.values())
+        return sealed, sizes
     if seal_to is not None:
         from .sealed import TAG_LEN, seal_body
 
@@ -269,7 +280,7 @@ def peek_header(data: bytes) -> tuple[int, int, bytes]:
 def peek(start: bytes) -> Peek | None:
     """(version, key id, sequence) from the first bytes of a payload (e.g. its first frame's block),
     unverified: for ordering only — the worst a forger can do with it is delay. None if unreadable."""
-    if len(start) < PREFIX_LEN + 1 or start[:4] != MAGIC or start[4] not in (*VERSIONS, SEALED):
+    if len(start) < PREFIX_LEN + 1 or start[:4] != MAGIC or start[4] not in (*VERSIONS, SEALED, GROUP):
         return None
     at = PREFIX_LEN + 8 if start[4] == SEALED else PREFIX_LEN  # a sealed payload names its device first
     try:
@@ -338,7 +349,7 @@ def verify_payload(
     Raises only LabelcastError subclasses. ``n_items`` comes from the local manifest; a payload
     for another reference size is refused before any section is decoded."""
     data = bytes(data)
-    if len(data) > 4 and data[:4] == MAGIC and data[4] == SEALED:
+    if len(data) > 4 and data[:4] == MAGIC and data[4] in (SEALED, GROUP):
         r, h = _open_sealed(data, trust, root)
     else:
         verify_signature(data, trust, root)
@@ -360,22 +371,30 @@ def verify_payload(
 def _open_sealed(data: bytes, trust: TrustSet, root: bytes) -> tuple[Reader, Header]:
     """The tag first (sender from the trust set, this device's key), then the header inside."""
     from .errors import SealError
-    from .sealed import open_sealed, sealed_prefix
+    from .sealed import open_group, open_sealed, sealed_prefix
 
     if len(data) > MAX_PAYLOAD_BYTES:
         raise LimitError(f"payload is {len(data)} bytes; the limit is {MAX_PAYLOAD_BYTES}")
-    sid, did = sealed_prefix(data)
-    sender = trust.get(sid)
-    if trust.device is None:
-        raise SealError(f"payload sealed to device {did.hex()}; open it with this device's key (--device-key)")
-    seq, exp, rest = open_sealed(data, sender, trust.device, root)
+    if data[4] == GROUP:
+        if len(data) < PREFIX_LEN + SIG_LEN + 16:
+            raise DecodeError(f"payload is truncated ({len(data)} bytes); ask the sender to resend")
+        sid = bytes(data[6:14])
+        seq, exp, rest = open_group(data, trust.get(sid), trust.device, root)
+        version = GROUP
+    else:
+        sid, did = sealed_prefix(data)
+        sender = trust.get(sid)
+        if trust.device is None:
+            raise SealError(f"payload sealed to device {did.hex()}; open it with this device's key (--device-key)")
+        seq, exp, rest = open_sealed(data, sender, trust.device, root)
+        version = SEALED
     r = Reader(rest, "sealed payload")
     n = r.uvarint(limit=indexset.MAX_ITEMS, name="reference size")
     k = r.uvarint(limit=min(n, MAX_K), name="selected items")
     c = r.uvarint(limit=labels.MAX_CLASSES, name="class count")
     if n == 0 or c == 0:
         raise DecodeError("payload declares an empty reference set or zero classes")
-    return r, Header(SEALED, 0, sid, seq, exp, n, k, c)
+    return r, Header(version, 0, sid, seq, exp, n, k, c)
 
 
 def _decode_text(blobs: dict[str, bytes], h: Header, p: Payload) -> None:

@@ -14,6 +14,8 @@ is a :class:`HintError`, refused for good by the watcher (the same payload fails
     student.augment        crop | roll | none
     student.finetune       all | head | last:N
     val_every              int, 0 or 2 … 2^31
+    announce_key           64 hex digits: a new sender key (raw Ed25519), announced under a trusted one
+                           (the device keeps it in STATE/trust/ and trusts it from then on; docs/security.md)
 """
 
 from __future__ import annotations
@@ -75,6 +77,9 @@ def check_hints(hints: dict) -> None:
     if not isinstance(hints, dict):
         raise HintError("the payload's hints are not an object; refused")
     student_hints(hints)
+    k = hints.get("announce_key")
+    if k is not None and not (isinstance(k, str) and re.fullmatch(r"[0-9a-f]{64}", k)):
+        raise HintError("the payload's hint announce_key is not a raw Ed25519 public key in 64 hex digits; refused")
     v = hints.get("val_every", 0)
     if not _num(0, 2**31, ints=True)(v) or v == 1:
         raise HintError(f"the payload's hint val_every = {v!r} is not 0 or an integer ≥ 2; refused")

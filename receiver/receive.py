@@ -55,6 +55,22 @@ class ReceiveConfig:
     backbone: str = "auto"
 
 
+def announce_key(state_path: Path, raw_hex: str, by: bytes) -> str:
+    """Keep a sender key announced by a trusted payload in ``STATE/trust/`` (trusted from then on; a revoked
+    id stays refused); returns its key id."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from ..codec.keys import key_id
+
+    key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(raw_hex))
+    kid = key_id(key).hex()
+    pem = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    atomic_write(state_path / "trust" / f"announced-{kid}.pub", pem, what="announced key")
+    EventLog(state_path / "events.jsonl")("key announced", key_id=kid, by=by.hex())
+    return kid
+
+
 def read_input(path: str | os.PathLike) -> tuple[bytes, dict]:
     """Payload bytes from a frames directory, a frame stream file or a payload file."""
     p = Path(path)
@@ -282,6 +298,7 @@ def _receive(input_path, reference, trust, out, cfg, state_path: Path, dry_run, 
     store = reference if isinstance(reference, ReferenceStore) else ReferenceStore(reference)
     state = ReplayState(state_path)
     chains = Chains(state_path)
+    trust = trust.with_folder(state_path / "trust")  # sender keys announced by earlier payloads
     src = input_path if isinstance(input_path, Verified) else data
     p, x, step = verify_and_decode(src, store, trust, state, now, chains, cfg.use_soft, profile.budget_bytes)
     h = p.header
@@ -318,6 +335,8 @@ def _receive(input_path, reference, trust, out, cfg, state_path: Path, dry_run, 
     # the chain's head moves before the sequence is accepted; a cut between the two resumes (Chains.step)
     chains.commit(h.key_id, h.sequence, step, model.state_dict())
     state.accept(h.key_id, h.sequence)
+    if "announce_key" in p.hints:
+        report["announced_key"] = announce_key(state_path, p.hints["announce_key"], h.key_id)
     (outp / ".work" / "checkpoint.pt").unlink(missing_ok=True)
     EventLog(state_path / "events.jsonl")(
         "received",

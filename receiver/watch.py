@@ -131,10 +131,10 @@ class Watcher:
         self.reporter = reporter  # receipts over the return link (None: the device stays silent)
         self.arrived_at: dict[bytes, float] = {}
         self.store = reference
-        self.trust = trust
+        self.state = Path(state_dir) if state_dir else default_state_dir()
+        self.trust = trust.with_folder(self.state / "trust")  # and the sender keys announced by payloads
         self.cfg = cfg or ReceiveConfig()
         self.wcfg = wcfg or WatchConfig()
-        self.state = Path(state_dir) if state_dir else default_state_dir()
         self.slots = Slots(slots_dir or self.state / "slots")
         self.log = EventLog(self.state / "events.jsonl")
         self.done_file = self.state / "watch-done.json"

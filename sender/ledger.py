@@ -488,7 +488,7 @@ def send_to(
     """``send`` for registered devices: the link and store come from the ledger, the parent is the head every
     device reported holding (a full payload when they never reported, hold different heads, or hold one this
     ground has no outbox for), and the payload is recorded for each. One payload, signed once, for a group;
-    ``seal``: sealed to the one device named, with its registered key."""
+    ``seal``: sealed to the device named with its registered key (a group: signed, the body sealed for each)."""
     from dataclasses import replace
 
     from ..codec.delta import LabelledSet
@@ -519,13 +519,16 @@ def send_to(
         parent = p["outbox"] if p else None
         why = f"the head every device reported (s{p['sequence']})" if p else _full_reason(heads)
     cfg = replace(cfg, link=replace(cfg.link, profile=links.pop()), parent=parent)
-    if seal:
-        if len(names) != 1:
-            raise LedgerError("a sealed payload opens on one device: name one with --to (a group is signed)")
+    if seal:  # one device: sealed to it; a group: signed, its body sealed for each
         from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-        row = ledger.db.execute("SELECT public_key FROM devices WHERE name = ?", (names[0],)).fetchone()
-        cfg = replace(cfg, seal_to=load_pem_public_key(row[0].encode()))
+        keys = [
+            load_pem_public_key(
+                ledger.db.execute("SELECT public_key FROM devices WHERE name = ?", (n,)).fetchone()[0].encode()
+            )
+            for n in names
+        ]
+        cfg = replace(cfg, seal_to=keys)
     rep = send(teacher, store, key, out, cfg, progress=progress)
     digest = LabelledSet.from_bytes((Path(out) / SET_FILE).read_bytes()).digest.hex()
     ledger.record_payload(names, rep, out, digest)

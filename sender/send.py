@@ -75,7 +75,9 @@ class SendConfig:
     expires_in: float = 30 * 86400.0  # seconds until the payload expires
     sequence: int | None = None  # None: the counter kept beside the key
     parent: str | None = None  # previous outbox (or its report / labelled-set.npz): send only the difference
-    seal_to: str | None = None  # a device's .pub: seal the payload to it (16-byte tag, encrypted; docs/security.md)
+    # a device's .pub: seal the payload to it (16-byte tag, encrypted); several: signed, its body sealed for each
+    seal_to: str | list | tuple | None = None
+    announce_key: str | None = None  # a new sender key's .pub, announced to the devices under this key (rotation)
     force: bool = False  # replace an existing outbox
 
     @property
@@ -256,8 +258,8 @@ def _report(cfg, scored, recipe, fit, budget, spec, frames, auto, stages, t0) ->
     return {
         "payload_id": digest[:8],
         "payload_sha256": digest,
-        "mode": f"sealed to device {key_id(spec.seal_to).hex()}" if spec.seal_to is not None else "signed",
-        "auth_bytes": fit.encoded.sections.get("tag", fit.encoded.sections.get("signature")),
+        "mode": _mode(spec.seal_to),
+        "auth_bytes": sum(fit.encoded.sections.get(k, 0) for k in ("tag", "signature", "recipients")),
         "strategy": sel.strategy,
         "auto": auto,
         "quota": sel.quota,
@@ -331,6 +333,8 @@ def send(
     t = time.time()
     now = time.time() if now is None else now
     hints = {**cfg.hints, **({"val_every": cfg.validation_every} if cfg.validation_every else {})}
+    if cfg.announce_key:
+        hints["announce_key"] = _raw_key(cfg.announce_key)
     if store.kind == "text":
         hints.update(tea.preprocess.tokenizer.hint())
     spec = PayloadSpec(
@@ -452,13 +456,33 @@ def _labelled_set(fit: Fit, spec: PayloadSpec, scored: Scored):
 
 
 def _seal_key(seal_to):
+    """None, one device's key, or a list of them (a group), from paths or keys."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     from ..codec.keys import load_public_key
 
     if seal_to is None or isinstance(seal_to, Ed25519PublicKey):
         return seal_to
+    if isinstance(seal_to, list | tuple):
+        keys = [_seal_key(k) for k in seal_to]
+        return None if not keys else keys[0] if len(keys) == 1 else keys
     return load_public_key(seal_to)
+
+
+def _raw_key(path) -> str:
+    from cryptography.hazmat.primitives import serialization
+
+    from ..codec.keys import load_public_key
+
+    return load_public_key(path).public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
+
+
+def _mode(seal_to) -> str:
+    if seal_to is None:
+        return "signed"
+    if isinstance(seal_to, list):
+        return f"signed, sealed for {len(seal_to)} devices"
+    return f"sealed to device {key_id(seal_to).hex()}"
 
 
 def _check_modality(store: ReferenceStore, tea: Teacher) -> None:

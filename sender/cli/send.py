@@ -166,12 +166,22 @@ from .teacher import engine_options, teacher_options
 @click.option("--ledger", default=None, type=click.Path(dir_okay=False), help="The fleet ledger (with --to).")
 @click.option(
     "--seal-to",
-    default=None,
+    multiple=True,
     type=click.Path(exists=True, dir_okay=False),
     help="A device's device.pub: seal the payload to it (encrypted, a 16-byte tag instead of the 64-byte "
-    "signature; only that device opens it, with receive --device-key). docs/security.md.",
+    "signature; only that device opens it, with receive --device-key). Repeated: a group payload, signed, its "
+    "body readable by each device named (52 B each). docs/security.md.",
 )
-@click.option("--seal", is_flag=True, help="With --to NAME: seal the payload to that device's registered key.")
+@click.option(
+    "--announce-key",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="A new sender key's sender.pub, announced to the devices under this key (a rotation: they trust it "
+    "from this payload on; costs ~90 B of hints). docs/security.md.",
+)
+@click.option(
+    "--seal", is_flag=True, help="With --to: seal the payload to the devices' registered keys (one, or a group)."
+)
 @teacher_options()
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Outbox folder.")

@@ -105,3 +105,37 @@ def test_fuzzed_sealed_payloads_raise_only_typed_errors():
         except (DecodeError, SealError, UnknownKeyError, LabelcastError):
             continue
         assert bytes(b) == good
+
+
+def group(devices) -> bytes:
+    idx, lab = np.array([3, 17, 200, 201, 640]), np.array([0, 3, 1, 1, 2])
+    args = dict(n_items=1000, classes=4, root=ROOT, key=SENDER, sequence=11, expires_at=2_000_000_000)
+    return build_payload(idx, lab, seal_to=[d.public_key() for d in devices], **args)[0]
+
+
+def test_a_group_payload_opens_on_every_listed_device_and_no_other():
+    members = [DEVICE, OTHER, Ed25519PrivateKey.from_private_bytes(bytes(range(96, 128)))]
+    data = group(members)
+    assert data[4] == 4 and len(data) - len(group(members[:2])) == 52  # one more recipient: 52 bytes
+    for d in members:
+        p = decode_payload(verify_payload(data, trust(d), ROOT, n_items=1000, now=0))
+        assert p.labels.tolist() == [0, 3, 1, 1, 2] and p.header.version == 4
+    outsider = Ed25519PrivateKey.from_private_bytes(bytes(range(128, 160)))
+    with pytest.raises(SealError, match="not one of its 3 recipients"):
+        verify_payload(data, trust(outsider), ROOT, now=0)
+    with pytest.raises(SealError, match="--device-key"):
+        verify_payload(data, trust(None), ROOT, now=0)
+
+
+def test_a_group_payload_is_signed_over_every_byte():
+    from labelcast.codec.errors import SignatureError
+
+    data = group([DEVICE, OTHER])
+    rng = np.random.default_rng(5)
+    for i in rng.choice(len(data) * 8, 400, replace=False):
+        b = bytearray(data)
+        b[i // 8] ^= 1 << (i % 8)
+        with pytest.raises(LabelcastError):
+            verify_payload(bytes(b), trust(), ROOT, n_items=1000, now=0)
+    with pytest.raises(SignatureError, match="another reference store"):
+        verify_payload(data, trust(), bytes(32), now=0)

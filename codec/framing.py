@@ -156,18 +156,21 @@ def make_frames(payload: bytes, frame_size: int, overhead: int = 25, parity: int
         out = zfec.Encoder(k, m).encode(mine) if m > k else list(mine)
         for j, b in enumerate(out):
             coded[(s, j)] = bytes(b)
-    frames = []
-    for no, key in enumerate(lay.order()):
-        w = Writer()
-        w.u8(FRAME_MAGIC)
-        w.raw(pid)
-        w.uvarint(lay.length)
-        w.uvarint(lay.parity)
-        w.u16(no)
-        w.raw(coded[key])
-        body = w.getvalue()
-        frames.append(body + zlib.crc32(body).to_bytes(CRC_LEN, "little"))
-    return frames
+    return [_frame(FRAME_MAGIC, pid, lay, lambda w, no=no: w.u16(no), coded[key]) for no, key in enumerate(lay.order())]
+
+
+def _frame(magic: int, pid: bytes, lay: FrameLayout, where, block: bytes) -> bytes:
+    """One frame: the header both kinds share, ``where`` the block sits (a frame number, or a repair's stripe
+    and block number), the block, the CRC."""
+    w = Writer()
+    w.u8(magic)
+    w.raw(pid)
+    w.uvarint(lay.length)
+    w.uvarint(lay.parity)
+    where(w)
+    w.raw(block)
+    body = w.getvalue()
+    return body + zlib.crc32(body).to_bytes(CRC_LEN, "little")
 
 
 def _stripe_blocks(payload: bytes, lay: FrameLayout, s: int) -> tuple[bytes, ...]:
@@ -188,16 +191,7 @@ def make_repair_frames(payload: bytes, frame_size: int, parity: int, wanted: dic
         mine = _stripe_blocks(payload, lay, s)
         coded = zfec.Encoder(len(mine), CODE_BLOCKS).encode(mine, list(nums))
         for j, block in zip(nums, coded, strict=True):
-            w = Writer()
-            w.u8(REPAIR_MAGIC)
-            w.raw(pid)
-            w.uvarint(lay.length)
-            w.uvarint(lay.parity)
-            w.u8(j)
-            w.uvarint(s)
-            w.raw(bytes(block))
-            body = w.getvalue()
-            frames.append(body + zlib.crc32(body).to_bytes(CRC_LEN, "little"))
+            frames.append(_frame(REPAIR_MAGIC, pid, lay, lambda w, j=j, s=s: (w.u8(j), w.uvarint(s)), bytes(block)))
     return frames
 
 

@@ -22,8 +22,8 @@ def lc(*args, ok: bool = True) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_a_closed_loop_round(tmp_path: Path):
-    d = tmp_path
+def pool(d: Path) -> None:
+    """Noisy 8×8 templates of 10 classes: a pool of 3,000 and 300 labelled items for the teacher."""
     rng = np.random.default_rng(0)
     templates = rng.integers(0, 256, (10, 8, 8))
     y = rng.integers(0, 10, 3300)
@@ -31,6 +31,11 @@ def test_a_closed_loop_round(tmp_path: Path):
     np.save(d / "pool.npy", x[:3000])
     np.save(d / "train.npy", x[3000:])
     np.save(d / "train-labels.npy", y[3000:])
+
+
+def test_a_closed_loop_round(tmp_path: Path):
+    d = tmp_path
+    pool(d)
     led = ["--ledger", d / "ledger.sqlite"]
     lc("keygen", "--out", d / "ground")
     _, out, _ = lc("keygen", "--role", "device", "--out", d / "dev", "--json")
@@ -95,13 +100,7 @@ def test_a_closed_loop_round(tmp_path: Path):
 
 def test_a_sealed_payload_opens_on_its_device_only(tmp_path: Path):
     d = tmp_path
-    rng = np.random.default_rng(0)
-    templates = rng.integers(0, 256, (10, 8, 8))
-    y = rng.integers(0, 10, 3300)
-    x = np.clip(templates[y] + rng.normal(0, 90, (3300, 8, 8)), 0, 255).astype(np.uint8)
-    np.save(d / "pool.npy", x[:3000])
-    np.save(d / "train.npy", x[3000:])
-    np.save(d / "train-labels.npy", y[3000:])
+    pool(d)
     lc("keygen", "--out", d / "ground")
     lc("keygen", "--role", "device", "--out", d / "dev")
     lc("keygen", "--role", "device", "--out", d / "other")

@@ -161,7 +161,9 @@ class TrustSet:
         folder = str(folder)
         if folder in self.sources[0]:
             return self
-        ts = TrustSet(dict(self.keys), set(self.revoked), ((*self.sources[0], folder), self.sources[1]), self.device)
+        # a set made from files re-reads the folder with them; one made in code keeps its keys as they are
+        sources = ((*self.sources[0], folder), self.sources[1]) if self.sources[0] else self.sources
+        ts = TrustSet(dict(self.keys), set(self.revoked), sources, self.device)
         for f in sorted(Path(folder).glob("*.pub")):
             k = load_public_key(f)
             ts.keys[key_id(k)] = k

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Preprocess", "PRESETS", "resize", "resize_bilinear", "SPEC_KEYS"]
+__all__ = ["Preprocess", "PRESETS", "resize", "resize_bilinear", "SPEC_KEYS", "check_images"]
 
 SPEC_KEYS = ("size", "channels", "scale", "mean", "std", "layout", "order", "output")
 LAYOUTS = ("nchw", "nhwc")
@@ -244,3 +244,43 @@ PRESETS = {
     "imagenet": Preprocess(224, 3, 1 / 255, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
     "half": Preprocess(32, 3, 1 / 255, (0.5,), (0.5,)),  # (x/255 − 0.5)/0.5: common for CIFAR-style models
 }
+
+
+def check_images(x, y=None, names=None, *, what: str = "x") -> None:
+    """The array contract of every API that takes images: uint8 pixels 0–255, N×H×W or N×H×W×C (channels last,
+    1 or 3), as the reference stores hold them; ``y`` one label per image; ``names`` one per class. Anything
+    else is a ``SourceError`` that says how to convert (checked before any work starts)."""
+    from .errors import SourceError
+
+    if not isinstance(x, np.ndarray):
+        raise SourceError(f"{what} must be a numpy array of images, not {type(x).__name__}")
+    if x.dtype.kind in "OUS":
+        return  # text items: checked by the text path
+    if x.dtype != np.uint8:
+        hint = (
+            "(x * 255).round().astype('uint8') if they are in [0, 1]"
+            if np.issubdtype(x.dtype, np.floating)
+            else "x.astype('uint8') if they are 0–255"
+        )
+        raise SourceError(
+            f"{what} holds {x.dtype} pixels; images are uint8 0–255, as the stores hold them: {hint}. "
+            "The model's own scaling (its preprocessing spec) is applied inside"
+        )
+    if x.ndim not in (3, 4):
+        raise SourceError(f"{what} has shape {x.shape}; images are N×H×W or N×H×W×C (channels last)")
+    if x.ndim == 4 and x.shape[3] not in (1, 3) and x.shape[1] in (1, 3):
+        raise SourceError(
+            f"{what} has shape {x.shape}: channels first (N×C×H×W); images are channels last: x.transpose(0, 2, 3, 1)"
+        )
+    if x.ndim == 4 and x.shape[3] not in (1, 3):
+        raise SourceError(f"{what} has {x.shape[3]} channels; images have 1 (grey) or 3 (RGB), channels last")
+    if y is not None:
+        yy = np.asarray(y)
+        if yy.ndim != 1 or yy.shape[0] != x.shape[0]:
+            raise SourceError(f"{what} has {x.shape[0]} images but the labels have shape {yy.shape}: one label each")
+        if yy.size and (not np.issubdtype(yy.dtype, np.integer) or yy.min() < 0):
+            raise SourceError("labels are class numbers 0, 1, 2 … (non-negative integers)")
+        if names is not None and yy.size and int(yy.max()) >= len(names):
+            raise SourceError(
+                f"the labels go up to class {int(yy.max())} but {len(names)} class names were given: one name a class"
+            )

@@ -9,6 +9,7 @@ names, and a folder whose name the model does not know is refused, naming it.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -51,10 +52,30 @@ def evaluate(
     input_name: str | None = None,
     output_name: str | None = None,
 ) -> dict:
-    """Accuracy of the model at ``path`` on images ``x`` with labels ``y`` (named ``class_names``)."""
+    """Accuracy of the model at ``path`` on images ``x`` with labels ``y`` (named ``class_names``).
+
+    ``x``: uint8 pixels, N×H×W or N×H×W×C, as the stores hold them (anything else is a ``SourceError`` that
+    says how to convert); text items as an object array of strings."""
+    from ..codec.preprocess import check_images
+
+    check_images(np.asarray(x) if not isinstance(x, np.ndarray) else x, y, class_names)
     model = load_classifier(path, preprocess, providers=providers, input_name=input_name, output_name=output_name)
     mapping, note = match_classes(class_names, model.classes)
     yy = np.asarray(y, dtype=np.int64)
+    k = int(model.num_classes or 0)
+    n_data = len(class_names) if class_names else int(yy.max(initial=-1)) + 1
+    if mapping is None and k and (n_data > k or (class_names and n_data != k)):
+        raise SourceError(
+            f"{Path(path).name} has {k} classes and the data {n_data}: without names that match the model's "
+            "own, its outputs cannot be compared with these labels (give class_names the model's names match, "
+            "or store the model's with `teacher calibrate --classes`)"
+        )
+    if mapping is None and k and n_data < k:
+        import warnings
+
+        fewer = f"the model has {k} classes and the labels reach {n_data}: classes compared by number"
+        warnings.warn(fewer, UserWarning, stacklevel=2)
+        note = f"{note}; {fewer}" if note else fewer
     truth = mapping[yy] if mapping is not None else yy
     pred = model.predict(x, batch)
     ok = pred == truth

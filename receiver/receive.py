@@ -45,7 +45,8 @@ __all__ = ["ReceiveConfig", "read_input", "verify_and_decode", "receive", "valid
 @dataclass
 class ReceiveConfig:
     device: str = "cpu-small"  # device profile name or .toml path
-    student: object = None  # StudentConfig; None: defaults (+ payload hints)
+    # StudentConfig, or a student's name ("resnet8", "pkg.module:factory"); None: defaults (+ payload hints)
+    student: object = None
     use_soft: bool = True  # train on soft labels when the payload has them
     tensorrt: bool = True  # build a TensorRT engine when TensorRT and the profile allow
     preprocess: Preprocess | None = None  # None: the store's own size and channels, pixels / 255
@@ -141,6 +142,8 @@ def _student_config(cfg: ReceiveConfig, hints: dict, store: ReferenceStore | Non
     from .train import StudentConfig
 
     sc = cfg.student or StudentConfig()
+    if isinstance(sc, str):  # a student named: a registered one or the operator's own factory
+        sc = StudentConfig(arch=sc)
     default = asdict(StudentConfig())
     # the payload's hints (checked: types, ranges, registered students only) fill what the caller left at its
     # default (a `--finetune last:2` on the CLI must not drop the sender's "no flips for digits"); what the

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from ..codec.text import TextPreprocess
 from .errors import ModelError
 
 __all__ = [
+    "GuessedPreprocessWarning",
     "OnnxClassifier",
     "EngineClassifier",
     "load_classifier",
@@ -61,6 +63,11 @@ def providers_for(want: str | list[str] | None) -> tuple[list[str], str]:
 def shape_text(shape) -> str:
     """A model input's or output's shape as people read it: ``N×1×28×28`` (symbolic dimensions are N)."""
     return "×".join(str(d) if isinstance(d, int) else "N" for d in shape)
+
+
+class GuessedPreprocessWarning(UserWarning):
+    """A model's preprocessing was guessed from its input shape (it stores none and none was given): the
+    accuracy it reports may be wrong. Store one with ``teacher calibrate`` or pass a spec."""
 
 
 def _guess(shape: list) -> tuple[Preprocess, str]:
@@ -194,7 +201,9 @@ class OnnxClassifier:
         if len(self.input_shape) != 4:
             raise ModelError(f"{self.path}: input is {shape_text(self.input_shape)}; an image input is 4-D")
         pp, why = _guess(self.input_shape)
-        self.notes.append(f"guessed: {why}; declare it with `teacher calibrate --preprocess SPEC`")
+        note = f"guessed: {why}; declare it with `teacher calibrate --preprocess SPEC`"
+        self.notes.append(note)
+        warnings.warn(f"{self.path.name}: {note}", GuessedPreprocessWarning, stacklevel=3)
         return pp, "guessed"
 
     def _resolve_text(self, spec) -> tuple[TextPreprocess, str]:

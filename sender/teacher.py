@@ -316,7 +316,14 @@ def train_and_export(x, y, classes: list[str], out: str | os.PathLike, cfg: Teac
     """Train the built-in teacher on uint8 images ``x`` with labels ``y``, export it to ``out`` (ONNX with
     its preprocessing, class names and training-data confidence); returns the torch model. Text ``x``
     (an object array of UTF-8 items, from ``load_labelled`` on a text source) trains the text teacher."""
+    from ..codec.preprocess import check_images
+    from ..codec.storage import check_space
+
     cfg = cfg or TeacherConfig()
+    check_images(x, y, classes)  # uint8 NHWC, one label each, one name a class: before any work
+    if Path(out).is_dir():
+        raise ValueError(f"{out} is a folder; give the .onnx file to write")
+    check_space(Path(out).absolute().parent, 1 << 20, what=f"the teacher {out}")  # writable, before training
     if is_text(x):
         return train_text_teacher(x, y, classes, out, cfg, progress)
     pp = preprocess_for_data(x, cfg.preprocess)

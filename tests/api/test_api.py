@@ -1,0 +1,135 @@
+"""The Python API as an ML engineer meets it: top-level names, the array contract checked before any work,
+no silent wrong answers. One test per item of the API pass, named after it."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import labelcast
+from labelcast import (
+    LabelcastError,
+    ReceiveConfig,
+    TeacherConfig,
+    TrustSet,
+    evaluate,
+    generate_keypair,
+    train_and_export,
+)
+from labelcast.codec.errors import SourceError
+
+TINY = TeacherConfig(epochs=1, width=4)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 240)
+    x = (rng.integers(0, 60, (240, 8, 8, 1)) + 80 * y[:, None, None, None]).astype(np.uint8)
+    return x, y, ["dark", "mid", "bright"]
+
+
+@pytest.fixture(scope="module")
+def teacher(data, tmp_path_factory):
+    x, y, names = data
+    out = tmp_path_factory.mktemp("t") / "t.onnx"
+    train_and_export(x, y, names, out, TINY)
+    return out
+
+
+def test_the_readme_names_import_from_the_top_level_package():
+    for name in ("build_store", "Teacher", "train_and_export", "send", "SendConfig", "receive", "ReceiveConfig",
+                 "evaluate", "TrustSet", "generate_keypair"):  # fmt: skip
+        assert name in labelcast.__all__ and getattr(labelcast, name) is not None
+    with pytest.raises(AttributeError):
+        labelcast.no_such_name  # noqa: B018
+
+
+def test_the_package_ships_py_typed():
+    assert (Path(labelcast.__file__).parent / "py.typed").exists()
+
+
+def test_float_pixels_are_refused_with_how_to_convert(data, teacher, tmp_path):
+    x, y, names = data
+    with pytest.raises(SourceError, match=r"\(x \* 255\)\.round\(\)\.astype\('uint8'\)"):
+        evaluate(teacher, x.astype("float32") / 255, y, class_names=names)
+    with pytest.raises(SourceError, match="uint8"):
+        train_and_export(x.astype("float32") / 255, y, names, tmp_path / "t.onnx", TINY)
+
+
+def test_channels_first_arrays_are_refused(data, teacher):
+    x, y, names = data
+    with pytest.raises(SourceError, match=r"transpose\(0, 2, 3, 1\)"):
+        evaluate(teacher, x.transpose(0, 3, 1, 2), y, class_names=names)
+
+
+def test_x_and_y_of_different_lengths_are_refused_before_training(data, tmp_path):
+    x, y, names = data
+    with pytest.raises(SourceError, match="240 images but the labels"):
+        train_and_export(x, y[:-5], names, tmp_path / "t.onnx", TINY)
+    assert not (tmp_path / "t.onnx").exists()
+
+
+def test_names_shorter_than_the_classes_are_refused(data, tmp_path):
+    x, y, names = data
+    with pytest.raises(SourceError, match="2 class names"):
+        train_and_export(x, y, names[:2], tmp_path / "t.onnx", TINY)
+
+
+def test_an_output_folder_that_cannot_be_written_is_refused_before_training(data, tmp_path, tiny_disk):
+    x, y, names = data
+    with pytest.raises(ValueError, match="is a folder"):
+        train_and_export(x, y, names, tmp_path, TINY)
+    (tiny_disk / "fill").write_bytes(b"\0" * ((2 << 20) - (64 << 10)))  # a full disk: refused before training
+    with pytest.raises(LabelcastError, match="not enough space"):
+        train_and_export(x, y, names, tiny_disk / "t.onnx", TINY)
+    assert not (tiny_disk / "t.onnx").exists()
+
+
+def test_a_guessed_preprocessing_warns_as_well_as_notes(data, tmp_path):
+    import onnx
+
+    from labelcast.receiver.serve import GuessedPreprocessWarning
+
+    x, y, names = data
+    out = tmp_path / "t.onnx"
+    train_and_export(x, y, names, out, TINY)
+    m = onnx.load(out)
+    del m.metadata_props[:]  # a model of someone else's: no stored spec, no names
+    onnx.save(m, out)
+    with pytest.warns(GuessedPreprocessWarning):
+        r = evaluate(out, x, y)
+    assert any("guessed" in n for n in r["notes"])
+
+
+def test_a_class_count_mismatch_without_names_is_refused(data, tmp_path):
+    import onnx
+
+    x, y, names = data
+    out = tmp_path / "t.onnx"
+    train_and_export(x, y, names, out, TINY)
+    m = onnx.load(out)
+    keep = [p for p in m.metadata_props if p.key == "labelcast.preprocess"]
+    del m.metadata_props[:]
+    m.metadata_props.extend(keep)  # its spec, but no class names
+    onnx.save(m, out)
+    with pytest.raises(SourceError, match="3 classes and the data 5"):
+        evaluate(out, x, y, class_names=[*names, "four", "five"])
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        r = evaluate(out, x[y < 2], y[y < 2])  # labels that reach only 2 of its 3 classes: said, not refused
+    assert any("compared by number" in str(m.message) for m in w) and "compared by number" in r["notes"][-1]
+
+
+def test_receive_config_takes_a_student_by_name():
+    from labelcast.receiver.receive import _student_config
+
+    assert _student_config(ReceiveConfig(student="resnet8"), {}).arch == "resnet8"
+
+
+def test_trust_set_takes_one_path_as_one_path(tmp_path):
+    _, pub = generate_keypair(tmp_path)
+    assert len(TrustSet.from_files(str(pub)).keys) == 1

@@ -140,11 +140,30 @@ def recipes_for(cfg: SendConfig, scored: Scored) -> tuple[list[Recipe], dict | N
         names = ("text", "text_small")
         auto["text"] = "text store: margin counts per cluster, keyed random items (measured best on text)"
     recipes = []
+    explicit = _explicit(cfg.recipe)
     for name in names:
         r = dict(AUTO[name])
         sel = replace(cfg.select, strategy=r.pop("strategy"), keyed=r.pop("keyed", cfg.select.keyed))
-        recipes.append(replace(cfg.recipe, select=sel, **r))
+        kept = {k: v for k, v in explicit.items() if k in r and r[k] != v}
+        if kept:  # what the caller set wins over auto's recipe, and the report says so
+            auto.setdefault("kept", {}).update({k: f"{v} (auto: {r[k]})" for k, v in kept.items()})
+        recipes.append(replace(cfg.recipe, select=sel, **{**r, **explicit}))
+    if auto.get("teacher_confidence") is None:
+        auto["warning"] = (
+            "the teacher has no recorded confidence on its own data, so auto took the pool as near; record it "
+            "with `labelcast teacher calibrate MODEL --data SOURCE`"
+        )
     return recipes, auto
+
+
+def _explicit(recipe: Recipe) -> dict:
+    """The recipe fields the caller set (those that differ from ``Recipe``'s defaults), the selection aside."""
+    base = Recipe(recipe.select)
+    return {
+        f: getattr(recipe, f)
+        for f in ("soft", "soft_extra", "soft_levels", "soft_temperature")
+        if getattr(recipe, f) != getattr(base, f)
+    }
 
 
 def fit_recipes(
@@ -368,9 +387,11 @@ def send(
     advice = _backbone_advice(store, auto)
     if advice:
         report["advice"] = [advice]
-    warning = comparison_warning(cfg.validation_every, int(fit.k))
-    if warning:
-        report["warnings"] = [warning]
+    warnings = [w for w in (comparison_warning(cfg.validation_every, int(fit.k)), (auto or {}).get("warning")) if w]
+    if auto and auto.get("kept"):
+        warnings.append(f"auto's recipe kept your settings: {auto['kept']}")
+    if warnings:
+        report["warnings"] = warnings
     if delta is not None:
         report["delta"] = delta
     if scored.engine:

@@ -133,3 +133,34 @@ def test_receive_config_takes_a_student_by_name():
 def test_trust_set_takes_one_path_as_one_path(tmp_path):
     _, pub = generate_keypair(tmp_path)
     assert len(TrustSet.from_files(str(pub)).keys) == 1
+
+
+class _Calibrated:
+    def __init__(self, confidence):
+        self.confidence = confidence
+
+
+def _far_pool(confidence):
+    from labelcast.sender.send import Scored
+
+    logits = np.random.default_rng(0).normal(0, 0.1, (500, 4)).astype(np.float32)  # a pool the teacher doubts
+    return Scored(None, _Calibrated(confidence), logits)
+
+
+def test_auto_never_overrides_an_explicit_setting_without_saying_so():
+    from labelcast import Recipe, SelectConfig, SendConfig
+    from labelcast.sender.send import recipes_for
+
+    cfg = SendConfig(recipe=Recipe(SelectConfig("auto"), soft=True, soft_extra=3))
+    recipes, auto = recipes_for(cfg, _far_pool(0.95))
+    assert auto["far"] and recipes[0].soft and recipes[0].soft_extra == 3  # yours, not auto's 4
+    assert recipes[0].soft_temperature == 2.0  # what you left alone, auto chooses
+    assert auto["kept"] == {"soft_extra": "3 (auto: 4)"}
+
+
+def test_auto_with_an_uncalibrated_teacher_warns():
+    from labelcast import SendConfig
+    from labelcast.sender.send import recipes_for
+
+    _, auto = recipes_for(SendConfig(), _far_pool(None))
+    assert not auto["far"] and "teacher calibrate" in auto["warning"]

@@ -97,7 +97,12 @@ def decode_image(
             a = np.asarray(im, dtype=np.uint8)
     except UnidentifiedImageError as e:
         raise SourceError(f"{name} is not an image file Pillow can read (JPEG, PNG, WebP, …)") from e
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
+    except Image.DecompressionBombError as e:
+        raise SourceError(
+            f"{name} is larger than an image labelcast decodes ({e}); skip such files with skip_bad=True "
+            "(`reference build --skip-bad`), which lists them in the store's record"
+        ) from e
+    except (OSError, ValueError) as e:
         raise SourceError(f"{name} is not a readable image ({type(e).__name__}: {e})") from e
     return a.reshape(size[0], size[1], channels)
 

@@ -20,6 +20,8 @@ import re
 import torch
 import torch.nn as nn
 
+from .errors import ModelError
+
 __all__ = ["ARCHS", "Student", "build_student", "split_for_finetune", "describe_student", "macs"]
 
 
@@ -167,11 +169,23 @@ def build_student(arch: str, channels: int, classes: int, size: tuple[int, int] 
     if arch in ARCHS:
         return ARCHS[arch](channels, classes, tuple(size))
     if _FACTORY.match(arch):
-        model = _user_factory(arch)(channels, classes, tuple(size))
+        shape = f"{channels} channel(s), {classes} classes, size {size[0]}×{size[1]} (the store's items)"
+        try:
+            model = _user_factory(arch)(channels, classes, tuple(size))
+        except ValueError:
+            raise
+        except Exception as e:  # the operator's own code: any failure, named with what it was given
+            raise ModelError(f"the student factory {arch!r} failed on {shape}: {type(e).__name__}: {e}") from e
         if not isinstance(model, nn.Module):
             raise ValueError(f"the student factory {arch!r} returned {type(model).__name__}, not a torch.nn.Module")
-        with torch.no_grad():
-            out = model.eval()(torch.zeros(2, channels, *size))
+        try:
+            with torch.no_grad():
+                out = model.eval()(torch.zeros(2, channels, *size))
+        except Exception as e:
+            raise ModelError(
+                f"the student {arch!r} cannot run on a batch of 2×{channels}×{size[0]}×{size[1]} ({shape}): "
+                f"{type(e).__name__}: {e}"
+            ) from e
         if tuple(out.shape) != (2, classes):
             raise ValueError(
                 f"the student {arch!r} maps 2×{channels}×{size[0]}×{size[1]} to {tuple(out.shape)}, not 2×{classes}"

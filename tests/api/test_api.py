@@ -164,3 +164,31 @@ def test_auto_with_an_uncalibrated_teacher_warns():
 
     _, auto = recipes_for(SendConfig(), _far_pool(None))
     assert not auto["far"] and "teacher calibrate" in auto["warning"]
+
+
+def test_a_decompression_bomb_says_that_skip_bad_skips_it(monkeypatch):
+    import io
+
+    from PIL import Image
+
+    from labelcast.datasets.base import decode_image
+
+    buf = io.BytesIO()
+    Image.new("L", (64, 64)).save(buf, format="PNG")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 64×64 is then over twice the limit: a "bomb"
+    with pytest.raises(SourceError, match="skip_bad=True .*--skip-bad"):
+        decode_image(buf.getvalue(), (8, 8), 1, "huge.png")
+
+
+def bad_factory(channels, classes, size):
+    import torch.nn as nn
+
+    return nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, classes))  # written for 28×28 grey only
+
+
+def test_a_student_factory_that_fails_on_the_store_shape_names_it():
+    from labelcast.receiver.errors import ModelError
+    from labelcast.receiver.students import build_student
+
+    with pytest.raises(ModelError, match=r"2×3×32×32 \(3 channel\(s\), 10 classes, size 32×32"):
+        build_student("tests.api.test_api:bad_factory", 3, 10, (32, 32))

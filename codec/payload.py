@@ -233,21 +233,8 @@ def build_payload(
         rest.u8(SECTIONS[name])
         rest.blob(content)
     sizes = {name: len(s) for name, s in sections.items()}
-    if isinstance(seal_to, list | tuple) and len(seal_to) == 1:
-        seal_to = seal_to[0]
-    if isinstance(seal_to, list | tuple):
-        from .sealed import WRAP_LEN, seal_group
-
-        sealed = seal_group(key, list(seal_to), root, MAGIC, sequence, expires_at, rest.getvalue())
-        sizes.update(recipients=WRAP_LEN * len(seal_to), tag=16, signature=SIG_LEN)
-        sizes["header"] = len(sealed) - sum(sizes.values())
-        return sealed, sizes
     if seal_to is not None:
-        from .sealed import TAG_LEN, seal_body
-
-        sealed = seal_body(key, seal_to, root, MAGIC, sequence, expires_at, rest.getvalue())
-        sizes.update(header=len(sealed) - TAG_LEN - sum(sizes.values()), tag=TAG_LEN)
-        return sealed, sizes
+        return _sealed(key, seal_to, root, sequence, expires_at, rest.getvalue(), sizes)
     w = Writer()
     w.raw(MAGIC)
     w.u8(VERSION)
@@ -261,6 +248,22 @@ def build_payload(
     sizes["header"] = len(body) - sum(sizes.values())
     sizes["signature"] = SIG_LEN
     return body + sig, sizes
+
+
+def _sealed(key, seal_to, root: bytes, sequence: int, expires_at: int, rest: bytes, sizes: dict):
+    """Version 3 (one device) or 4 (a list of devices) around the version-2 body ``rest``."""
+    from .sealed import TAG_LEN, WRAP_LEN, seal_body, seal_group
+
+    if isinstance(seal_to, list | tuple) and len(seal_to) == 1:
+        seal_to = seal_to[0]
+    if isinstance(seal_to, list | tuple):
+        sealed = seal_group(key, list(seal_to), root, MAGIC, sequence, expires_at, rest)
+        sizes.update(recipients=WRAP_LEN * len(seal_to), tag=TAG_LEN, signature=SIG_LEN)
+        sizes["header"] = len(sealed) - sum(sizes.values())
+        return sealed, sizes
+    sealed = seal_body(key, seal_to, root, MAGIC, sequence, expires_at, rest)
+    sizes.update(header=len(sealed) - TAG_LEN - sum(sizes.values()), tag=TAG_LEN)
+    return sealed, sizes
 
 
 def peek_header(data: bytes) -> tuple[int, int, bytes]:

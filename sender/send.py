@@ -351,11 +351,7 @@ def send(
     stages["score"] = time.time() - t
     t = time.time()
     now = time.time() if now is None else now
-    hints = {**cfg.hints, **({"val_every": cfg.validation_every} if cfg.validation_every else {})}
-    if cfg.announce_key:
-        hints["announce_key"] = _raw_key(cfg.announce_key)
-    if store.kind == "text":
-        hints.update(tea.preprocess.tokenizer.hint())
+    hints = _hints(cfg, store, tea)
     spec = PayloadSpec(
         priv,
         store.root,
@@ -387,9 +383,7 @@ def send(
     advice = _backbone_advice(store, auto)
     if advice:
         report["advice"] = [advice]
-    warnings = [w for w in (comparison_warning(cfg.validation_every, int(fit.k)), (auto or {}).get("warning")) if w]
-    if auto and auto.get("kept"):
-        warnings.append(f"auto's recipe kept your settings: {auto['kept']}")
+    warnings = _warnings(cfg, fit, auto)
     if warnings:
         report["warnings"] = warnings
     if delta is not None:
@@ -403,6 +397,24 @@ def send(
             report["strategy"] = "exemplars only"
     _emit(outp, key_path, fit, frames, _labelled_set(fit, spec, scored), report, cfg.force)
     return report
+
+
+def _hints(cfg: SendConfig, store: ReferenceStore, tea: Teacher) -> dict:
+    """What is signed beside the labels for the device: the A/B share, a key announced, the tokenizer."""
+    hints = {**cfg.hints, **({"val_every": cfg.validation_every} if cfg.validation_every else {})}
+    if cfg.announce_key:
+        hints["announce_key"] = _raw_key(cfg.announce_key)
+    if store.kind == "text":
+        hints.update(tea.preprocess.tokenizer.hint())
+    return hints
+
+
+def _warnings(cfg: SendConfig, fit: Fit, auto: dict | None) -> list[str]:
+    """What the operator should hear: no A/B comparison possible, an uncalibrated teacher, settings kept."""
+    out = [w for w in (comparison_warning(cfg.validation_every, int(fit.k)), (auto or {}).get("warning")) if w]
+    if auto and auto.get("kept"):
+        out.append(f"auto's recipe kept your settings: {auto['kept']}")
+    return out
 
 
 def _emit(outp: Path, key_path: Path, fit: Fit, frames: list[bytes], labelled, report: dict, force: bool) -> None:

@@ -220,7 +220,6 @@ def receive(
     from ...codec.keys import TrustSet
     from ...profiles import ProfileError, load_device
     from ..receive import ReceiveConfig
-    from ..receive import receive as do_receive
     from ..students import ARCHS
 
     try:
@@ -265,6 +264,14 @@ def receive(
         return
     if not input_path or not (out or dry_run):
         raise click.UsageError("give INPUT (a frames folder or payload file) and --out DIR, or --watch INBOX")
+    rep = _receive_once(input_path, reference, ts, out, cfg, state_dir, dry_run, resume, reporter)
+    emit(rep, as_json, _receive_lines(rep, dry_run))
+
+
+def _receive_once(input_path, reference, ts, out, cfg, state_dir, dry_run, resume, reporter) -> dict:
+    """One payload, with a progress bar; its receipts written when asked (a refusal's too)."""
+    from ..receive import receive as do_receive
+
     try:
         with bar(None, "train", "step") as tick:
             rep = do_receive(
@@ -278,7 +285,7 @@ def receive(
         raise
     if reporter is not None and not dry_run:
         rep["receipts"] = [str(f) for f in _report_received(reporter, rep, state_dir)]
-    emit(rep, as_json, _receive_lines(rep, dry_run))
+    return rep
 
 
 def _reporter(receipts_dir, device_key, link: str, nak_after, state_dir, seal_to=None):

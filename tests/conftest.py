@@ -105,6 +105,14 @@ def run_cli(*args, cwd: Path | None = None) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+def lc(*args, ok: bool = True) -> tuple[int, str, str]:
+    """``run_cli`` that fails the test on a non-zero exit unless ``ok`` is False."""
+    code, out, err = run_cli(*args)
+    if ok and code:
+        raise AssertionError(f"labelcast {' '.join(map(str, args))} failed ({code}):\n{out}\n{err}")
+    return code, out, err
+
+
 @pytest.fixture
 def tiny_disk(tmp_path: Path):
     """A 2 MiB tmpfs (root only; skipped elsewhere), unmounted afterwards."""

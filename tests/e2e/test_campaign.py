@@ -26,16 +26,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import lc
 
 pytest.importorskip("torch")
-
-
-def lc(*args, ok: bool = True) -> tuple[int, str, str]:
-    code, out, err = run_cli(*args)
-    if ok and code:
-        raise AssertionError(f"labelcast {' '.join(map(str, args))} failed ({code}):\n{out}\n{err}")
-    return code, out, err
 
 
 def events(state: Path, name: str) -> list[dict]:

@@ -71,9 +71,14 @@ def test_every_form_with_every_command(forms):
             "teacher", "train", "--data", form, "--out", f"t{i}.onnx", "--epochs", "1", "--width", "4", *small, cwd=d
         )
         ev = run_cli("evaluate", "t.onnx", "--data", form, cwd=d)
-        if labelled:
+        if labelled and form == "builtin:fashion:train":
             _ok(*train[::2])
-            _ok(*ev[::2])  # the teacher's classes are positions (it was trained on an array): matched by index
+            # ten named classes against the 2-class teacher (trained on an array, its classes are positions):
+            # no name matches, so the outputs cannot be compared with the labels: refused, not a silent score
+            assert ev[0] == 2 and "has 2 classes and the data 10" in ev[2], ev[2]
+        elif labelled:
+            _ok(*train[::2])
+            _ok(*ev[::2])  # two classes each side, no names in common: matched by index
         else:
             _typed(*train[::2])
             _typed(*ev[::2])

@@ -26,6 +26,7 @@ def pool(d: Path) -> None:
     np.save(d / "train-labels.npy", y[3000:])
 
 
+@pytest.mark.slow  # an end-to-end run through the CLI or the watcher (make test-slow)
 def test_a_closed_loop_round(tmp_path: Path):
     d = tmp_path
     pool(d)
@@ -91,6 +92,7 @@ def test_a_closed_loop_round(tmp_path: Path):
     )
 
 
+@pytest.mark.slow  # an end-to-end run through the CLI or the watcher (make test-slow)
 def test_a_sealed_payload_opens_on_its_device_only(tmp_path: Path):
     d = tmp_path
     pool(d)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from labelcast.codec.framing import make_frames, write_frames
 from labelcast.codec.keys import TrustSet, generate_keypair, key_id, load_private_key, load_public_key
@@ -18,6 +19,7 @@ from tests.conftest import make_store, signed_payload
 FAST = ReceiveConfig(student=StudentConfig(train_samples=200, min_epochs=1))
 
 
+@pytest.mark.slow  # an end-to-end run through the CLI or the watcher (make test-slow)
 def test_rotation_revocation_and_a_lost_device_key_through_the_watcher(tmp_path: Path):
     from cryptography.hazmat.primitives import serialization as s
 

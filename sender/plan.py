@@ -106,7 +106,7 @@ class PlanSettings:
     """What ``send`` asks of the planner: whether it runs, on which target data, for which device, and how."""
 
     enabled: bool | None = None  # None: on with strategy auto and a target
-    target: str | None = None  # the sender's labelled target data (any source form)
+    target: str | tuple | None = None  # the sender's labelled target data: any source form, or (x, y, names)
     target_labels: str | None = None  # labels .npy for an npy: target
     device: str = "cpu-small"  # the device profile the planner simulates
     config: PlanConfig = field(default_factory=PlanConfig)  # its seed follows the selection's

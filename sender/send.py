@@ -316,7 +316,7 @@ def _report(cfg, scored, recipe, fit, budget, spec, frames, auto, stages, t0) ->
         "refinement": fit.encoded.extra.get("refinement"),
         "stage_seconds": {k: round(v, 3) for k, v in stages.items()},
         "seconds": round(time.time() - t0, 3),
-        "config": asdict(cfg),
+        "config": _config_record(cfg),
     }
 
 
@@ -397,6 +397,14 @@ def send(
             report["strategy"] = "exemplars only"
     _emit(outp, key_path, fit, frames, _labelled_set(fit, spec, scored), report, cfg.force)
     return report
+
+
+def _config_record(cfg: SendConfig) -> dict:
+    """The config as the report records it (target arrays by their size, not their pixels)."""
+    t = cfg.plan.target
+    if isinstance(t, tuple | list):
+        cfg = replace(cfg, plan=replace(cfg.plan, target=f"arrays: {len(t[0])} images, {len(t[2])} classes"))
+    return asdict(cfg)
 
 
 def _hints(cfg: SendConfig, store: ReferenceStore, tea: Teacher) -> dict:
@@ -548,8 +556,30 @@ def load_target(cfg: SendConfig, store: ReferenceStore):
     from .plan import split_target
 
     h, w, c = store.manifest.item_shape
-    x, y, names = load_labelled(cfg.plan.target, (h, w), c, labels=cfg.plan.target_labels)
-    return split_target(np.asarray(x), y, names, seed=cfg.select.seed, source=cfg.plan.target)
+    target = cfg.plan.target
+    if isinstance(target, tuple | list):  # arrays in hand: (x, y, names), at the store's item size
+        x, y, names = _target_arrays(target, (h, w, c))
+        return split_target(x, y, names, seed=cfg.select.seed, source="arrays")
+    x, y, names = load_labelled(target, (h, w), c, labels=cfg.plan.target_labels)
+    return split_target(np.asarray(x), y, names, seed=cfg.select.seed, source=target)
+
+
+def _target_arrays(target, shape: tuple[int, int, int]):
+    """``(x, y, names)`` checked against the array contract and the store's item shape."""
+    from ..codec.errors import SourceError
+    from ..codec.preprocess import check_images
+
+    if len(target) != 3:
+        raise SourceError("the target as arrays is (x, y, names): images, one label each, one name a class")
+    x, y, names = np.asarray(target[0]), np.asarray(target[1]), list(target[2])
+    check_images(x, y, names, what="the target's x")
+    xs = x if x.ndim == 4 else x[..., None]
+    if tuple(xs.shape[1:]) != tuple(shape):
+        raise SourceError(
+            f"the target's images are {xs.shape[1:]}, the store's items {tuple(shape)}: the planner compares them "
+            "item for item (load them with load_labelled(SOURCE, (h, w), channels), or give a source string)"
+        )
+    return xs, y.astype(np.int64), [str(n) for n in names]
 
 
 def _planned(cfg: SendConfig, scored: Scored, spec: PayloadSpec, budget: LinkBudget, store, progress):

@@ -192,3 +192,21 @@ def test_a_student_factory_that_fails_on_the_store_shape_names_it():
 
     with pytest.raises(ModelError, match=r"2×3×32×32 \(3 channel\(s\), 10 classes, size 32×32"):
         build_student("tests.api.test_api:bad_factory", 3, 10, (32, 32))
+
+
+def test_send_config_target_also_takes_arrays(data):
+    from types import SimpleNamespace
+
+    from labelcast import PlanSettings, SendConfig
+    from labelcast.sender.send import _config_record, load_target
+
+    x, y, names = data
+    store = SimpleNamespace(manifest=SimpleNamespace(item_shape=(8, 8, 1)))
+    cfg = SendConfig(plan=PlanSettings(target=(x, y, names)))
+    t = load_target(cfg, store)
+    assert len(t.y_pool) + len(t.y_val) == len(y) and t.classes == names and t.source == "arrays"
+    assert _config_record(cfg)["plan"]["target"] == "arrays: 240 images, 3 classes"
+    with pytest.raises(SourceError, match=r"the store's items \(16, 16, 1\)"):
+        load_target(cfg, SimpleNamespace(manifest=SimpleNamespace(item_shape=(16, 16, 1))))
+    with pytest.raises(SourceError, match="uint8"):
+        load_target(SendConfig(plan=PlanSettings(target=(x / 255, y, names))), store)

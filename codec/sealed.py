@@ -92,6 +92,19 @@ def pair_key(mine: Ed25519PrivateKey, theirs: Ed25519PublicKey, sender: bytes, d
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=DOMAIN_V3, info=sender + device).derive(shared)
 
 
+def _head(magic: bytes, version: int, ids: bytes, sequence: int, expires_at: int, *counts: int) -> bytes:
+    """The clear header of a sealed (v3) or group (v4) payload: magic, version, flags, key ids, sequence,
+    expiry, then any counts (a group's recipients)."""
+    w = Writer()
+    w.raw(magic)
+    w.u8(version)
+    w.u8(0)
+    w.raw(ids)
+    for v in (sequence, expires_at, *counts):
+        w.uvarint(v)
+    return w.getvalue()
+
+
 def _nonce(sequence: int) -> bytes:
     return b"LCPL" + sequence.to_bytes(8, "little")
 
@@ -107,15 +120,7 @@ def seal_body(
 ) -> bytes:
     """The sealed payload whose plaintext is ``rest`` (the version-2 body after its expiry)."""
     sid, did = key_id(sender.public_key()), key_id(device)
-    w = Writer()
-    w.raw(magic)
-    w.u8(SEALED_VERSION)
-    w.u8(0)
-    w.raw(sid)
-    w.raw(did)
-    w.uvarint(sequence)
-    w.uvarint(expires_at)
-    head = w.getvalue()
+    head = _head(magic, SEALED_VERSION, sid + did, sequence, expires_at)
     if sequence >= 1 << 64:
         raise ValueError("a sealed payload's sequence is below 2**64")
     aead = ChaCha20Poly1305(pair_key(sender, device, sid, did))
@@ -186,15 +191,7 @@ def seal_group(
     if not 1 <= len(devices) <= MAX_RECIPIENTS:
         raise ValueError(f"a group payload has 1..{MAX_RECIPIENTS} recipients, not {len(devices)}")
     sid = key_id(sender.public_key())
-    w = Writer()
-    w.raw(magic)
-    w.u8(GROUP_VERSION)
-    w.u8(0)
-    w.raw(sid)
-    w.uvarint(sequence)
-    w.uvarint(expires_at)
-    w.uvarint(len(devices))
-    head = w.getvalue()
+    head = _head(magic, GROUP_VERSION, sid, sequence, expires_at, len(devices))
     cek = os.urandom(32)
     wraps = b""
     for d in devices:

@@ -405,8 +405,8 @@ class Ledger:
 def _layout(p: dict):
     from ..codec.framing import layout_for
 
-    data = (Path(p["outbox"]) / "payload.lcst").read_bytes()
-    return layout_for(len(data), p["frame_bytes"], parity=p["parity"])
+    length = (Path(p["outbox"]) / "payload.lcst").stat().st_size
+    return layout_for(length, p["frame_bytes"], parity=p["parity"])
 
 
 def _lacking(d, lay) -> dict[int, list[int]]:

@@ -73,6 +73,19 @@ def signed_payload(
     return data
 
 
+def mutations(good: bytes, n: int, seed: int):
+    """``n`` damaged copies of ``good`` for fuzzing: every third truncated, the rest with 1–4 bytes overwritten."""
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        b = bytearray(good)
+        if i % 3 == 0:
+            b = b[: rng.integers(0, len(b))]
+        else:
+            for _ in range(rng.integers(1, 5)):
+                b[rng.integers(0, len(b))] = int(rng.integers(0, 256))
+        yield bytes(b)
+
+
 def resign(payload: bytes, key, root: bytes, edit) -> bytes:
     """Adversarial helper: edit the body of a payload and sign it again with ``key``."""
     from labelcast.codec.payload import DOMAIN, SIG_LEN

@@ -13,7 +13,7 @@ DEB_DATA := dataset-fashion-mnist:$(FASHION) openclipart-png:/usr/share/openclip
 # torch is pinned: the plain name pulls a multi-GB CUDA build; 2.13.0 is the CPU wheel here.
 TORCH := torch==2.13.0
 
-.PHONY: setup data demo demo-digits test test-slow test-all lint format bench bench-quick bench-all fuzz clean
+.PHONY: setup data demo demo-digits test test-slow test-all lint format docs bench bench-quick bench-all fuzz clean
 
 setup: $(STAMP) data
 
@@ -62,6 +62,10 @@ lint: setup
 format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# generated documents: the API reference from the code (a test fails when the committed one differs)
+docs: setup
+	$(BIN)/python -m labelcast._apidoc docs/api.md
 
 # the equitable benchmark (labels vs. images vs. models vs. distilled data): ≤ 30 min on 2 cores
 bench: setup

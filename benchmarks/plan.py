@@ -49,7 +49,7 @@ def measure(work: Path, scenario: str, budget: int, only: str | None, tag: str) 
     out = work / "runs" / f"{budget}-{tag}"
     cfg = SendConfig(
         LinkSettings(budget=budget),
-        plan=PlanSettings(target=f"builtin:{scenario}:train", config=PlanConfig(only=only, seconds=1e9)),
+        plan=PlanSettings(target=f"builtin:{scenario}:train", config=PlanConfig(only=only)),
         force=True,
     )
     rep = send(work / "teacher.onnx", work / "ref", work / "keys" / "sender.key", out / "outbox", cfg)

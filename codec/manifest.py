@@ -369,7 +369,7 @@ class ReferenceStore:
             out[:] = [self._read_texts(i, i + 1)[0] for i in idx.tolist()]
             return out
         out = np.empty((idx.size, *m.item_shape), dtype=np.uint8)
-        flat = out.reshape(idx.size, -1)
+        flat = out.reshape(idx.size, m.item_bytes)
         path = self.path / "items.u8"
         try:
             fd = os.open(path, os.O_RDONLY)

@@ -4,7 +4,10 @@ The names most code needs are here, imported when first used (so a lean receiver
 sender, still imports ``labelcast``)::
 
     from labelcast import build_store, train_and_export, send, SendConfig, receive, ReceiveConfig, evaluate
-    from labelcast import Teacher, TrustSet, generate_keypair, load_labelled
+    from labelcast import Teacher, TrustSet, generate_keypair, load_labelled, calibrate
+
+Long calls return typed results (``SendResult``, ``ReceiveResult``, ``EvaluateResult``, ``Calibration``,
+``TrainResult``): the JSON report as a ``dict``, typed attributes, ``.to_json()``. docs/api.md lists every name.
 
 The packages: ``labelcast.codec`` (the contract), ``labelcast.sender`` (ground station),
 ``labelcast.receiver`` (device), ``labelcast.profiles`` (link and device profiles),
@@ -24,12 +27,14 @@ _EXPORTS = {
     "Teacher": "labelcast.sender.teacher",
     "TeacherConfig": "labelcast.sender.teacher",
     "train_and_export": "labelcast.sender.teacher",
+    "calibrate": "labelcast.sender.teacher",
     "send": "labelcast.sender.send",
     "SendConfig": "labelcast.sender.send",
     "LinkSettings": "labelcast.sender.budget",
     "Recipe": "labelcast.sender.recipe",
     "EngineSettings": "labelcast.sender.engines",
     "PlanSettings": "labelcast.sender.plan",
+    "PlanConfig": "labelcast.sender.plan",
     "SelectConfig": "labelcast.sender.selection",
     "Ledger": "labelcast.sender.ledger",
     # device
@@ -42,6 +47,13 @@ _EXPORTS = {
     "generate_keypair": "labelcast.codec.keys",
     "load_labelled": "labelcast.datasets.sources",
     "LabelcastError": "labelcast.errors",
+    # what the long calls return
+    "Result": "labelcast.results",
+    "SendResult": "labelcast.results",
+    "ReceiveResult": "labelcast.results",
+    "EvaluateResult": "labelcast.results",
+    "Calibration": "labelcast.results",
+    "TrainResult": "labelcast.results",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -7,10 +7,17 @@ labelcast reports catches :class:`LabelcastError`. ``exit_code`` is the CLI's ex
 
 from __future__ import annotations
 
-__all__ = ["LabelcastError"]
+__all__ = ["LabelcastError", "ConfigError"]
 
 
 class LabelcastError(Exception):
     """Base of every error labelcast raises on bad input or a failed check."""
 
     exit_code = 1
+
+
+class ConfigError(LabelcastError, ValueError):
+    """Settings that contradict each other or lack a part (e.g. the planner without target data): the
+    caller's typing, so the CLI answers with its usage line; every other error is printed without it."""
+
+    exit_code = 2

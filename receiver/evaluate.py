@@ -15,6 +15,7 @@ import numpy as np
 
 from ..codec.errors import SourceError
 from ..codec.preprocess import Preprocess
+from ..results import EvaluateResult
 from .serve import load_classifier
 
 __all__ = ["evaluate", "match_classes"]
@@ -51,7 +52,7 @@ def evaluate(
     providers: str | list[str] = "auto",
     input_name: str | None = None,
     output_name: str | None = None,
-) -> dict:
+) -> EvaluateResult:
     """Accuracy of the model at ``path`` on images ``x`` with labels ``y`` (named ``class_names``).
 
     ``x``: uint8 pixels, N×H×W or N×H×W×C, as the stores hold them (anything else is a ``SourceError`` that
@@ -82,11 +83,11 @@ def evaluate(
     names = model.classes or [str(i) for i in range(int(model.num_classes or (truth.max(initial=0) + 1)))]
     present = np.unique(truth)
     per_class = {names[c] if c < len(names) else str(c): round(float(ok[truth == c].mean()), 4) for c in present}
-    return {
-        "accuracy": round(float(ok.mean()) if ok.size else 0.0, 4),
-        "items": int(x.shape[0]),
-        "per_class_accuracy": per_class,
-        "backend": model.backend,
-        "provider": getattr(model, "provider", "tensorrt engine"),
-        "notes": [n for n in [note, *model.notes] if n],
-    }
+    return EvaluateResult(
+        accuracy=round(float(ok.mean()) if ok.size else 0.0, 4),
+        items=int(x.shape[0]),
+        per_class_accuracy=per_class,
+        backend=model.backend,
+        provider=getattr(model, "provider", "tensorrt engine"),
+        notes=[n for n in [note, *model.notes] if n],
+    )

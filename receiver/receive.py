@@ -34,6 +34,7 @@ from ..codec.payload import DIGEST_LEN, MAGIC, MAX_PAYLOAD_BYTES, Payload, Verif
 from ..codec.preprocess import Preprocess
 from ..codec.storage import atomic_write
 from ..profiles import load_device
+from ..results import ReceiveResult
 from .chain import Chains, Step, labelled_set_of
 from .hints import check_hints, student_hints
 from .state import EventLog, ReplayState, StateLock, default_state_dir
@@ -44,15 +45,26 @@ __all__ = ["ReceiveConfig", "read_input", "verify_and_decode", "receive", "valid
 
 @dataclass
 class ReceiveConfig:
-    device: str = "cpu-small"  # device profile name or .toml path
-    # StudentConfig, or a student's name ("resnet8", "pkg.module:factory"); None: defaults (+ payload hints)
+    """What ``receive`` trains and how: the device profile, the student, the labels it uses.
+
+    Attributes:
+        device: device profile name or .toml path
+        student: StudentConfig, or a student's name ("resnet8", "pkg.module:factory"); None: defaults (+ payload
+            hints)
+        use_soft: train on soft labels when the payload has them
+        tensorrt: build a TensorRT engine when TensorRT and the profile allow
+        preprocess: None: the store's own size and channels, pixels / 255
+        compare_model: ONNX model (the active slot) to score on the validation slice too
+        backbone: "auto": start from the store's backbone for the student's arch (REF/backbone-ARCH.safetensors,
+            from `student pretrain`) when it is there; "none": random weights; or a path to a backbone file
+    """
+
+    device: str = "cpu-small"
     student: object = None
-    use_soft: bool = True  # train on soft labels when the payload has them
-    tensorrt: bool = True  # build a TensorRT engine when TensorRT and the profile allow
-    preprocess: Preprocess | None = None  # None: the store's own size and channels, pixels / 255
-    compare_model: str | None = None  # ONNX model (the active slot) to score on the validation slice too
-    # "auto": start from the store's backbone for the student's arch (REF/backbone-ARCH.safetensors, from
-    # `student pretrain`) when it is there; "none": random weights; or a path to a backbone file
+    use_soft: bool = True
+    tensorrt: bool = True
+    preprocess: Preprocess | None = None
+    compare_model: str | None = None
     backbone: str = "auto"
 
 
@@ -273,7 +285,7 @@ def receive(
     resume: bool = False,
     now: float | None = None,
     progress=None,
-) -> dict:
+) -> ReceiveResult:
     """Run the receiver; returns the report (also written to ``out/receive-report.json``).
 
     ``input_path``: a frames folder, a frame stream, a payload file, or a payload the caller already
@@ -281,10 +293,11 @@ def receive(
     module docstring); one process at a time owns it (``LockedError`` otherwise). ``dry_run``: verify
     and decode, report the training plan, write nothing (``out`` may be None)."""
     state_path = Path(state_dir) if state_dir else default_state_dir()
+    args = (input_path, reference, trust, out, cfg, state_path, dry_run, resume, now, progress)
     if dry_run:
-        return _receive(input_path, reference, trust, out, cfg, state_path, dry_run, resume, now, progress)
+        return ReceiveResult(_receive(*args))
     with StateLock(state_path, "receive"):
-        return _receive(input_path, reference, trust, out, cfg, state_path, dry_run, resume, now, progress)
+        return ReceiveResult(_receive(*args))
 
 
 def _receive(input_path, reference, trust, out, cfg, state_path: Path, dry_run, resume, now, progress) -> dict:

@@ -72,29 +72,58 @@ log = logging.getLogger("labelcast.receiver")
 
 @dataclass
 class StudentConfig:
-    arch: str = "cnn-small"  # a built-in (students.ARCHS) or your own pkg.module:factory
-    train_samples: int = 100_000  # images seen in training (epochs = this / k, clamped)
-    min_epochs: int = 7  # chosen on validation data (docs/results.md "How choices are made")
+    """The device student's recipe (``train_student``); payload hints fill what is not set.
+
+    Attributes:
+        arch: a built-in (students.ARCHS) or your own pkg.module:factory
+        train_samples: images seen in training (epochs = this / k, clamped)
+        min_epochs: least passes over the labelled items, whatever ``train_samples`` says (7: chosen on
+            validation data, docs/results.md "How choices are made")
+        max_epochs: most passes over the labelled items
+        batch: 0: planned from the device profile (and measured)
+        lr: peak AdamW learning rate
+        weight_decay: AdamW weight decay
+        warmup: fraction of steps warming up linearly
+        label_smoothing: label smoothing of the hard-label loss
+        augment: crop: padded random crops; roll: wrap-around shifts (the old default); none
+        shift: crop padding / max shift, pixels
+        flip: horizontal flips (a payload hint; off for digits)
+        mosaic: fraction of a batch replaced by 2×2 mosaics of same-label items
+        seed: seed of the weights, the batch order and the augmentation
+        checkpoint_every: steps between checkpoints
+        threads: torch intra-op threads; 0: the profile's cores
+        init: backbone (.safetensors from ``student pretrain``) to start from; "": random weights
+        init_sha256: refuse a backbone whose hash differs (the store's backbones.json); "": any
+        finetune: all | head | last:N (N last blocks and the head; the rest frozen)
+        warm_fraction: incremental payloads: the share of train_samples a warm start trains for
+        warm_min_epochs: … and its least passes over the cumulative set
+        precision: auto (the profile's) | fp32 | fp16 | bf16
+        accelerator: auto | cpu | cuda
+    """
+
+    arch: str = "cnn-small"
+    train_samples: int = 100_000
+    min_epochs: int = 7
     max_epochs: int = 300
-    batch: int = 0  # 0: planned from the device profile (and measured)
-    lr: float = 3e-3  # peak AdamW learning rate
+    batch: int = 0
+    lr: float = 3e-3
     weight_decay: float = 5e-4
-    warmup: float = 0.05  # fraction of steps warming up linearly
+    warmup: float = 0.05
     label_smoothing: float = 0.05
-    augment: str = "crop"  # crop: padded random crops; roll: wrap-around shifts (the old default); none
-    shift: int = 2  # crop padding / max shift, pixels
-    flip: bool = False  # horizontal flips (a payload hint; off for digits)
-    mosaic: float = 0.0  # fraction of a batch replaced by 2×2 mosaics of same-label items
+    augment: str = "crop"
+    shift: int = 2
+    flip: bool = False
+    mosaic: float = 0.0
     seed: int = 0
-    checkpoint_every: int = 200  # steps between checkpoints
-    threads: int = 0  # torch intra-op threads; 0: the profile's cores
-    init: str = ""  # backbone (.safetensors from `student pretrain`) to start from; "" = random weights
-    init_sha256: str = ""  # refuse a backbone whose hash differs (the store's backbones.json), "" = any
-    finetune: str = "all"  # all | head | last:N (N last blocks and the head; the rest frozen)
-    warm_fraction: float = 0.25  # incremental payloads: the share of train_samples a warm start trains for
-    warm_min_epochs: int = 2  # … and its least passes over the cumulative set
-    precision: str = "auto"  # auto (the profile's) | fp32 | fp16 | bf16
-    accelerator: str = "auto"  # auto | cpu | cuda
+    checkpoint_every: int = 200
+    threads: int = 0
+    init: str = ""
+    init_sha256: str = ""
+    finetune: str = "all"
+    warm_fraction: float = 0.25
+    warm_min_epochs: int = 2
+    precision: str = "auto"
+    accelerator: str = "auto"
 
 
 def peak_rss_mb() -> float:

@@ -84,14 +84,23 @@ class LinkBudget:
 
 @dataclass
 class LinkSettings:
-    """What ``send`` may put on the link: a profile and a budget in framed bytes, time, or a fixed fraction."""
+    """What ``send`` may put on the link: a profile and a budget in framed bytes, time, or a fixed fraction.
 
-    profile: str = "iridium-sbd-mt"  # link profile name or .toml path
-    budget: int | None = None  # bytes on the link (frames × frame size); None: 8 KiB
-    seconds: float | None = None  # or: time on the link, turned into a byte budget
-    keep: float | None = None  # fixed fraction of the reference set (overrides the budget)
-    delivery: float = DEFAULT_TARGET  # probability the payload rebuilds on a lossy link (parity follows)
-    overhead: int | None = None  # fixed parity frames per 100 data frames (overrides delivery)
+    Attributes:
+        profile: link profile name or .toml path
+        budget: bytes on the link (frames × frame size); None: 8 KiB
+        seconds: or: time on the link, turned into a byte budget
+        keep: fixed fraction of the reference set (overrides the budget)
+        delivery: probability the payload rebuilds on a lossy link (parity follows)
+        overhead: fixed parity frames per 100 data frames (overrides delivery)
+    """
+
+    profile: str = "iridium-sbd-mt"
+    budget: int | None = None
+    seconds: float | None = None
+    keep: float | None = None
+    delivery: float = DEFAULT_TARGET
+    overhead: int | None = None
 
     def __post_init__(self) -> None:
         if self.keep is not None and not 0 < self.keep <= 1:

@@ -45,12 +45,19 @@ ENGINES = ("local", "ray")
 
 @dataclass
 class EngineSettings:
-    """How the reference set is scored: the engine and where it runs."""
+    """How the reference set is scored: the engine and where it runs.
 
-    name: str = "local"  # local | ray
-    ray_address: str | None = None  # existing Ray cluster (None: start a local one)
-    workers: int | None = None  # Ray actors (None: one per CPU of the cluster)
-    provider: str = "cpu"  # ONNX Runtime execution provider for scoring: cpu | cuda | tensorrt | auto
+    Attributes:
+        name: local | ray
+        ray_address: existing Ray cluster (None: start a local one)
+        workers: Ray actors (None: one per CPU of the cluster)
+        provider: ONNX Runtime execution provider for scoring: cpu | cuda | tensorrt | auto
+    """
+
+    name: str = "local"
+    ray_address: str | None = None
+    workers: int | None = None
+    provider: str = "cpu"
 
     def __post_init__(self) -> None:
         if self.name not in ENGINES:

@@ -18,11 +18,14 @@ device will decode it, turned into the device's training set, and trained with t
 recipe on a **short schedule** (``train_samples``); its accuracy on a held-back validation slice of
 the sender's target data (never the test split) is the candidate's prediction. The best prediction
 wins — within one standard error of the best prediction, the candidate the prior ranks first
-(:func:`choose_candidate`). Time is bounded (``seconds``): candidates are tried in order of their
-prior (the rule's label choice, distilled exemplars only, the target's images only, the hybrids —
-largest exemplar share first for a far pool — then the other label recipes) and the rest are
-skipped, and said so, when time runs out. Plans are cached per (store root, teacher, budget, link,
-target, candidates); a plan the bound cut short is not cached.
+(:func:`choose_candidate`). The work is bounded, never the wall clock, so a busy machine plans the same
+payload as an idle one: each simulation sees ``train_samples`` images, and ``candidates`` (0: all) caps
+how many are simulated, in order of their prior (the rule's label choice, distilled exemplars only, the
+target's images only, the hybrids — largest exemplar share first for a far pool — then the other label
+recipes); the rest are skipped, and said so. Time is measured and reported, not used. Plans are cached
+per everything they depend on (store root, the whole logits digest, budget, link, delivery, target,
+device profile, selection, soft-label settings, what is signed beside the labels, the planner's
+settings and version); a plan the cap cut short is not cached.
 """
 
 from __future__ import annotations
@@ -87,29 +90,54 @@ _EXEMPLAR_OVERHEAD = 40  # bytes of an exemplars section beside its image (count
 
 @dataclass
 class PlanConfig:
-    seconds: float = 120.0  # wall-clock bound of the simulations (--plan-seconds)
-    train_samples: int = 12_000  # images each simulated student sees (the device's recipe, a short schedule)
-    shares: tuple[float, ...] = (0.25, 0.5, 0.75, 0.9)  # exemplar shares of the payload for the hybrids
+    """How the planner simulates the device to choose a payload (``plan``).
+
+    Attributes:
+        candidates: how many candidates are simulated, in prior order (0: all; --plan-candidates); the
+            bound is work, so the plan does not depend on how busy the machine is
+        train_samples: images each simulated student sees (the device's recipe, a short schedule)
+        shares: exemplar shares of the payload for the hybrids
+        exemplars_only: also try a payload of target exemplars only (no labels)
+        distill_iters: distilled exemplars (DM with DSA, sender/distill.py) from the target data, once per
+            target (cached): a "distilled only" candidate, and the hybrids' exemplars; 0 iterations: real target
+            images only
+        distill_ipc: synthetic images per class; smaller budgets send the first m of every class
+        label_recipes: the label recipes the planner simulates (``selection.AUTO`` names and the planner's own)
+        only: plan over the one candidate of this name (to measure each on a device)
+        cache_dir: folder of cached plans and distilled sets (None: ``$LABELCAST_CACHE_DIR/plans``, else
+            ``~/.cache/labelcast/plans``); a plan is reused when every input it depends on is the same
+        seed: seed of the simulations (``send`` sets it from the selection's)
+    """
+
+    candidates: int = 0
+    train_samples: int = 12_000
+    shares: tuple[float, ...] = (0.25, 0.5, 0.75, 0.9)
     exemplars_only: bool = True
-    # distilled exemplars (DM with DSA, sender/distill.py) from the target data, once per target (cached):
-    # a "distilled only" candidate, and the hybrids' exemplars; 0 iterations: real target images only
     distill_iters: int = 300
-    distill_ipc: int = 50  # synthetic images per class; smaller budgets send the first m of every class
+    distill_ipc: int = 50
     label_recipes: tuple[str, ...] = ("near", "near_soft", "far", "far_small", "far_easy")
-    only: str | None = None  # plan over the one candidate of this name (to measure each on a device)
-    cache: str | None = None  # folder for cached plans (None: $LABELCAST_CACHE_DIR/plans or ~/.cache/labelcast/plans)
+    only: str | None = None
+    cache_dir: str | os.PathLike | None = None
     seed: int = 0
 
 
 @dataclass
 class PlanSettings:
-    """What ``send`` asks of the planner: whether it runs, on which target data, for which device, and how."""
+    """What ``send`` asks of the planner: whether it runs, on which target data, for which device, and how.
 
-    enabled: bool | None = None  # None: on with strategy auto and a target
-    target: str | tuple | None = None  # the sender's labelled target data: any source form, or (x, y, names)
-    target_labels: str | None = None  # labels .npy for an npy: target
-    device: str = "cpu-small"  # the device profile the planner simulates
-    config: PlanConfig = field(default_factory=PlanConfig)  # its seed follows the selection's
+    Attributes:
+        enabled: None: on with strategy auto and a target
+        target: the sender's labelled target data: any source form, or (x, y, names)
+        target_labels: labels .npy for an npy: target
+        device: the device profile the planner simulates
+        config: its seed follows the selection's
+    """
+
+    enabled: bool | None = None
+    target: str | tuple | None = None
+    target_labels: str | None = None
+    device: str = "cpu-small"
+    config: PlanConfig = field(default_factory=PlanConfig)
 
 
 @dataclass
@@ -331,8 +359,8 @@ def choose_candidate(rows: list[dict], n_val: int) -> dict:
 
 
 def _cache_root(cfg: PlanConfig) -> Path:
-    if cfg.cache:
-        return Path(cfg.cache)
+    if cfg.cache_dir:
+        return Path(cfg.cache_dir)
     return Path(os.environ.get("LABELCAST_CACHE_DIR", Path.home() / ".cache" / "labelcast")) / "plans"
 
 
@@ -403,18 +431,29 @@ def _fit_candidate(c: Candidate, scored, spec, budget: LinkBudget, target: Targe
         c.exemplars = {k: v for k, v in c.exemplars.items() if k not in ("images", "labels")}
 
 
-def _key(scored, spec, budget: LinkBudget, target: Target, cfg: PlanConfig) -> dict:
-    sample = np.ascontiguousarray(scored.logits[:: max(1, len(scored.logits) // 2000)])
+def _key(scored, spec, budget: LinkBudget, target: Target, cfg: PlanConfig, profile, base_sel, soft_cfg) -> dict:
+    """Everything a plan depends on; a plan is reused only when all of it is the same."""
+    logits = hashlib.sha256()
+    for s in range(0, len(scored.logits), 1 << 16):  # the whole array, in chunks (a large store never doubles)
+        logits.update(np.ascontiguousarray(scored.logits[s : s + (1 << 16)]).tobytes())
     return {
         "root": spec.root.hex(),
-        "logits": hashlib.sha256(sample.tobytes()).hexdigest()[:16],
+        "logits": logits.hexdigest(),
         "budget": budget.budget_bytes,
-        "link": budget.link.name,
+        "link": asdict(budget.link),
         "delivery": [budget.delivery, budget.overhead],
         "target": target.digest(),
-        "cfg": {k: v for k, v in asdict(cfg).items() if k not in ("cache", "seconds")},
+        "device": asdict(profile),
+        "select": asdict(base_sel),
+        "soft": list(soft_cfg),
+        "signed": {"names": spec.class_names, "hints": spec.hints, "sealed_to": _recipients(spec.seal_to)},
+        "cfg": {k: v for k, v in asdict(cfg).items() if k != "cache_dir"},
         "planner": [PLANNER_VERSION, EXEMPLAR_CODECS, HALF_RES_FROM, PROXY_TOLERANCE],
     }
+
+
+def _recipients(seal_to) -> int:
+    return 0 if seal_to is None else len(seal_to) if isinstance(seal_to, list | tuple) else 1
 
 
 def plan_payload(
@@ -428,14 +467,15 @@ def plan_payload(
     soft_cfg: tuple[int, int, float] = (4, 16, 2.0),
     progress=None,
 ) -> dict:
-    """Fit and simulate every candidate within ``cfg.seconds``; returns the plan (candidates, predictions, choice)
-    and, under ``"fit"``/``"candidate"``, the chosen payload. A cached plan refits only its choice."""
+    """Fit and simulate the first ``cfg.candidates`` candidates (0: all); returns the plan (candidates,
+    predictions, choice) and, under ``"fit"``/``"candidate"``, the chosen payload. A cached plan refits only
+    its choice."""
     cfg = cfg or PlanConfig()
     t0 = time.time()
     auto = choose_auto(scored.logits, scored.teacher.confidence if scored.teacher else None)
     cands = _candidates(cfg, auto)
     distillation = distill_target(target, cfg) if cfg.distill_iters > 0 else None
-    cached = _cache_path(cfg, _key(scored, spec, budget, target, cfg))
+    cached = _cache_path(cfg, _key(scored, spec, budget, target, cfg, profile, base_sel, soft_cfg))
     if cached.exists():
         prior = json.loads(cached.read_text())
         row = choose_candidate(prior["candidates"], prior["validation_items"])  # the rule, on the cached predictions
@@ -453,10 +493,10 @@ def plan_payload(
             "fit": best.fit,
             "candidate": best,
         }
-    t0 = time.time()  # the bound is the simulations': the distillation above has its own cost, reported
-    for c in cands:
-        if time.time() - t0 > cfg.seconds and any(d.predicted is not None for d in cands):  # never none tried
-            c.note = f"skipped: the {cfg.seconds:.0f} s planning bound was reached"
+    t0 = time.time()  # measured, reported, never a bound: the distillation above has its own cost, reported
+    for i, c in enumerate(cands):
+        if cfg.candidates and i >= cfg.candidates and any(d.predicted is not None for d in cands):  # never none
+            c.note = f"skipped: the planner simulates the first {cfg.candidates} candidates (--plan-candidates)"
             continue
         t = time.time()
         try:

@@ -26,7 +26,15 @@ __all__ = ["Recipe", "Scored", "PayloadSpec", "encoder"]
 
 @dataclass(frozen=True)
 class Recipe:
-    """One way to turn scores into a payload: a selection and how its labels are sent."""
+    """One way to turn scores into a payload: a selection and how its labels are sent.
+
+    Attributes:
+        select: which reference items, in which order (:class:`SelectConfig`)
+        soft: send soft labels: each item's label and its runner-up classes' quantised probabilities
+        soft_extra: runner-up classes per soft label
+        soft_levels: quantisation levels of a soft probability
+        soft_temperature: T of the teacher's softmax the soft labels are taken from
+    """
 
     select: SelectConfig
     soft: bool = False

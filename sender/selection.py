@@ -46,12 +46,23 @@ STRATEGIES = ("random", "random-keyed", "energy", "energy-high", "msp", "entropy
 
 @dataclass
 class SelectConfig:
-    strategy: str = "random-keyed"  # one of STRATEGIES (random-keyed: the measured in-domain winner)
-    quota: bool = True  # apply the per-class quota
-    alpha: float = 0.0  # quota exponent: 0 equal per class, 1 proportional to pseudo-label counts
-    temperature: float = 1.0  # T of the free energy −T·logsumexp(logits/T)
+    """How the reference items are chosen and ordered (``sender/selection.py``).
+
+    Attributes:
+        strategy: one of STRATEGIES (random-keyed: the measured in-domain winner)
+        quota: apply the per-class quota
+        alpha: quota exponent: 0 equal per class, 1 proportional to pseudo-label counts
+        temperature: T of the free energy −T·logsumexp(logits/T)
+        seed: seed of the random and keyed orders (both ends derive the keyed order from it)
+        keyed: keep the strategy's count per segment, but take random items in the keyed order
+    """
+
+    strategy: str = "random-keyed"
+    quota: bool = True
+    alpha: float = 0.0
+    temperature: float = 1.0
     seed: int = 0
-    keyed: bool = False  # keep the strategy's count per segment, but take random items in the keyed order
+    keyed: bool = False
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:

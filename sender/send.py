@@ -28,6 +28,8 @@ from ..codec.framing import make_frames, write_frames
 from ..codec.keys import key_id, load_private_key
 from ..codec.manifest import ReferenceStore
 from ..codec.storage import atomic_write, check_space, replace_durably
+from ..errors import ConfigError
+from ..results import SendResult
 from .budget import Encoded, Fit, LinkBudget, LinkSettings, fit_budget
 from .engines import EngineSettings
 from .plan import PlanSettings
@@ -58,31 +60,68 @@ __all__ = [
 @dataclass
 class SendConfig:
     """Everything ``send`` is asked for, one concern per part: the link and its budget, the label recipe,
-    the scoring engine, the planner, and what is signed beside the labels."""
+    the scoring engine, the planner, and what is signed beside the labels.
+
+    Attributes:
+        link: the link profile and the byte budget (:class:`LinkSettings`)
+        recipe: the selection and how its labels are sent (:class:`Recipe`); strategy "auto" (the default):
+            random-keyed for pools near the teacher's domain, energy-high with soft labels (4 runner-ups, T = 2)
+            for far ones (``selection.AUTO``, ``choose_auto``); a named strategy uses this recipe as given
+        engine: how the reference set is scored (:class:`EngineSettings`)
+        plan: the planner: on which target data, for which device (:class:`PlanSettings`)
+        class_names: the teacher's class names: True always, False never, None (default) when they cost at most
+            NAMES_SHARE of the budget — and on a delta, only when the device's chain lacks them or they change
+        hints: training hints for the receiver (JSON)
+        validation_every: hold back every n-th labelled item for the device's A/B check (0: none, and the device
+            cannot tell whether the new model beats the one in service). Costs 15-18 payload bytes (the hint)
+            and 1/n of the labels in training
+        detector: second ONNX model for detector-guided refinement (None: no refinement)
+        expires_in: seconds until the payload expires
+        sequence: None: the counter kept beside the key
+        parent: previous outbox (or its report / labelled-set.npz): send only the difference
+        seal_to: a device's .pub: seal the payload to it (16-byte tag, encrypted); several: signed, its body
+            sealed for each
+        announce_key: a new sender key's .pub, announced to the devices under this key (rotation)
+        force: replace an existing outbox
+    """
 
     link: LinkSettings = field(default_factory=LinkSettings)
-    # strategy "auto" (the default): random-keyed for pools near the teacher's domain, energy-high with soft
-    # labels (4 runner-ups, T = 2) for far ones (selection.AUTO, choose_auto); a named strategy uses this recipe
     recipe: Recipe = field(default_factory=lambda: Recipe(SelectConfig(strategy="auto")))
     engine: EngineSettings = field(default_factory=EngineSettings)
     plan: PlanSettings = field(default_factory=PlanSettings)
-    class_names: bool = False  # send class names (costs bytes)
-    hints: dict = field(default_factory=dict)  # training hints for the receiver (JSON)
-    # hold back every n-th labelled item for the device's A/B check (0: none, and the device cannot tell whether
-    # the new model beats the one in service). Costs 15-18 payload bytes (the hint) and 1/n of the labels in training
+    class_names: bool | None = None
+    hints: dict = field(default_factory=dict)
     validation_every: int = 10
-    detector: str | None = None  # second ONNX model for detector-guided refinement (None: no refinement)
-    expires_in: float = 30 * 86400.0  # seconds until the payload expires
-    sequence: int | None = None  # None: the counter kept beside the key
-    parent: str | None = None  # previous outbox (or its report / labelled-set.npz): send only the difference
-    # a device's .pub: seal the payload to it (16-byte tag, encrypted); several: signed, its body sealed for each
+    detector: str | None = None
+    expires_in: float = 30 * 86400.0
+    sequence: int | None = None
+    parent: str | None = None
     seal_to: str | list | tuple | None = None
-    announce_key: str | None = None  # a new sender key's .pub, announced to the devices under this key (rotation)
-    force: bool = False  # replace an existing outbox
+    announce_key: str | None = None
+    force: bool = False
 
     @property
     def select(self) -> SelectConfig:
         return self.recipe.select
+
+
+NAMES_SHARE = 0.05  # class names ride along by default when they cost at most this share of the budget
+
+
+def class_names_for(cfg: SendConfig, names: list[str] | None, budget_bytes: int) -> tuple[list[str] | None, dict]:
+    """The class names a payload carries, and the report's record of the decision (``SendConfig.class_names``)."""
+    if not names:
+        return None, {"sent": False, "why": "the teacher stores no class names (teacher calibrate --classes)"}
+    cost = len("\n".join(names).encode()) + 2  # the names section and its length
+    if cfg.class_names is not None:
+        return (names if cfg.class_names else None), {
+            "sent": bool(cfg.class_names),
+            "bytes": cost,
+            "why": "asked for" if cfg.class_names else "turned off",
+        }
+    fits = cost <= NAMES_SHARE * budget_bytes
+    why = f"{cost} B {'≤' if fits else '>'} {NAMES_SHARE:.0%} of the {budget_bytes} B budget"
+    return (names if fits else None), {"sent": fits, "bytes": cost, "why": f"default: {why}"}
 
 
 def next_sequence(key_path: Path, explicit: int | None = None) -> int:
@@ -330,7 +369,7 @@ def send(
     now: float | None = None,
     progress=None,
     logits: np.ndarray | None = None,
-) -> dict:
+) -> SendResult:
     """Run the sender pipeline; writes the outbox and returns the report (also ``send-report.json``)."""
     cfg = cfg or SendConfig()
     t0 = time.time()
@@ -352,6 +391,7 @@ def send(
     t = time.time()
     now = time.time() if now is None else now
     hints = _hints(cfg, store, tea)
+    names, names_info = class_names_for(cfg, tea.classes, budget.budget_bytes)
     spec = PayloadSpec(
         priv,
         store.root,
@@ -359,13 +399,13 @@ def send(
         store.manifest.segments,
         next_sequence(key_path, cfg.sequence),
         int(now + cfg.expires_in),
-        tea.classes if (cfg.class_names and tea.classes) else None,
+        names,
         hints or None,
         seal_to=_seal_key(cfg.seal_to),
     )
     planned = delta = None
     if cfg.parent is not None:
-        recipe, fit, auto, delta = _delta(cfg, scored, spec, budget)
+        recipe, fit, auto, delta = _delta(cfg, scored, spec, budget, names_info)
     elif _plans(cfg, store.kind):
         planned, recipe, fit, auto = _planned(cfg, scored, spec, budget, store, progress)
     else:
@@ -380,6 +420,7 @@ def send(
     stages["select_encode"] = time.time() - t
     frames = make_frames(fit.payload, link.frame_bytes, parity=fit.layout.parity)
     report = _report(cfg, scored, recipe, fit, budget, spec, frames, auto, stages, t0)
+    report["class_names"] = {**names_info, "sent": "names" in fit.encoded.sections}
     advice = _backbone_advice(store, auto)
     if advice:
         report["advice"] = [advice]
@@ -396,7 +437,7 @@ def send(
         if not fit.encoded.indices.size:
             report["strategy"] = "exemplars only"
     _emit(outp, key_path, fit, frames, _labelled_set(fit, spec, scored), report, cfg.force)
-    return report
+    return SendResult(report)
 
 
 def _config_record(cfg: SendConfig) -> dict:
@@ -447,11 +488,15 @@ def _report_bytes(report: dict) -> bytes:
     return json.dumps(report, indent=2, default=str).encode()
 
 
-def _delta(cfg: SendConfig, scored: Scored, spec: PayloadSpec, budget: LinkBudget):
-    """A delta on the parent set (or the full payload of the same set, when that is smaller)."""
+def _delta(cfg: SendConfig, scored: Scored, spec: PayloadSpec, budget: LinkBudget, names_info: dict):
+    """A delta on the parent set (or the full payload of the same set, when that is smaller). By default
+    the names travel once per chain: not again when the parent set holds the same ones."""
     from .delta import delta_encoder, fit_delta, full_equivalent, load_parent
 
     parent = load_parent(cfg.parent)
+    if cfg.class_names is None and spec.class_names and parent.class_names == spec.class_names:
+        spec = spec.with_(class_names=None)
+        names_info.update(why="default: the device's chain already holds them")
     recipes, auto = recipes_for(cfg, scored)
     recipe = recipes[0]
     names = scored.teacher.classes if scored.teacher is not None else None
@@ -539,14 +584,14 @@ def _check_modality(store: ReferenceStore, tea: Teacher) -> None:
 def _plans(cfg: SendConfig, kind: str = "image") -> bool:
     if kind == "text":  # the planner simulates image students and sends image exemplars
         if cfg.plan.enabled:
-            raise ValueError("the planner works on image stores; a text payload is labels only: drop --plan")
+            raise ConfigError("the planner works on image stores; a text payload is labels only: drop --plan")
         return False
     plan = cfg.plan
     want = plan.enabled if plan.enabled is not None else (cfg.select.strategy == "auto" and plan.target is not None)
     if want and plan.target is None:
-        raise ValueError("the planner needs the sender's target data: give --target SOURCE")
+        raise ConfigError("the planner needs the sender's target data: give --target SOURCE")
     if want and (cfg.link.keep is not None or cfg.detector):
-        raise ValueError("--plan fits the budget itself: drop --keep and --detector")
+        raise ConfigError("--plan fits the budget itself: drop --keep and --detector")
     return want
 
 

@@ -22,7 +22,7 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,7 @@ from ..codec.errors import DecodeError, StorageError
 from ..codec.preprocess import PRESETS, Preprocess
 from ..codec.storage import atomic_write
 from ..receiver.serve import OnnxClassifier, shape_text
+from ..results import Calibration, TrainResult
 
 __all__ = [
     "Preprocess",
@@ -48,19 +49,37 @@ __all__ = [
 
 @dataclass
 class TeacherConfig:
-    width: int = 32  # channels of the first conv block (doubled in the second)
-    epochs: int = 12  # passes over the labelled data
-    batch: int = 128  # images per step
-    lr: float = 3e-3  # peak AdamW learning rate
+    """How the built-in teacher is trained (``train_and_export``).
+
+    Attributes:
+        width: channels of the first conv block (doubled in the second)
+        epochs: passes over the labelled data
+        batch: images per step
+        lr: peak AdamW learning rate
+        weight_decay: AdamW weight decay
+        warmup: fraction of steps with linear warm-up
+        seed: seed of the weights, the batch order, the augmentation and the validation split
+        augment_shift: max random translation in pixels
+        flip: horizontal flips (off for digits)
+        preprocess: None: derived from the training images (size, channels, /255)
+        precision: auto: bf16 autocast on CPUs with native bf16 (AMX, AVX512-BF16), else fp32; fp32; bf16
+        text_arch: text data: fasttext | fasttext-small | textcnn (receiver.text_models)
+        tokenizer: text data: codec.text.Tokenizer; None: the default
+    """
+
+    width: int = 32
+    epochs: int = 12
+    batch: int = 128
+    lr: float = 3e-3
     weight_decay: float = 5e-4
-    warmup: float = 0.05  # fraction of steps with linear warm-up
+    warmup: float = 0.05
     seed: int = 0
-    augment_shift: int = 2  # max random translation in pixels
-    flip: bool = False  # horizontal flips (off for digits)
-    preprocess: Preprocess | None = None  # None: derived from the training images (size, channels, /255)
-    precision: str = "auto"  # auto: bf16 autocast on CPUs with native bf16 (AMX, AVX512-BF16), else fp32; fp32; bf16
-    text_arch: str = "fasttext"  # text data: fasttext | fasttext-small | textcnn (receiver.text_models)
-    tokenizer: object = None  # text data: codec.text.Tokenizer; None: the default
+    augment_shift: int = 2
+    flip: bool = False
+    preprocess: Preprocess | None = None
+    precision: str = "auto"
+    text_arch: str = "fasttext"
+    tokenizer: object = None
 
 
 def cpu_bf16() -> bool:
@@ -312,10 +331,22 @@ def take_rows(x: np.ndarray, idx: np.ndarray):
         os.unlink(name)
 
 
-def train_and_export(x, y, classes: list[str], out: str | os.PathLike, cfg: TeacherConfig | None = None, progress=None):
+def train_and_export(
+    x,
+    y,
+    classes: list[str],
+    out: str | os.PathLike,
+    cfg: TeacherConfig | None = None,
+    progress=None,
+    *,
+    validation: float = 0.0,
+) -> TrainResult:
     """Train the built-in teacher on uint8 images ``x`` with labels ``y``, export it to ``out`` (ONNX with
-    its preprocessing, class names and training-data confidence); returns the torch model. Text ``x``
-    (an object array of UTF-8 items, from ``load_labelled`` on a text source) trains the text teacher."""
+    its preprocessing, class names and training-data confidence). Text ``x`` (an object array of UTF-8
+    items, from ``load_labelled`` on a text source) trains the text teacher.
+
+    ``validation``: the share of every class held back (seeded by ``cfg.seed``) and scored on the exported
+    model. Returns the torch model (``.model``), the epochs run, items trained on and that accuracy."""
     from ..codec.preprocess import check_images
     from ..codec.storage import check_space
 
@@ -324,6 +355,29 @@ def train_and_export(x, y, classes: list[str], out: str | os.PathLike, cfg: Teac
     if Path(out).is_dir():
         raise ValueError(f"{out} is a folder; give the .onnx file to write")
     check_space(Path(out).absolute().parent, 1 << 20, what=f"the teacher {out}")  # writable, before training
+    y = np.asarray(y)
+    tr, va = holdout_split(y, validation, cfg.seed)
+    t0 = time.time()
+    with take_rows(x, tr) as xt:
+        model = _train_export(xt, y[tr], classes, out, cfg, progress)
+    res = TrainResult(
+        model,
+        path=str(out),
+        classes=list(classes),
+        items=int(len(tr)),
+        epochs=cfg.epochs,
+        seconds=round(time.time() - t0, 2),
+    )
+    if len(va):
+        from ..receiver.evaluate import evaluate
+
+        chunks = [va[s : s + 4096] for s in range(0, len(va), 4096)]  # a large folder stays on disk
+        acc = sum(evaluate(out, x[c], y[c])["accuracy"] * len(c) for c in chunks) / len(va)
+        res["validation"] = {"items": int(len(va)), "fraction": validation, "accuracy": round(acc, 4)}
+    return res
+
+
+def _train_export(x, y: np.ndarray, classes: list[str], out, cfg: TeacherConfig, progress):
     if is_text(x):
         return train_text_teacher(x, y, classes, out, cfg, progress)
     pp = preprocess_for_data(x, cfg.preprocess)
@@ -352,15 +406,6 @@ def train_confidence(model, x: np.ndarray, preprocess: Preprocess, batch: int = 
     return round(median_confidence(np.concatenate(z)), 6)
 
 
-@dataclass
-class Calibration:
-    model: str
-    images: int
-    train_confidence: float
-    preprocess: dict
-    notes: list[str] = field(default_factory=list)
-
-
 def calibrate(
     model: str | os.PathLike,
     x: np.ndarray,
@@ -370,11 +415,15 @@ def calibrate(
     input_name: str | None = None,
     output_name: str | None = None,
     batch: int = 1024,
+    classes: list[str] | None = None,
 ) -> Calibration:
     """Describe any ONNX teacher once: measure its median max-softmax on images of its own domain ``x``
     (uint8 N×H×W×C, e.g. its training or validation data) and store it as ``labelcast.train_confidence``,
     with its preprocessing (``labelcast.preprocess``, and the chosen input/output names), in ``out``
-    (default: the model file itself, replaced atomically). Every later command then needs no flag."""
+    (default: the model file itself, replaced atomically). Every later command then needs no flag.
+
+    ``classes``: the names of its outputs, in output order, stored as ``labelcast.classes`` (JSON list):
+    payloads then carry them to the devices, and ``evaluate`` matches data to the model by name."""
     import onnx
 
     from .selection import median_confidence
@@ -383,6 +432,7 @@ def calibrate(
     if len(x) == 0:
         raise ValueError("calibration needs at least one image")
     t = Teacher(src, preprocess, input_name=input_name, output_name=output_name)
+    names = _check_names(classes, t)
     conf = round(median_confidence(np.concatenate([t.logits(x[s : s + batch]) for s in range(0, len(x), batch)])), 6)
     try:
         m = onnx.load(str(src))
@@ -393,6 +443,7 @@ def calibrate(
         f"labelcast.{'tokenizer' if t.modality == 'text' else 'preprocess'}": t.preprocess.to_json(),
         "labelcast.input": json.dumps(t.input_name),
         "labelcast.output": json.dumps(t.output_name),
+        **({"labelcast.classes": json.dumps(names)} if names else {}),
     }
     keep = [(p.key, p.value) for p in m.metadata_props if p.key not in new]
     del m.metadata_props[:]
@@ -404,4 +455,23 @@ def calibrate(
         atomic_write(dst, m.SerializeToString(), what=f"model {dst}")
     except StorageError as e:
         raise StorageError(f"{e}; {src} is unchanged") from e
-    return Calibration(str(dst), int(len(x)), conf, json.loads(t.preprocess.to_json()), t.notes)
+    return Calibration(
+        model=str(dst),
+        images=int(len(x)),
+        train_confidence=conf,
+        preprocess=json.loads(t.preprocess.to_json()),
+        classes=names or t.classes,
+        notes=list(t.notes),
+    )
+
+
+def _check_names(classes: list[str] | None, t: Teacher) -> list[str] | None:
+    """The class names to store: one line each, one per output the model scores."""
+    if classes is None:
+        return None
+    names = [str(c) for c in classes]
+    if t.num_classes and len(names) != t.num_classes:
+        raise ValueError(f"{len(names)} class names for a model with {t.num_classes} outputs; give one per output")
+    if any("\n" in n or not n for n in names) or len(set(names)) != len(names):
+        raise ValueError("class names must be distinct, non-empty and one line each")
+    return names

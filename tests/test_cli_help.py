@@ -72,7 +72,7 @@ def test_every_send_option_named_like_a_config_field_reaches_that_field():
         link="lora-eu868-dr0",
         budget=2048,
         validation_every=7,
-        plan_seconds=3.0,
+        plan_candidates=3,
         plan_train_samples=900,
         names=True,
         soft_extra=5,
@@ -85,7 +85,7 @@ def test_every_send_option_named_like_a_config_field_reaches_that_field():
     cfg = _config(opts)
     assert cfg.link.profile == "lora-eu868-dr0" and cfg.link.budget == 2048
     assert cfg.validation_every == 7 and cfg.class_names is True
-    assert cfg.plan.config.seconds == 3.0 and cfg.plan.config.train_samples == 900 and cfg.plan.config.seed == 4
+    assert cfg.plan.config.candidates == 3 and cfg.plan.config.train_samples == 900 and cfg.plan.config.seed == 4
     assert cfg.plan.target == "builtin:fashion:train" and cfg.plan.device == "jetson-nano"
     assert cfg.recipe.soft_extra == 5 and cfg.recipe.select.seed == 4
     assert cfg.engine.provider == "auto" and cfg.engine.workers == 3

@@ -474,7 +474,7 @@ def _plan_setup(env: _Env, cfg: BenchConfig):
     # never longer than the recipe it stands for (tests run tiny recipes); DM as the `distilled` baseline runs it
     pcfg = PlanConfig(
         seed=0,
-        cache=str(Path(cfg.work) / env.name / "plans"),
+        cache_dir=str(Path(cfg.work) / env.name / "plans"),
         train_samples=min(PlanConfig.train_samples, cfg.train_samples),
         distill_iters=cfg.dm_iters,
         distill_ipc=cfg.dm_ipc,

@@ -38,8 +38,6 @@ def evaluate(model, data, labels, spec, input_name, output_name, provider, as_js
         probe = OnnxClassifier(model, pp, input_name=input_name, output_name=output_name)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--preprocess") from None
-    except ModelError as e:
-        raise click.UsageError(str(e)) from None
     folder = data.startswith("folder:") and probe.modality == "image"
     size, ch = (probe.preprocess.hw, probe.preprocess.channels) if folder else (None, None)
     try:

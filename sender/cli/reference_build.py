@@ -75,7 +75,7 @@ def build(source, out, size, channels, fit, clusters, force, skip_bad, per_line,
     except SourceError as e:
         raise click.BadParameter(str(e), param_hint="SOURCE") from None
     except (FileExistsError, ValueError) as e:
-        raise click.UsageError(str(e)) from None
+        raise click.ClickException(str(e)) from None  # the data's fault, not the typing: no usage line
     what = (
         f"{info['items']} text items ({info['text_bytes']:,} bytes)"
         if info.get("modality") == "text"

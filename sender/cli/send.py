@@ -6,6 +6,7 @@ import click
 
 from ..._progress import bar
 from ...cli import emit
+from ...errors import ConfigError
 from ..selection import STRATEGIES
 from .teacher import engine_options, teacher_options
 
@@ -70,7 +71,12 @@ from .teacher import engine_options, teacher_options
     show_default=True,
     help="Soft labels are softmax(logits / T).",
 )
-@click.option("--names", is_flag=True, help="Send class names (costs bytes).")
+@click.option(
+    "--names/--no-names",
+    default=None,
+    help="Send the class names always / never (default: when they cost at most 5% of the budget, and on a "
+    "delta only when the device's chain lacks them).",
+)
 @click.option(
     "--sequence", type=click.IntRange(1, None), default=None, help="Sequence number (default: counter beside the key)."
 )
@@ -126,11 +132,12 @@ from .teacher import engine_options, teacher_options
     help="Simulate the device on the ground and send the best payload (default: with auto and --target).",
 )
 @click.option(
-    "--plan-seconds",
-    type=click.FloatRange(5, None),
-    default=120.0,
+    "--plan-candidates",
+    type=click.IntRange(0, None),
+    default=0,
     show_default=True,
-    help="Time bound of the planner's simulations.",
+    help="Simulate only the first N candidates in prior order (0: all). The planner is bounded by work, never "
+    "by the clock: the same inputs plan the same payload on a busy machine.",
 )
 @click.option(
     "--plan-train-samples",
@@ -206,8 +213,10 @@ def send(**o) -> None:
                     rep = send_to(lg, list(o["to"]), t, store, o["key"], o["out"], cfg, seal=o["seal"], progress=tick)
             else:
                 rep = do_send(t, store, o["key"], o["out"], cfg, progress=tick)
-    except (FileExistsError, ValueError) as e:
+    except ConfigError as e:  # options that contradict each other: the typing, so the usage line
         raise click.UsageError(str(e)) from None
+    except (FileExistsError, ValueError) as e:
+        raise click.ClickException(str(e)) from None  # the data's fault, not the typing: no usage line
     emit(rep, o["as_json"], _lines(rep, o["out"]))
 
 

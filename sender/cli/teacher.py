@@ -83,14 +83,11 @@ def parse_spec(spec: str | None):
 
 
 def open_teacher(model: str, spec, input_name=None, output_name=None, provider: str = "cpu"):
-    """A Teacher for the CLI: spec and model problems become usage errors; notes go to stderr."""
-    from ...receiver.errors import ModelError
+    """A Teacher for the CLI (a model that does not match is a ModelError, printed without a usage line);
+    its notes go to stderr."""
     from ..teacher import Teacher
 
-    try:
-        t = Teacher(model, parse_spec(spec), input_name=input_name, output_name=output_name, providers=provider)
-    except ModelError as e:
-        raise click.UsageError(str(e)) from None
+    t = Teacher(model, parse_spec(spec), input_name=input_name, output_name=output_name, providers=provider)
     for note in t.notes:
         click.echo(note, err=True)
     return t
@@ -131,12 +128,11 @@ def open_teacher(model: str, spec, input_name=None, output_name=None, provider: 
 def train(data, labels, out, epochs, width, size, channels, spec, arch, validation, seed, as_json) -> None:
     """Train a built-in teacher (a CNN; fastText-style on text) on labelled DATA; export ONNX."""
     import math
-    import time
 
     from ...codec.storage import check_space
     from ...datasets.sources import SourceError, load_labelled
     from ...receiver.text_models import TextTrainConfig
-    from ..teacher import TeacherConfig, holdout_split, is_text, take_rows, train_and_export
+    from ..teacher import TeacherConfig, holdout_split, is_text, train_and_export
 
     if Path(out).is_dir():
         raise click.BadParameter(f"{out} is a folder; give the .onnx file to write", param_hint="--out")
@@ -155,23 +151,19 @@ def train(data, labels, out, epochs, width, size, channels, spec, arch, validati
     cfg = TeacherConfig(
         seed=seed, epochs=epochs, width=width, preprocess=None if text else pp, text_arch=arch, tokenizer=tok
     )
-    tr, va = holdout_split(y, validation, seed)
+    tr, _ = holdout_split(y, validation, seed)  # the bar's length; train_and_export holds the same items back
     batch = min(TextTrainConfig.batch, len(tr)) if text else cfg.batch
-    t = time.time()
     try:
-        with bar(cfg.epochs * math.ceil(len(tr) / max(batch, 1)), "teacher", "step") as tick, take_rows(x, tr) as xt:
-            train_and_export(xt, y[tr], names, out, cfg, tick)
+        with bar(cfg.epochs * math.ceil(len(tr) / max(batch, 1)), "teacher", "step") as tick:
+            result = train_and_export(x, y, names, out, cfg, tick, validation=validation)
     except ValueError as e:
-        raise click.UsageError(str(e)) from None
-    res = {"teacher": out, "items": int(len(tr)), "classes": names, "seconds": round(time.time() - t, 2)}
-    line = f"teacher {out}: trained on {len(tr)} items, {len(names)} classes in {res['seconds']} s"
-    if len(va):
-        from ...receiver.evaluate import evaluate
-
-        chunks = [va[s : s + 4096] for s in range(0, len(va), 4096)]  # a large folder stays on disk
-        acc = sum(evaluate(out, x[c], y[c])["accuracy"] * len(c) for c in chunks) / len(va)
-        res["validation"] = {"items": int(len(va)), "fraction": validation, "accuracy": acc}
-        line += f"; validation accuracy {acc:.4f} on {len(va)} held-back items"
+        raise click.ClickException(str(e)) from None  # the data's fault, not the typing: no usage line
+    res = {"teacher": out, "items": result.n_items, "classes": names, "seconds": result.seconds}
+    line = f"teacher {out}: trained on {result.n_items} items, {len(names)} classes in {result.seconds} s"
+    if result.validation_items:
+        res["validation"] = result["validation"]
+        acc = result.validation_accuracy
+        line += f"; validation accuracy {acc:.4f} on {result.validation_items} held-back items"
     emit(res, as_json, [line])
 
 
@@ -221,15 +213,20 @@ def inspect(model: str, spec, input_name, output_name, as_json: bool) -> None:
     help="Images of the teacher's own domain (its training or validation data), any source form.",
 )
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write here (default: MODEL in place).")
+@click.option(
+    "--classes",
+    default=None,
+    help="The model's class names in output order, comma-separated or a file with one per line "
+    "(stored as labelcast.classes; payloads carry them to the devices).",
+)
 @preprocess_option()
 @io_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def calibrate(model: str, data: str, out: str | None, spec, input_name, output_name, as_json: bool) -> None:
+def calibrate(model: str, data: str, out: str | None, classes, spec, input_name, output_name, as_json: bool) -> None:
     """Describe MODEL once: store its preprocessing and its median confidence on its own domain."""
     import numpy as np
 
     from ...datasets.sources import SourceError, open_source
-    from ...receiver.errors import ModelError
     from ..teacher import calibrate as do_calibrate
 
     try:
@@ -240,15 +237,35 @@ def calibrate(model: str, data: str, out: str | None, spec, input_name, output_n
     except SourceError as e:
         raise click.BadParameter(str(e), param_hint="--data") from None
     try:
-        res = do_calibrate(model, x, out, preprocess=parse_spec(spec), input_name=input_name, output_name=output_name)
-    except ModelError as e:
-        raise click.UsageError(str(e)) from None
+        res = do_calibrate(
+            model,
+            x,
+            out,
+            preprocess=parse_spec(spec),
+            input_name=input_name,
+            output_name=output_name,
+            classes=_class_list(classes),
+        )
     except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--data / --preprocess") from None
+        hint = "--classes" if "class names" in str(e) else "--data / --preprocess"
+        raise click.BadParameter(str(e), param_hint=hint) from None
     for n in res.notes:
         click.echo(n, err=True)
     lines = [
         f"{res.model}: median confidence {res.train_confidence:.4f} over {res.images} images "
         "(labelcast.train_confidence), preprocessing stored (labelcast.preprocess)"
+        + (f", classes {', '.join(res.classes)} (labelcast.classes)" if classes else "")
     ]
-    emit(res.__dict__, as_json, lines)
+    emit(dict(res), as_json, lines)
+
+
+def _class_list(value: str | None) -> list[str] | None:
+    """``--classes``: a file with one name per line, or the names separated by commas."""
+    if value is None:
+        return None
+    p = Path(value)
+    names = p.read_text(encoding="utf-8").splitlines() if p.is_file() else value.split(",")
+    names = [n.strip() for n in names if n.strip()]
+    if not names:
+        raise click.BadParameter("no class names given", param_hint="--classes")
+    return names

@@ -210,3 +210,109 @@ def test_send_config_target_also_takes_arrays(data):
         load_target(cfg, SimpleNamespace(manifest=SimpleNamespace(item_shape=(16, 16, 1))))
     with pytest.raises(SourceError, match="uint8"):
         load_target(SendConfig(plan=PlanSettings(target=(x / 255, y, names))), store)
+
+
+def test_results_are_typed_objects_with_to_json(data, teacher, tmp_path):
+    import json
+
+    from labelcast import EvaluateResult
+
+    x, y, names = data
+    res = evaluate(teacher, x, y, class_names=names)
+    assert isinstance(res, EvaluateResult) and res.accuracy == res["accuracy"] and res.n_items == len(x)
+    assert set(res.per_class_accuracy) == set(names)
+    assert json.loads(res.to_json(tmp_path / "eval.json")) == json.loads((tmp_path / "eval.json").read_text())
+    assert json.loads(res.to_json())["accuracy"] == res.accuracy
+
+
+def test_train_and_export_returns_the_model_its_validation_accuracy_and_epochs(data, tmp_path):
+    import torch
+
+    from labelcast import TrainResult
+
+    x, y, names = data
+    got = train_and_export(x, y, names, tmp_path / "t.onnx", TINY, validation=0.2)
+    assert isinstance(got, TrainResult) and isinstance(got.model, torch.nn.Module)
+    assert got.epochs == TINY.epochs and got.path == tmp_path / "t.onnx"
+    assert got.validation_items == 48 and got.n_items == 192 and 0 <= got.validation_accuracy <= 1
+    assert "model" not in got.to_json()  # the JSON is the report; the model rides beside it
+    assert evaluate(got.path, x, y).n_items == 240  # the file it names is the exported model
+
+
+def test_calibrate_classes_stores_names_a_payload_carries(data, teacher, tmp_path):
+    from labelcast import Calibration, Teacher, calibrate
+
+    x, _, _ = data
+    named = ["low", "middle", "high"]
+    got = calibrate(teacher, x, tmp_path / "named.onnx", classes=named)
+    assert isinstance(got, Calibration) and got.classes == named
+    assert Teacher(tmp_path / "named.onnx").classes == named
+    with pytest.raises(ValueError, match="2 class names for a model with 3 outputs"):
+        calibrate(teacher, x, tmp_path / "bad.onnx", classes=named[:2])
+
+
+def test_class_names_travel_by_default_when_they_fit_a_share_of_the_budget():
+    from labelcast import SendConfig
+    from labelcast.sender.send import NAMES_SHARE, class_names_for
+
+    names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+    cost = len("\n".join(names).encode()) + 2
+    sent, info = class_names_for(SendConfig(), names, 2560)
+    assert sent == names and info["sent"] and info["bytes"] == cost and "default" in info["why"]
+    sent, info = class_names_for(SendConfig(), names, 270)  # one SBD message: the labels need the bytes
+    assert sent is None and not info["sent"] and cost > NAMES_SHARE * 270
+    assert class_names_for(SendConfig(class_names=True), names, 270)[0] == names
+    assert class_names_for(SendConfig(class_names=False), names, 1 << 20)[0] is None
+    assert "teacher calibrate --classes" in class_names_for(SendConfig(), None, 4096)[1]["why"]
+
+
+def test_the_planner_cache_folder_is_a_parameter(tmp_path, monkeypatch):
+    from labelcast import PlanConfig
+    from labelcast.sender.plan import _cache_root
+
+    monkeypatch.setenv("LABELCAST_CACHE_DIR", str(tmp_path / "env"))
+    assert _cache_root(PlanConfig(cache_dir=tmp_path / "mine")) == tmp_path / "mine"
+    assert _cache_root(PlanConfig()) == tmp_path / "env" / "plans"
+    assert "cache_dir" in PlanConfig.__doc__
+
+
+def _public():
+    import inspect
+
+    for name in labelcast.__all__:
+        if name.startswith("__"):
+            continue
+        obj = getattr(labelcast, name)
+        if inspect.isfunction(obj):
+            yield name, obj
+        elif inspect.isclass(obj):
+            for mname, m in vars(obj).items():
+                if inspect.isfunction(m) and not mname.startswith("_"):
+                    yield f"{name}.{mname}", m
+
+
+def test_every_public_function_has_a_return_annotation():
+    import inspect
+
+    missing = [n for n, f in _public() if inspect.signature(f).return_annotation is inspect.Signature.empty]
+    assert not missing, missing
+
+
+def test_config_fields_are_documented_in_their_docstrings():
+    import dataclasses
+
+    for name in labelcast.__all__:
+        obj = getattr(labelcast, name, None)
+        if isinstance(obj, type) and dataclasses.is_dataclass(obj) and name.endswith(("Config", "Settings", "Recipe")):
+            doc = obj.__doc__ or ""
+            undocumented = [f.name for f in dataclasses.fields(obj) if f"\n        {f.name}: " not in doc]
+            assert "Attributes:" in doc and not undocumented, (name, undocumented)
+
+
+def test_the_api_reference_lists_every_public_name_and_is_current():
+    from labelcast._apidoc import SECTIONS, render
+
+    listed = {n for _, names in SECTIONS for n in names}
+    assert set(labelcast.__all__) - {"__version__"} <= listed
+    committed = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
+    assert render() == committed, "docs/api.md is stale: run `make docs`"

@@ -40,6 +40,10 @@ def test_the_readme_python_snippet_runs_on_a_small_folder(tmp_path, monkeypatch)
     ns: dict = {}
     exec(compile(snippet, str(README), "exec"), ns)
     rep, got = ns["rep"], ns["got"]
-    assert rep["framed_bytes"] <= 4096 and rep["selected_items"] > 0
+    assert rep.framed_bytes <= 4096 and rep.labels > 0 and ns["teacher"].validation_items > 0
     assert (tmp_path / "device" / "student.onnx").is_file() and got["student"]
+    # class names travel by default: the device's student says which class, by name
+    from labelcast.receiver.serve import load_classifier
+
+    assert rep.class_names_sent and load_classifier(tmp_path / "device" / "student.onnx").classes == ns["names"]
     assert (tmp_path / "state").is_dir() and not (tmp_path / "never-used").exists()

@@ -50,8 +50,6 @@ def test_send_plan_reports_every_candidate_and_sends_the_best_within_the_budget(
         "1350",
         "--target",
         "npy:target.npy",
-        "--plan-seconds",
-        "300",
         # the plan's shape, choice rule, budget and cache are what is checked here, not how long each simulated
         # student trains: short simulations and a short distillation (the bench runs the defaults)
         "--plan-train-samples",
@@ -80,6 +78,39 @@ def test_send_plan_reports_every_candidate_and_sends_the_best_within_the_budget(
     again = json.loads(out.splitlines()[-1])
     assert again["plan"]["cached"] and again["plan"]["choice"] == plan["choice"]
     assert again["payload_bytes"] == rep["payload_bytes"]
+
+
+@pytest.mark.slow
+def test_the_same_send_on_a_loaded_machine_writes_the_same_payload_bytes(tmp_path):
+    """The planner is bounded by work, not by the clock: a second run beside two CPU-bound processes (and
+    with its own plan cache, so it plans again) writes byte for byte the payload of the first."""
+    import subprocess
+    import sys
+
+    from labelcast import LinkSettings, PlanConfig, PlanSettings, SendConfig, send
+
+    _scene(tmp_path)
+    plan = PlanConfig(train_samples=500, distill_iters=5, distill_ipc=4, candidates=4)  # labels, DM, exemplars, hybrid
+    target = (np.load(tmp_path / "target.npy")[..., None], np.load(tmp_path / "target-labels.npy"), list("abcd"))
+
+    def run(name: str) -> bytes:
+        cfg = SendConfig(
+            link=LinkSettings(budget=1350),
+            plan=PlanSettings(target=target, config=PlanConfig(**{**plan.__dict__, "cache_dir": tmp_path / name})),
+            sequence=1,
+        )
+        rep = send(tmp_path / "t.onnx", tmp_path / "ref", tmp_path / "keys/sender.key", tmp_path / name, cfg, now=1e9)
+        assert rep["plan"]["cached"] is False and rep["plan"]["choice"]
+        return (tmp_path / name / "payload.lcst").read_bytes()
+
+    quiet = run("idle")
+    burn = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        loaded = run("loaded")
+    finally:
+        for p in burn:
+            p.kill()
+    assert loaded == quiet
 
 
 def test_without_target_data_auto_says_the_planner_is_off(tmp_path):
@@ -165,6 +196,46 @@ def test_a_hybrid_payload_trains_on_labels_and_exemplars_and_leaves_the_store_al
     assert (tmp_path / "ref" / "items.u8").read_bytes() == before
 
 
+def test_an_exemplars_only_payload_trains_through_receive(tmp_path):
+    """The planner may send no labels at all ("exemplars only", "distilled only"): the device trains on the
+    exemplars alone through the real receive (an empty read of the store is no error)."""
+    import time
+
+    from labelcast.codec.keys import TrustSet, generate_keypair, load_private_key
+    from labelcast.codec.payload import build_payload
+    from labelcast.receiver.receive import ReceiveConfig, receive
+    from labelcast.receiver.train import StudentConfig
+    from labelcast.sender.exemplars import make_exemplars
+    from tests.conftest import make_store
+
+    store = ReferenceStore(make_store(tmp_path / "ref", n=300))
+    assert store.read(np.zeros(0, np.int64)).shape == (0, *store.manifest.item_shape)
+    priv, pub = generate_keypair(tmp_path / "keys")
+    imgs = np.random.default_rng(1).integers(0, 255, (12, 8, 8, 1), dtype=np.uint8)
+    data, _ = build_payload(
+        np.zeros(0, np.int64),
+        np.zeros(0, np.int64),
+        n_items=300,
+        classes=3,
+        root=store.root,
+        key=load_private_key(priv),
+        sequence=1,
+        expires_at=int(time.time()) + 600,
+        exemplars=make_exemplars(imgs, np.arange(12) % 3, "png", 0),
+    )
+    (tmp_path / "p.lcst").write_bytes(data)
+    rep = receive(
+        tmp_path / "p.lcst",
+        store,
+        TrustSet.from_files([pub]),
+        tmp_path / "dev",
+        ReceiveConfig(student=StudentConfig(train_samples=300)),
+        state_dir=tmp_path / "state",
+    )
+    assert rep["training"]["training_set"]["reference_items"] == 0 and rep["exemplars"] == 12
+    assert (tmp_path / "dev" / "student.onnx").is_file()
+
+
 def test_a_v1_payload_from_the_previous_release_opens_and_trains_unchanged(tmp_path):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -216,7 +287,7 @@ def test_exemplar_candidates_come_before_the_other_label_recipes():
     assert "distilled only" not in real and real[2] == "hybrid: 90 % exemplars + far_easy"
 
 
-def test_a_plan_cut_short_by_its_bound_tries_one_candidate_and_is_not_cached(tmp_path):
+def test_a_plan_capped_at_one_candidate_tries_one_and_is_not_cached(tmp_path):
     import hashlib
     from types import SimpleNamespace
 
@@ -238,7 +309,7 @@ def test_a_plan_cut_short_by_its_bound_tries_one_candidate_and_is_not_cached(tmp
     key = Ed25519PrivateKey.from_private_bytes(bytes(32))
     spec = PayloadSpec(key, root, 400, np.array([400]), 1, 2**33)
     budget = LinkBudget(load_link("iridium-sbd-mt"), 1350)
-    cfg = PlanConfig(seconds=0.0, train_samples=500, distill_iters=3, distill_ipc=4, cache=str(tmp_path / "plans"))
+    cfg = PlanConfig(candidates=1, train_samples=500, distill_iters=3, distill_ipc=4, cache_dir=str(tmp_path / "plans"))
     res = plan_payload(scored, spec, budget, target, SelectConfig(strategy="auto"), load_device("cpu-small"), cfg)
     tried = [c for c in res["candidates"] if c["predicted_accuracy"] is not None]
     assert len(tried) == 1 and res["choice"] == tried[0]["name"] == res["candidates"][0]["name"]

@@ -14,7 +14,12 @@ metadata). Then, only through the CLI:
 3. ``labelcast reference build builtin:fashion`` (28×28 grey, the default grouping), ``send
    --budget B`` (8 KiB), ``receive`` (the device's default student) and ``evaluate`` the student.
 
-It prints the teacher's and the student's accuracy and their ratio (goal ≥ 0.90).
+Then the same steps for a classic-ML teacher (#38): a scikit-learn MLP on flattened pixels, exported by
+skl2onnx with its default options (a label output and a ZipMap of probabilities), trained in a
+throwaway environment the benchmark makes (``--no-sklearn`` skips it), declared with the spec
+``{"size": 28, "layout": "flat"}``.
+
+It prints each teacher's and student's accuracy and their ratio (goal ≥ 0.90).
 """
 
 from __future__ import annotations
@@ -113,30 +118,62 @@ def lc(*args, cwd: Path) -> dict:
     return json.loads(r.stdout.splitlines()[-1])
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--workdir", default="out/bench/byo")
-    ap.add_argument("--budget", type=int, default=8192)
-    ap.add_argument("--seeds", type=int, default=1)
-    ap.add_argument("--json", default=None)
-    a = ap.parse_args()
-    wd = Path(a.workdir)
-    wd.mkdir(parents=True, exist_ok=True)
-    secs = user_model(wd / "user.onnx")
-    cal = lc(
-        "teacher", "calibrate", "user.onnx", "--data", "builtin:fashion:train", "--preprocess", json.dumps(SPEC), cwd=wd
+SKLEARN_SPEC = {"size": 28, "channels": 1, "layout": "flat", "output": "probs"}
+SKLEARN_TRAIN = """
+import sys, time
+import numpy as np
+from sklearn.neural_network import MLPClassifier
+from skl2onnx import convert_sklearn
+from skl2onnx.common.data_types import FloatTensorType
+
+z = np.load(sys.argv[1])
+x = z["x"].reshape(len(z["x"]), -1).astype(np.float32) / 255  # flattened pixels, row-major H, W, C
+t = time.time()
+clf = MLPClassifier(hidden_layer_sizes=(256,), max_iter=25, random_state=0).fit(x, z["y"])
+onx = convert_sklearn(clf, initial_types=[("input", FloatTensorType([None, x.shape[1]]))])  # default options: ZipMap
+open(sys.argv[2], "wb").write(onx.SerializeToString())
+print(round(time.time() - t, 1))
+"""
+
+
+def sklearn_model(wd: Path) -> float:
+    """A scikit-learn MLP on flattened Fashion-MNIST pixels, exported by skl2onnx with its default options
+    (a label output and a ZipMap of probabilities), built in a throwaway environment: labelcast does not
+    depend on scikit-learn. Returns the seconds it took to train."""
+    import numpy as np
+
+    from labelcast.datasets.builtin import target
+
+    env = (wd / "sklearn-env").absolute()
+    if not (env / "bin" / "python").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(env)], check=True)
+        subprocess.run(
+            [str(env / "bin" / "pip"), "install", "-q", "numpy", "scikit-learn", "skl2onnx", "onnx"], check=True
+        )
+    x, y, _ = target("fashion", "train")
+    np.savez(wd / "fashion-train.npz", x=x, y=y)
+    (wd / "train_sklearn.py").write_text(SKLEARN_TRAIN)
+    r = subprocess.run(
+        [str(env / "bin" / "python"), "train_sklearn.py", "fashion-train.npz", "sklearn.onnx"],
+        cwd=wd,
+        check=True,
+        capture_output=True,
+        text=True,
     )
-    teacher = lc("evaluate", "user.onnx", "--data", "builtin:fashion:test", cwd=wd)
-    if not (wd / "ref" / "manifest.lcm").exists():
-        lc("reference", "build", "builtin:fashion", "--out", "ref", cwd=wd)
-    if not (wd / "keys" / "sender.key").exists():
-        lc("keygen", "--out", "keys", cwd=wd)
+    return float(r.stdout.split()[-1])
+
+
+def run_teacher(model: str, spec: dict, described: str, wd: Path, a) -> tuple[dict, dict, list[dict]]:
+    """Calibrate, evaluate, send over the fashion store, receive and evaluate the student, per seed."""
+    cal = lc("teacher", "calibrate", model, "--data", "builtin:fashion:train", "--preprocess", json.dumps(spec), cwd=wd)
+    teacher = lc("evaluate", model, "--data", "builtin:fashion:test", cwd=wd)
     rows = []
     for seed in range(a.seeds):
+        tag = f"{Path(model).stem}{seed}"
         sent = lc(
             "send",
             "--teacher",
-            "user.onnx",
+            model,
             "--reference",
             "ref",
             "--key",
@@ -146,28 +183,29 @@ def main() -> None:
             "--seed",
             seed,
             "--out",
-            f"outbox{seed}",
+            f"outbox-{tag}",
             "--force",
             cwd=wd,
         )
         lc(
             "receive",
-            f"outbox{seed}/frames",
+            f"outbox-{tag}/frames",
             "--reference",
             "ref",
             "--trust",
             "keys/sender.pub",
             "--out",
-            f"device{seed}",
+            f"device-{tag}",
             "--state",
-            f"state{seed}",
+            f"state-{tag}",
             cwd=wd,
         )
-        student = lc("evaluate", f"device{seed}/student.onnx", "--data", "builtin:fashion:test", cwd=wd)
+        student = lc("evaluate", f"device-{tag}/student.onnx", "--data", "builtin:fashion:test", cwd=wd)
         rows.append(
             {
+                "teacher": model,
                 "seed": seed,
-                "teacher_spec": "nhwc 32×32×3, mean/std 0.5, softmax output",
+                "teacher_spec": described,
                 "teacher_acc": teacher["accuracy"],
                 "framed_bytes": sent["framed_bytes"],
                 "labels": sent["selected_items"],
@@ -176,8 +214,37 @@ def main() -> None:
                 "ratio": round(student["accuracy"] / teacher["accuracy"], 3),
             }
         )
-    table(rows, list(rows[0]), f"a user's own teacher ({secs:.0f} s to train), {a.budget} B on iridium-sbd-mt")
-    write_json(a.json, {"calibration": cal, "teacher": teacher, "rows": rows})
+    return cal, teacher, rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workdir", default="out/bench/byo")
+    ap.add_argument("--budget", type=int, default=8192)
+    ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--no-sklearn", action="store_true", help="skip the scikit-learn teacher (needs PyPI)")
+    ap.add_argument("--no-torch", action="store_true", help="skip the torch teacher")
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args()
+    wd = Path(a.workdir)
+    wd.mkdir(parents=True, exist_ok=True)
+    if not (wd / "ref" / "manifest.lcm").exists():
+        lc("reference", "build", "builtin:fashion", "--out", "ref", cwd=wd)
+    if not (wd / "keys" / "sender.key").exists():
+        lc("keygen", "--out", "keys", cwd=wd)
+    secs, out = {}, {}
+    if not a.no_torch:
+        secs["user.onnx"] = user_model(wd / "user.onnx")
+        out["torch"] = run_teacher("user.onnx", SPEC, "nhwc 32×32×3, mean/std 0.5, softmax output", wd, a)
+    if not a.no_sklearn:
+        secs["sklearn.onnx"] = sklearn_model(wd)
+        out["sklearn"] = run_teacher("sklearn.onnx", SKLEARN_SPEC, "flat 784, /255, ZipMap probabilities", wd, a)
+    rows = [r for _, _, rs in out.values() for r in rs]
+    table(rows, list(rows[0]), f"teachers users bring ({secs} s to train), {a.budget} B on iridium-sbd-mt")
+    write_json(
+        a.json,
+        {k: {"calibration": c, "teacher": t, "rows": r, "train_seconds": secs} for k, (c, t, r) in out.items()},
+    )
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
     python benchmarks/codec.py [--quick] [--json out/bench/codec.json]
 
 (a) random selections at N ∈ {70k, 1.28M, 14.2M}, k/N ∈ {0.5%, 1%, 5%}, C ∈ {10, 100, 1000};
-(b) the shared ImageNet-21K-scale selection (../shared/bench/in21k_selection.py, seeds 0-2).
+(b) the ImageNet-21K-scale selection emulated by benchmarks/in21k_selection.py (seeds 0-2).
 
 Bytes are index set + labels. bound_B is the source's information (log2 C(N,k) + k·log2 C,
 the random cases' labels being uniform); emp_bound_B uses the labels' empirical entropy
@@ -37,7 +37,7 @@ from labelcast.codec.indexset import decode_indices, encode_indices, log2_binomi
 from labelcast.codec.labels import decode_labels, encode_labels  # noqa: E402
 from labelcast.codec.payload import build_payload  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "bench" / "in21k_selection.py"
+IN21K = Path(__file__).resolve().parent / "in21k_selection.py"  # the emulation, in this repository
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(32))
 ROOT = hashlib.sha256(b"bench").digest()
 
@@ -155,9 +155,7 @@ def main() -> None:
     for seed in (0,) if a.quick else (0, 1, 2):
         with tempfile.TemporaryDirectory() as d:
             out = Path(d) / "sel.npz"
-            subprocess.run(
-                [sys.executable, str(SHARED), str(out), "--seed", str(seed)], check=True, capture_output=True
-            )
+            subprocess.run([sys.executable, str(IN21K), str(out), "--seed", str(seed)], check=True, capture_output=True)
             z = np.load(out)
             in21.append(
                 run_case(f"in21k seed {seed}", z["indices"], z["labels"], int(z["n"]), 200, z["group_sizes"], reps=3)

@@ -312,8 +312,8 @@ outcome. Regenerate this table with:
 
     python benchmarks/reliability.py --doc docs/reliability.md
 
-Also covered by the test suite (`tests/`): 100,000 fuzzed decoder inputs per CI
-run (`tests/codec/test_fuzz.py`; the large run is `make fuzz`, which also runs the
+Also covered by the test suite (`tests/`): 40,000 fuzzed decoder inputs per
+`make test-slow` run (`tests/codec/test_fuzz.py`; the large run is `make fuzz`, which also runs the
 coverage-guided atheris targets for the payload decoder, the frame reassembler
 and the manifest reader, `benchmarks/atheris_fuzz.py`), disk full while
 writing a checkpoint (the previous checkpoint stays intact), an unwritable

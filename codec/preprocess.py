@@ -12,7 +12,9 @@ optional, defaults in brackets):
 ``scale``     pixel multiplier before mean/std      [1/255]
 ``mean``      per channel, after scaling, in the model's channel order  [0]
 ``std``       per channel, after scaling            [1]
-``layout``    ``"nchw"`` or ``"nhwc"``               ["nchw"]
+``layout``    ``"nchw"``, ``"nhwc"`` or ``"flat"``   ["nchw"]
+              (flat: N × H·W·C, each image flattened row-major over H, W, C — after size,
+              channels, scale and mean/std — for classic ML models on pixel features)
 ``order``     ``"rgb"`` or ``"bgr"`` channel order   ["rgb"]
 ``output``    ``"logits"``, ``"probs"`` (the model ends in a softmax) or ``"log_probs"``  ["logits"]
 
@@ -34,7 +36,7 @@ import numpy as np
 __all__ = ["Preprocess", "PRESETS", "resize", "resize_bilinear", "SPEC_KEYS", "check_images"]
 
 SPEC_KEYS = ("size", "channels", "scale", "mean", "std", "layout", "order", "output")
-LAYOUTS = ("nchw", "nhwc")
+LAYOUTS = ("nchw", "nhwc", "flat")
 ORDERS = ("rgb", "bgr")
 OUTPUTS = ("logits", "probs", "log_probs")
 _PROB_FLOOR = 1e-12  # log(p) of a probability output is taken at no less than this
@@ -98,7 +100,7 @@ class Preprocess:
     scale: float = 1 / 255  # pixel multiplier applied before mean/std
     mean: tuple[float, ...] = (0.0,)  # per channel, after scaling (the model's channel order)
     std: tuple[float, ...] = (1.0,)  # per channel, after scaling
-    layout: str = "nchw"  # the model's input layout: nchw or nhwc
+    layout: str = "nchw"  # the model's input layout: nchw, nhwc or flat (N × H·W·C, row-major H, W, C)
     order: str = "rgb"  # the model's channel order: rgb or bgr
     output: str = "logits"  # what the model outputs: logits, probs or log_probs
 
@@ -135,11 +137,17 @@ class Preprocess:
 
     def input_shape(self, batch: int | str = "N") -> tuple:
         h, w = self.hw
+        if self.layout == "flat":
+            return (batch, h * w * self.channels)
         return (batch, self.channels, h, w) if self.layout == "nchw" else (batch, h, w, self.channels)
 
     def describe(self) -> str:
-        """The input shape in words, e.g. ``nhwc 1×24×32×3``."""
-        return f"{self.layout} " + "×".join(str(d) for d in self.input_shape("N"))
+        """The input shape in words, e.g. ``nhwc 1×24×32×3`` or ``flat N×784 (28×28×1, row-major H, W, C)``."""
+        shape = "×".join(str(d) for d in self.input_shape("N"))
+        if self.layout == "flat":
+            h, w = self.hw
+            return f"flat {shape} ({h}×{w}×{self.channels}, row-major H, W, C)"
+        return f"{self.layout} {shape}"
 
     def affine(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-channel float32 ``(a, b)``: the model's input is ``pixel · a + b`` (``a = scale/std``,
@@ -167,7 +175,7 @@ class Preprocess:
         out = np.empty(x.shape, dtype=np.float32)
         np.multiply(x, a, out=out, casting="unsafe")
         out += b
-        return out
+        return out.reshape(self.input_shape(out.shape[0])) if self.layout == "flat" else out
 
     def as_logits(self, out: np.ndarray) -> np.ndarray:
         """Model output → scores whose softmax is the model's distribution (log-probabilities for

@@ -140,6 +140,14 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug or os.environ.get("LABELCAST_DEBUG") == "1"
 
 
+class InputError(click.ClickException):
+    """Input the command cannot work on that is not a mistyped option (a store that already exists, a class
+    without images, a payload that does not apply): ``Error: …`` and exit status 2, without the usage line
+    that says the command was typed wrong."""
+
+    exit_code = 2
+
+
 def emit(result: dict, as_json: bool, lines: list[str] | None = None) -> None:
     """Print a command's result: human lines, or one JSON object as the last line."""
     if as_json:

@@ -70,8 +70,28 @@ class GuessedPreprocessWarning(UserWarning):
     accuracy it reports may be wrong. Store one with ``teacher calibrate`` or pass a spec."""
 
 
+def _guess_flat(shape: list) -> tuple[Preprocess, str]:
+    """A flat (N × D float) input: square grey images when D is a square, square RGB when D/3 is."""
+    d = shape[1] if isinstance(shape[1], int) else None
+    side = int(round(d**0.5)) if d else 0
+    side3 = int(round((d / 3) ** 0.5)) if d and d % 3 == 0 else 0
+    if d and side * side == d:
+        c, s = 1, side
+    elif d and side3 * side3 * 3 == d:
+        c, s = 3, side3
+    else:
+        raise ModelError(
+            f"the input is {shape_text(shape)}: flat features, but {d} is neither H×W nor H×W×3 of a square image; "
+            'declare it, e.g. --preprocess \'{"size": [H, W], "channels": 1, "layout": "flat"}\''
+        )
+    why = f"the input is {shape_text(shape)}: flat pixel features, {s}×{s}×{c} row-major (H, W, C)"
+    return Preprocess(s, c, 1 / 255, (0.0,), (1.0,), "flat"), why + "; pixels / 255, no mean/std (a guess)"
+
+
 def _guess(shape: list) -> tuple[Preprocess, str]:
     """A preprocessing guessed from an input shape, and why."""
+    if len(shape) == 2:
+        return _guess_flat(shape)
     dims = [d if isinstance(d, int) else None for d in shape]
     c1, c3 = dims[1], dims[3]
     if c3 in (1, 3) and c1 not in (1, 3):
@@ -83,6 +103,15 @@ def _guess(shape: list) -> tuple[Preprocess, str]:
     if (c, h, w) == (3, 224, 224):
         return replace(PRESETS["imagenet"], layout=layout), why + "; 3×224×224 is taken as ImageNet mean/std"
     return Preprocess((h, w), c, 1 / 255, (0.0,), (1.0,), layout), why + "; pixels / 255, no mean/std (a guess)"
+
+
+def _is_label(o) -> bool:
+    """A predicted-label output: a rank-1 int64 or string tensor (a classic classifier's ``label``)."""
+    return o.type in ("tensor(int64)", "tensor(string)") and len(o.shape) == 1
+
+
+def _is_zipmap(o) -> bool:
+    return o.type.startswith("seq(map(")
 
 
 def resolve_spec(spec) -> Preprocess | TextPreprocess | None:
@@ -132,6 +161,7 @@ class OnnxClassifier:
 
         self.path = Path(path)
         self.notes: list[str] = []
+        self._classic = False  # a label output beside the scores: a classic classifier's probabilities
         chain, note = providers_for(providers)
         if note:
             self.notes.append(note)
@@ -146,17 +176,29 @@ class OnnxClassifier:
         self.provider = self.session.get_providers()[0]
         self.meta = self.session.get_modelmeta().custom_metadata_map
         inp = self._pick(self.session.get_inputs(), input_name or self._stored("input"), "input", "--input")
-        out = self._pick(self.session.get_outputs(), output_name or self._stored("output"), "output", "--output")
+        out = self._pick_output(self.session.get_outputs(), output_name or self._stored("output"))
         self.input_name, self.output_name = inp.name, out.name
+        self.zipmap: list | None = None  # a ZipMap output's class keys, in the model's class order
         self.input_shape = list(inp.shape)
         text = "int64" in inp.type or "labelcast.tokenizer" in self.meta or isinstance(preprocess, TextPreprocess)
         self.modality = "text" if text else "image"
         self.preprocess, self.spec_source = self._resolve_text(preprocess) if text else self._resolve(preprocess)
         self._check_text_input(inp) if text else self._check_input(inp)
+        if (
+            self._classic
+            and self.spec_source == "guessed"
+            and self.preprocess.output == "logits"
+            and not _is_zipmap(out)
+        ):
+            self.preprocess = replace(self.preprocess, output="probs")
+            self.notes.append(f"guessed: {out.name} beside a label output holds probabilities")
         b = self.input_shape[0]
         self.static_batch = b if isinstance(b, int) and b > 0 else None
         names = self._stored("classes")
         self.classes: list[str] | None = names if isinstance(names, list) else None
+        if _is_zipmap(out):
+            self._use_zipmap(out)
+            return
         oshape = list(out.shape)
         if len(oshape) != 2:
             raise ModelError(f"{self.path}: output {out.name} is {shape_text(oshape)}; a classifier outputs N×classes")
@@ -187,6 +229,63 @@ class OnnxClassifier:
             raise ModelError(f"{self.path} has {len(items)} {what}s ({', '.join(names)}); choose one with {flag} NAME")
         return items[0]
 
+    def _pick_output(self, items, name: str | None):
+        """The scores output: the named one; else the only one; else, for a classic classifier (skl2onnx,
+        onnxmltools) with a predicted-label output beside its probabilities, the probabilities (said in a
+        note). A model that outputs labels only is refused: selection ranks items by their scores."""
+        if name is not None or len(items) == 1:
+            out = self._pick(items, name, "output", "--output")
+            if _is_label(out):
+                raise ModelError(
+                    f"{self.path}: output {out.name} is a predicted label ({out.type}), not class scores; labelcast "
+                    "ranks reference items by the teacher's scores: export the model with its probabilities "
+                    "(skl2onnx and onnxmltools do by default)"
+                )
+            return out
+        scores = [o for o in items if not _is_label(o)]
+        labels = [o.name for o in items if _is_label(o)]
+        if not scores:
+            raise ModelError(
+                f"{self.path} outputs predicted labels only ({', '.join(labels)}); labelcast ranks reference items "
+                "by the teacher's scores: export the model with its probabilities"
+            )
+        if len(scores) == 1 and labels:
+            self.notes.append(
+                f"note: using output {scores[0].name} (class probabilities); {', '.join(labels)} (the predicted "
+                "label) is not used"
+            )
+            self._classic = True
+            return scores[0]
+        return self._pick(items, None, "output", "--output")
+
+    def _use_zipmap(self, out) -> None:
+        """A ZipMap output (a sequence of maps from class to probability): probabilities in the model's class
+        order, taken from the ZipMap node (skl2onnx's ``classlabels_*``); class names from its string keys when
+        the model stores none."""
+        import onnx
+
+        keys = None
+        for node in onnx.load(str(self.path), load_external_data=False).graph.node:
+            if node.op_type == "ZipMap" and out.name in node.output:
+                for a in node.attribute:
+                    if a.name == "classlabels_int64s":
+                        keys = list(a.ints)
+                    elif a.name == "classlabels_strings":
+                        keys = [s.decode() for s in a.strings]
+        if not keys:
+            raise ModelError(f"{self.path}: output {out.name} is a ZipMap without class labels; cannot order them")
+        self.zipmap = keys
+        self.num_classes = len(keys)
+        if isinstance(keys[0], str):  # names; integer keys are class numbers, compared by number
+            self.classes = self.classes or keys
+        if self.preprocess.output != "probs":
+            if self.spec_source == "given" and self.preprocess.output != "logits":
+                raise ModelError(
+                    f"{self.path}: a ZipMap output holds probabilities; the spec says {self.preprocess.output}"
+                )
+            self.preprocess = replace(self.preprocess, output="probs")
+        self.notes.append(f"note: output {out.name} is a ZipMap: read as probabilities over {len(keys)} classes")
+
     def _resolve(self, spec) -> tuple[Preprocess, str]:
         stored = self.meta.get("labelcast.preprocess")
         if spec is not None:
@@ -198,8 +297,10 @@ class OnnxClassifier:
             return pp, "given"
         if stored is not None:
             return Preprocess.from_json(stored), "stored"
-        if len(self.input_shape) != 4:
-            raise ModelError(f"{self.path}: input is {shape_text(self.input_shape)}; an image input is 4-D")
+        if len(self.input_shape) not in (2, 4):
+            raise ModelError(
+                f"{self.path}: input is {shape_text(self.input_shape)}; an image input is 4-D (or 2-D flat features)"
+            )
         pp, why = _guess(self.input_shape)
         note = f"guessed: {why}; declare it with `teacher calibrate --preprocess SPEC`"
         self.notes.append(note)
@@ -243,18 +344,25 @@ class OnnxClassifier:
         if "float" not in inp.type:
             raise ModelError(f"{self.path}: input {inp.name} takes {inp.type}; labelcast feeds float32 images")
         want = pp.input_shape()
-        if len(self.input_shape) != 4 or any(
+        if len(self.input_shape) != len(want) or any(
             isinstance(m, int) and m != w for m, w in zip(self.input_shape[1:], want[1:], strict=True)
         ):
             raise ModelError(
-                f"model input {inp.name} is {shape_text(self.input_shape)}, spec says {pp.layout} "
-                f"{'×'.join(str(d) for d in want[1:])}; fix --preprocess (size, channels, layout)"
+                f"model input {inp.name} is {shape_text(self.input_shape)}, spec says {pp.describe()}; "
+                "fix --preprocess (size, channels, layout)"
             )
+
+    def _scores(self, x: np.ndarray) -> np.ndarray:
+        out = self.session.run([self.output_name], {self.input_name: x})[0]
+        if self.zipmap is not None:  # a list of {class: probability}, one per item
+            keys = self.zipmap
+            return np.array([[m[k] for k in keys] for m in out], dtype=np.float32).reshape(len(out), len(keys))
+        return out
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """Scores for preprocessed input ``x``, in batches of the model's static batch size if it has one."""
         if self.static_batch is None:
-            out = self.session.run([self.output_name], {self.input_name: x})[0]
+            out = self._scores(x)
         else:
             b, n = self.static_batch, x.shape[0]
             parts = []
@@ -262,7 +370,7 @@ class OnnxClassifier:
                 chunk = x[s : s + b]
                 if chunk.shape[0] < b:  # pad the last batch; the padding's scores are dropped
                     chunk = np.concatenate([chunk, np.zeros((b - chunk.shape[0], *chunk.shape[1:]), chunk.dtype)])
-                parts.append(self.session.run([self.output_name], {self.input_name: chunk})[0])
+                parts.append(self._scores(chunk))
             out = np.concatenate(parts)[:n] if parts else np.zeros((0, self.num_classes or 0), np.float32)
         return self.preprocess.as_logits(out)
 

@@ -247,7 +247,10 @@ class Teacher(OnnxClassifier):
                 "shape": shape_text(self.input_shape),
                 "layout": getattr(self.preprocess, "layout", "token ids"),
             },
-            "outputs": [{"name": o.name, "shape": shape_text(o.shape)} for o in self.session.get_outputs()],
+            "outputs": [
+                {"name": o.name, "shape": shape_text(o.shape) if o.shape else o.type}
+                for o in self.session.get_outputs()
+            ],
             "output_used": self.output_name,
             "static_batch": self.static_batch,
             "classes": self.num_classes,

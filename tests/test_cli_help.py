@@ -103,3 +103,16 @@ def test_every_send_option_named_like_a_config_field_reaches_that_field():
     for name in {p.name for p in send.params} - inputs - selection:
         field = name.removeprefix("plan_")
         assert field in leaves, f"--{name} reaches no config field"
+
+
+def test_an_error_of_the_data_prints_no_usage_line(tmp_path):
+    """A usage line says "you typed it wrong"; a store that already exists is not a typing error (exit 2, no
+    usage line). Options that contradict each other are (a ConfigError, with the usage line: test_plan.py)."""
+    import numpy as np
+
+    from tests.conftest import run_cli
+
+    np.save(tmp_path / "pool.npy", np.zeros((20, 8, 8), np.uint8))
+    assert run_cli("reference", "build", "npy:pool.npy", "--out", "ref", cwd=tmp_path)[0] == 0
+    code, _, err = run_cli("reference", "build", "npy:pool.npy", "--out", "ref", cwd=tmp_path)
+    assert code == 2 and "already holds a reference store" in err and "Usage:" not in err

@@ -145,12 +145,23 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-COMPETITORS = ("images", "distilled", "random", "labelcast")  # what labelcast-auto must never lose to
+def _competitors(sc: dict, b: int) -> list[dict]:
+    """Every line the table shows at budget ``b`` but labelcast-auto's own: the methods run at that budget,
+    and the fixed-size ones (the models, the whole pool labelled) whose bytes fit it."""
+    out = []
+    for s in sc["summary"]:
+        if s["method"] == "labelcast-auto" or s["mean"] is None:
+            continue
+        if s["budget"] == b or (s["budget"] is None and s["bytes"] is not None and s["bytes"] <= b):
+            name = s["method"] + (f" {s['variant']}" if s.get("variant") and s["variant"] != "-" else "")
+            out.append({**s, "method": name})
+    return out
 
 
 def planner_rows(sc: dict, budgets) -> list[dict]:
     """Per budget: the planner's choice, its prediction (validation slice, short schedule) against the
-    measured accuracy (test split, the recipe), and labelcast-auto against the best competitor."""
+    measured accuracy (test split, the recipe), and labelcast-auto against the best of every other line the
+    table shows at that budget (the planner's own hybrid line and the models included)."""
     out = []
     summ = {(s["method"], s["budget"]): s for s in sc["summary"]}
     for b in budgets:
@@ -158,7 +169,7 @@ def planner_rows(sc: dict, budgets) -> list[dict]:
         if not runs:
             continue
         auto = summ[("labelcast-auto", b)]
-        comp = [summ[(m, b)] for m in COMPETITORS if (m, b) in summ and summ[(m, b)]["mean"] is not None]
+        comp = _competitors(sc, b)
         best = max(comp, key=lambda s: s["mean"]) if comp else None
         out.append(
             {
@@ -170,7 +181,7 @@ def planner_rows(sc: dict, budgets) -> list[dict]:
                 "best_other": best["method"] if best else None,
                 "best_other_mean": best["mean"] if best else None,
                 "best_other_std": best["std"] if best else None,
-                # never worse: within one standard deviation (the larger of the two) of the best competitor
+                # never worse: within one standard deviation (the larger of the two) of the best other line
                 "never_worse": best is None or auto["mean"] >= best["mean"] - max(auto["std"], best["std"]),
             }
         )
@@ -184,7 +195,9 @@ def _planner_lines(sc: dict, budgets) -> list[str]:
     lines = [
         "",
         "Planner (`labelcast-auto`): its choice, predicted accuracy (validation slice, short schedule) against"
-        " the measured one (test split, the recipe), and the best of images, distilled, random and labelcast:",
+        " the measured one (test split, the recipe), and the best of every other line in the table at that budget"
+        " (models and the whole pool labelled where their bytes fit). Never worse: within one standard deviation"
+        " (the larger of the two) of that line:",
         "",
         "| budget | choice | predicted | measured | best other | ≥ best − 1 std |",
         "|---|---|---|---|---|---|",

@@ -277,8 +277,8 @@ def _receive_once(input_path, reference, ts, out, cfg, state_dir, dry_run, resum
             rep = do_receive(
                 input_path, reference, ts, out, cfg, state_dir=state_dir, dry_run=dry_run, resume=resume, progress=tick
             )
-    except ValueError as e:  # a student factory or finetune spec that does not apply
-        raise click.ClickException(str(e)) from None  # the data's fault, not the typing: no usage line
+    except ValueError as e:  # --student or --finetune names what does not load or apply: the typing
+        raise click.UsageError(str(e)) from None
     except LabelcastError as e:  # the ground hears of a refusal too; the error still ends the command
         if reporter is not None:
             _report_refused(reporter, input_path, e)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..._progress import bar
-from ...cli import emit
+from ...cli import InputError, emit
 
 
 def _clusters(value: str) -> int | None:
@@ -75,7 +75,7 @@ def build(source, out, size, channels, fit, clusters, force, skip_bad, per_line,
     except SourceError as e:
         raise click.BadParameter(str(e), param_hint="SOURCE") from None
     except (FileExistsError, ValueError) as e:
-        raise click.ClickException(str(e)) from None  # the data's fault, not the typing: no usage line
+        raise InputError(str(e)) from None  # the input's fault, not the typing: no usage line
     what = (
         f"{info['items']} text items ({info['text_bytes']:,} bytes)"
         if info.get("modality") == "text"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..._progress import bar
-from ...cli import emit
+from ...cli import InputError, emit
 from ...errors import ConfigError
 from ..selection import STRATEGIES
 from .teacher import engine_options, teacher_options
@@ -216,7 +216,7 @@ def send(**o) -> None:
     except ConfigError as e:  # options that contradict each other: the typing, so the usage line
         raise click.UsageError(str(e)) from None
     except (FileExistsError, ValueError) as e:
-        raise click.ClickException(str(e)) from None  # the data's fault, not the typing: no usage line
+        raise InputError(str(e)) from None  # the input's fault, not the typing: no usage line
     emit(rep, o["as_json"], _lines(rep, o["out"]))
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..._progress import bar
-from ...cli import emit
+from ...cli import InputError, emit
 from ...receiver.errors import ModelError
 
 _SPEC_HELP = (
@@ -157,7 +157,7 @@ def train(data, labels, out, epochs, width, size, channels, spec, arch, validati
         with bar(cfg.epochs * math.ceil(len(tr) / max(batch, 1)), "teacher", "step") as tick:
             result = train_and_export(x, y, names, out, cfg, tick, validation=validation)
     except ValueError as e:
-        raise click.ClickException(str(e)) from None  # the data's fault, not the typing: no usage line
+        raise InputError(str(e)) from None  # the input's fault, not the typing: no usage line
     res = {"teacher": out, "items": result.n_items, "classes": names, "seconds": result.seconds}
     line = f"teacher {out}: trained on {result.n_items} items, {len(names)} classes in {result.seconds} s"
     if result.validation_items:

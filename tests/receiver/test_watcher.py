@@ -140,3 +140,43 @@ def test_watcher_keeps_frames_of_a_payload_that_failed_for_a_storage_reason(site
     res = watcher(retry_s=3600).run()
     assert res["retrying"] == 1 and res["refused"] == 0
     assert len(list((tmp / "inbox").glob("*.lcf"))) == len(frames(1, 0))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["soft labels", "hybrid", "exemplars only"])
+def test_every_payload_kind_the_planner_sends_trains_through_the_watcher(site, kind):
+    """Labels are every other test's payload; soft labels, labels beside exemplars and exemplars alone (the
+    planner's "distilled only" is the same payload with synthetic images) go through the watcher too."""
+    import time
+
+    from labelcast.codec.payload import build_payload
+    from labelcast.codec.softlabels import soft_from_probs
+    from labelcast.sender.exemplars import make_exemplars
+
+    tmp, _, watcher = site
+    store = ReferenceStore(tmp / "ref")
+    rng = np.random.default_rng(3)
+    idx = np.zeros(0, np.int64) if kind == "exemplars only" else np.sort(rng.choice(store.n, 60, replace=False))
+    lab = rng.integers(0, 3, idx.size)
+    probs = rng.dirichlet(np.ones(3), idx.size)
+    probs[np.arange(idx.size), lab] += 1
+    data, _ = build_payload(
+        idx,
+        lab,
+        n_items=store.n,
+        classes=3,
+        root=store.root,
+        key=load_private_key(tmp / "keys" / "sender.key"),
+        sequence=1,
+        expires_at=int(time.time()) + 600,
+        segments=store.manifest.segments,
+        soft=soft_from_probs(probs / probs.sum(1, keepdims=True), lab) if kind == "soft labels" else None,
+        exemplars=None
+        if kind == "soft labels"
+        else make_exemplars(rng.integers(0, 255, (9, 8, 8, 1), dtype=np.uint8), np.arange(9) % 3, "png", 0),
+    )
+    write_frames(make_frames(data, 64, 34), tmp / "inbox")
+    assert watcher().run()["promoted"] == 1
+    reports = [json.loads(p.read_text()) for p in tmp.rglob("receive-report.json")]
+    assert len(reports) == 1 and reports[0]["training"]["training_set"]["reference_items"] == idx.size
+    assert reports[0]["exemplars"] == (0 if kind == "soft labels" else 9)

@@ -1,0 +1,25 @@
+"""Generated documents match what their committed JSON renders (`make docs`), byte for byte."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load(name: str):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_the_link_tables_are_what_their_committed_json_renders():
+    link = _load("link")
+    doc = (ROOT / "docs" / "link.md").read_text()
+    result = json.loads((ROOT / "docs" / "results" / "link.json").read_text())
+    assert link.splice(doc, link.render(result)) == doc, "docs/link.md is stale: run `make docs`"

@@ -34,6 +34,7 @@ __all__ = [
     "MissingParentError",
     "LockedError",
     "SourceError",
+    "FieldError",
 ]
 
 
@@ -160,6 +161,12 @@ class LockedError(LabelcastError):
     """Another labelcast process (a watcher or a receive) holds this device's state folder."""
 
     exit_code = 21
+
+
+class FieldError(LabelcastError):
+    """A field sketch is malformed, or made for another reference store than the one it is used with."""
+
+    exit_code = 25
 
 
 class SourceError(LabelcastError, ValueError):

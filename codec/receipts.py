@@ -26,6 +26,8 @@ Events (``pid``: the payload id, the first 4 bytes of the payload's SHA-256, as 
     5 MODEL      pid, u8 action: 1 promoted, 2 kept aside, 3 rolled back
     6 HEAD       8 sender key id, uvarint sequence, 8 labelled-set digest prefix: the chain head held
     7 STORE      8 reference root prefix: the store the device holds
+    8 FIELD      u16 drift × 10,000 (Jensen–Shannon bits against the last sketch reported; 65,535: first),
+                 uvarint L, L bytes: the field sketch (``codec/field.py``, ≤ 512 bytes)
 
 Sealed receipts (mode 1) carry the same events encrypted with ChaCha20-Poly1305 under the pair key of the
 device and the ground's sender key (``codec/sealed.py``; the nonce ``"LCRC" ‖ counter`` never meets a
@@ -83,7 +85,17 @@ MAX_STRIPES = 1 << 10  # a payload has at most 65,536 frames in stripes of ≥ 6
 MAX_FRAMES = 1 << 16
 NO_ACCURACY = 0xFFFF
 
-EVENT_TYPES = {1: "accepted", 2: "refused", 3: "partial", 4: "trained", 5: "model", 6: "head", 7: "store"}
+EVENT_TYPES = {
+    1: "accepted",
+    2: "refused",
+    3: "partial",
+    4: "trained",
+    5: "model",
+    6: "head",
+    7: "store",
+    8: "field",
+}
+MAX_SKETCH = 512  # bytes of a field sketch in a receipt
 _CODES = {v: k for k, v in EVENT_TYPES.items()}
 MODEL_ACTIONS = {1: "promoted", 2: "kept aside", 3: "rolled back"}
 
@@ -106,13 +118,15 @@ class Event:
     peak_mb: int = 0  # trained: peak training memory
     action: str = ""  # model: promoted | kept aside | rolled back
     sender: bytes = b""  # head: the sender's key id
+    sketch: bytes = b""  # field: the encoded field sketch
+    drift: float | None = None  # field: divergence from the last sketch reported (None: the first)
 
     def key(self) -> tuple:
         """What a newer event of the same key supersedes (one state per payload, per chain, per store)."""
         if self.kind in ("head",):
             return ("head", self.sender)
-        if self.kind == "store":
-            return ("store",)
+        if self.kind in ("store", "field"):
+            return (self.kind,)
         if self.kind in ("accepted", "refused", "partial"):
             return ("delivery", self.pid)
         return (self.kind, self.pid)
@@ -128,6 +142,7 @@ class Event:
             "trained": ("accuracy", "seconds", "peak_mb"),
             "model": ("action",),
             "head": ("sequence",),
+            "field": ("drift",),
         }.get(self.kind, ())
         d.update({k: getattr(self, k) for k in extra})
         if self.kind == "partial":
@@ -137,6 +152,8 @@ class Event:
             d["digest"] = self.digest.hex()
         if self.sender:
             d["sender"] = self.sender.hex()
+        if self.sketch:
+            d["sketch"] = self.sketch.hex()
         return d
 
 
@@ -210,6 +227,12 @@ def _encode_event(w: Writer, e: Event) -> None:
         w.raw(_prefix(e.digest, "a head event's labelled-set digest"))
     elif e.kind == "store":
         w.raw(_prefix(e.digest, "a store event's root"))
+    elif e.kind == "field":
+        if not 1 <= len(e.sketch) <= MAX_SKETCH:
+            raise ValueError(f"a field event carries a sketch of 1..{MAX_SKETCH} bytes")
+        w.u16(NO_ACCURACY if e.drift is None else round(min(max(e.drift, 0.0), 1.0) * 10_000))
+        w.uvarint(len(e.sketch))
+        w.raw(e.sketch)
 
 
 def encode_receipt(key: Ed25519PrivateKey, counter: int, time: int, events: list[Event] | tuple[Event, ...]) -> bytes:
@@ -337,6 +360,12 @@ def _decode_event(r: Reader) -> Event:
     if kind == "head":
         sender, seq = r.raw(8), r.uvarint(name="sequence")
         return Event(kind, sender=sender, sequence=seq, digest=r.raw(8))
+    if kind == "field":
+        drift = r.u16()
+        if drift > 10_000 and drift != NO_ACCURACY:
+            raise DecodeError(f"receipt: drift {drift} beyond 10,000")
+        sketch = r.raw(r.uvarint(limit=MAX_SKETCH, name="sketch length"))
+        return Event(kind, sketch=sketch, drift=None if drift == NO_ACCURACY else drift / 10_000)
     return Event(kind, digest=r.raw(8))
 
 

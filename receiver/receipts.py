@@ -166,6 +166,37 @@ def status_events(state_dir: str | os.PathLike, root: bytes) -> list[Event]:
     return events
 
 
+def field_event(state_dir: str | os.PathLike, store, source) -> Event | None:
+    """The field sketch of the device's captures ``source`` as a receipt event, with its drift from the last
+    sketch reported (``codec.field.divergence``; the ground flags ≥ ``DRIFT_THRESHOLD``); None when the sketch
+    has not changed since. The group centroids are computed once per store and kept in ``STATE/field``."""
+    import numpy as np
+
+    from ..codec.field import decode_sketch, divergence, encode_sketch, group_centroids, make_sketch
+    from ..codec.storage import atomic_write
+    from .field import field_images
+
+    d = Path(state_dir) / "field"
+    cache = d / f"centroids-{store.root[:8].hex()}.npy"
+    if cache.is_file():
+        cent = np.load(cache)
+    else:
+        cent = group_centroids(store)
+        d.mkdir(parents=True, exist_ok=True)
+        atomic_write(cache, lambda f: np.save(f, cent), what=f"field centroids {cache}")
+    sketch = make_sketch(field_images(source, store), store, cent)
+    data, last = encode_sketch(sketch), d / "last.lcfs"
+    before = last.read_bytes() if last.is_file() else None
+    if before == data:
+        return None
+    drift = None
+    if before is not None:
+        prev = decode_sketch(before)
+        drift = divergence(prev, sketch) if prev.levels.size == sketch.levels.size else 1.0
+    atomic_write(last, data, what=f"field sketch {last}")
+    return Event("field", sketch=data, drift=drift)
+
+
 def partial_event(pid: bytes, needed: list[int], held: tuple[int, bytes] | None) -> Event:
     frames, bits = held if held is not None else (0, None)
     return Event("partial", pid, needed=tuple(needed), frames=frames, held=bits)

@@ -57,6 +57,10 @@ class ReceiveConfig:
         compare_model: ONNX model (the active slot) to score on the validation slice too
         backbone: "auto": start from the store's backbone for the student's arch (REF/backbone-ARCH.safetensors,
             from `student pretrain`) when it is there; "none": random weights; or a path to a backbone file
+        field: the device's own unlabelled captures (any image source form, or a uint8 array): the exported
+            student's outputs are corrected to the class mix of this field (``prior_adapt``)
+        prior_adapt: with ``field``, re-estimate the field's class prior (EM on the student's posteriors) and
+            add ``log(π_field / π_train)`` to the exported student's logits (``--no-prior-adapt``: off)
     """
 
     device: str = "cpu-small"
@@ -66,6 +70,8 @@ class ReceiveConfig:
     preprocess: Preprocess | None = None
     compare_model: str | None = None
     backbone: str = "auto"
+    field: str | np.ndarray | None = None
+    prior_adapt: bool = True
 
 
 def announce_key(state_path: Path, raw_hex: str, by: bytes) -> str:
@@ -237,7 +243,8 @@ def _train_and_export(p, x, step, store, cfg, profile, outp, report, resume, pro
     tinfo["training_set"] = ts.counts
     t = time.time()
     meta = {"payload_sha256": report["payload_sha256"], "sequence": h.sequence, "classes": step.labelled.class_names}
-    exp = export_onnx(model, outp / "student.onnx", pp, h.classes, meta)
+    served = _adapted(model, ts.targets, h.classes, pp, cfg, store, report) if cfg.field is not None else model
+    exp = export_onnx(served, outp / "student.onnx", pp, h.classes, meta)
     if cfg.tensorrt and profile.backend == "tensorrt" and store.kind != "text":
         if tensorrt_available():
             exp.update(build_tensorrt_engine(outp / "student.onnx", outp / "student.engine", profile))
@@ -254,6 +261,39 @@ def _train_and_export(p, x, step, store, cfg, profile, outp, report, resume, pro
             report["validation"]["compare_accuracy"] = evaluate(cfg.compare_model, ts.val_x, ts.val_y)["accuracy"]
     report.update(training=tinfo, export=exp, student=str(outp / "student.onnx"))
     return time.time() - t, model
+
+
+def _adapted(model, targets, classes: int, pp, cfg: ReceiveConfig, store: ReferenceStore, report: dict):
+    """The student corrected to the field's class mix (EM prior re-estimation on its own posteriors over the
+    field images); the report's ``field`` says what ran. The chain keeps the uncorrected model."""
+    import torch
+
+    from .field import adapt_prior, field_images, with_logit_bias
+
+    if store.kind != "image":
+        raise ValueError("--field takes images: prior adaptation is for image stores")
+    x = field_images(cfg.field, store)
+    t = np.asarray(targets)
+    train_prior = t.mean(0) if t.ndim == 2 else np.bincount(t, minlength=classes) / max(len(t), 1)
+    train_prior = np.maximum(train_prior, 1e-6)
+    info = {"images": int(len(x)), "prior_adapt": bool(cfg.prior_adapt), "train_prior": _r(train_prior)}
+    if not cfg.prior_adapt:
+        report["field"] = info
+        return model
+    model.eval()
+    with torch.no_grad():
+        probs = np.concatenate(
+            [torch.softmax(model(torch.from_numpy(pp.apply(x[s : s + 512]))), 1).numpy() for s in range(0, len(x), 512)]
+        )
+    field_prior, steps = adapt_prior(probs, train_prior)
+    # a class the field never shows keeps 0.1 % of the prior, so a capture of it can still win on strong evidence
+    bias = np.log(np.maximum(field_prior, 1e-3) / train_prior).astype(np.float32)
+    report["field"] = {**info, "field_prior": _r(field_prior), "em_steps": steps, "logit_bias": _r(bias)}
+    return with_logit_bias(model, bias)
+
+
+def _r(a) -> list[float]:
+    return [round(float(v), 4) for v in a]
 
 
 def _would_train(p: Payload, x, step, store: ReferenceStore, cfg: ReceiveConfig, profile) -> dict:

@@ -103,6 +103,7 @@ class WatchConfig:
     max_tries: int = 5  # an unexpected (not environmental) failure this many times: quarantined
     once: bool = False  # one pass, then return (cron jobs, tests)
     max_seconds: float | None = None  # stop after this long (tests)
+    field_every: float = 3600.0  # with a field source: seconds between sketches of the captures
 
 
 def request_retry(state_dir: str | os.PathLike, payload_id: str) -> Path:
@@ -129,6 +130,7 @@ class Watcher:
     ) -> None:
         self.inbox = Path(inbox)
         self.reporter = reporter  # receipts over the return link (None: the device stays silent)
+        self._field_at = float("-inf")  # when the field sketch was last made
         self.arrived_at: dict[bytes, float] = {}
         self.store = reference
         self.state = Path(state_dir) if state_dir else default_state_dir()
@@ -209,8 +211,23 @@ class Watcher:
             self.process(pid, v)
         self.write_pending()
         if self.reporter is not None:
+            self.report_field()
             for f in self.reporter.flush(status=status_events(self.state, self.store.root)):
                 self.log("receipt written", file=f.name, bytes=f.stat().st_size)
+
+    def report_field(self, now: float | None = None) -> None:
+        """With --field: the sketch of the captures, re-made at most every ``WatchConfig.field_every`` seconds,
+        reported when it changed (with its drift from the last one reported)."""
+        now = time.time() if now is None else now
+        if self.cfg.field is None or now - self._field_at < self.wcfg.field_every:
+            return
+        self._field_at = now
+        from .receipts import field_event
+
+        e = field_event(self.state, self.store, self.cfg.field)
+        if e is not None:
+            self.report([e])
+            self.log("field sketch", bytes=len(e.sketch), drift=e.drift)
 
     def report(self, events: list) -> None:
         if self.reporter is not None:

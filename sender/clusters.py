@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..codec.field import thumbnails  # the one thumbnail both ends compute
+
 __all__ = [
     "ClusterConfig",
     "thumbnails",
@@ -31,8 +33,6 @@ __all__ = [
     "cluster_texts",
     "text_features",
 ]
-
-THUMB = 14
 
 
 @dataclass
@@ -48,23 +48,6 @@ class ClusterConfig:
     def __post_init__(self) -> None:
         if not 1 <= self.k <= 1 << 20:
             raise ValueError("cluster count must be in 1..1,048,576")
-
-
-def thumbnails(x: np.ndarray) -> np.ndarray:
-    """N×H×W[×C] uint8 → N×(14·14) float32 in [0, 1]: grey, box-averaged to 14×14."""
-    a = np.asarray(x)
-    if a.ndim == 3:
-        a = a[..., None]
-    g = a.astype(np.float32).mean(axis=3) / 255.0
-    n, h, w = g.shape
-    rows = np.minimum((np.arange(THUMB + 1) * h) // THUMB, h)
-    cols = np.minimum((np.arange(THUMB + 1) * w) // THUMB, w)
-    out = np.empty((n, THUMB, THUMB), dtype=np.float32)
-    for i in range(THUMB):
-        band = g[:, rows[i] : max(rows[i + 1], rows[i] + 1), :]
-        for j in range(THUMB):
-            out[:, i, j] = band[:, :, cols[j] : max(cols[j + 1], cols[j] + 1)].mean(axis=(1, 2))
-    return out.reshape(n, -1)
 
 
 class Clusters:

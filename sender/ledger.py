@@ -36,7 +36,7 @@ __all__ = [
     "STATES",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # a delivery only moves forward; an older receipt arriving late never takes a device back
 STATES = {"sent": 0, "partial": 1, "accepted": 2, "refused": 2, "trained": 3, "promoted": 4, "kept aside": 4}
 STATES["rolled back"] = 5
@@ -63,6 +63,12 @@ MIGRATIONS = {
             bytes INTEGER NOT NULL, events TEXT NOT NULL, PRIMARY KEY (device, counter))""",
         """CREATE TABLE repairs (
             pid TEXT NOT NULL, stripe INTEGER NOT NULL, next_fresh INTEGER NOT NULL, PRIMARY KEY (pid, stripe))""",
+    ],
+    # the device's field sketch (receipt event 8): what its captures look like, and how far it moved
+    2: [
+        "ALTER TABLE devices ADD COLUMN field_sketch BLOB",
+        "ALTER TABLE devices ADD COLUMN field_drift REAL",
+        "ALTER TABLE devices ADD COLUMN field_time INTEGER",
     ],
 }
 
@@ -101,6 +107,16 @@ class Device:
     head_sender: str | None = None
     last_accuracy: float | None = None
     reported_root: str | None = None
+    field_sketch: bytes | None = None
+    field_drift: float | None = None
+    field_time: int | None = None
+
+    @property
+    def drifting(self) -> bool:
+        """The device's last field sketch moved at least ``codec.field.DRIFT_THRESHOLD`` from the one before."""
+        from ..codec.field import DRIFT_THRESHOLD
+
+        return self.field_drift is not None and self.field_drift >= DRIFT_THRESHOLD
 
 
 class Ledger:
@@ -301,6 +317,12 @@ class Ledger:
     def _apply(self, db: sqlite3.Connection, name: str, r: Receipt, e: Event) -> None:
         if e.kind == "store":
             db.execute("UPDATE devices SET reported_root = ? WHERE name = ?", (e.digest.hex(), name))
+        elif e.kind == "field":  # the newest sketch wins; an older receipt arriving late never replaces it
+            db.execute(
+                "UPDATE devices SET field_sketch = ?, field_drift = ?, field_time = ? WHERE name = ? AND"
+                " (field_time IS NULL OR field_time <= ?)",
+                (e.sketch, e.drift, r.time, name, r.time),
+            )
         elif e.kind == "head":
             db.execute(
                 "UPDATE devices SET head_sender = ?, head_sequence = ?, head_digest = ? WHERE name = ? AND"
@@ -519,6 +541,9 @@ def send_to(
         parent = p["outbox"] if p else None
         why = f"the head every device reported (s{p['sequence']})" if p else _full_reason(heads)
     cfg = replace(cfg, link=replace(cfg.link, profile=links.pop()), parent=parent)
+    sketches = [d.field_sketch for d in devs if d.field_sketch]
+    if cfg.field is None and sketches:  # the devices' own field steers the labels (one sketch: the group's mix)
+        cfg = replace(cfg, field=_group_sketch(sketches))
     if seal:  # one device: sealed to it; a group: signed, its body sealed for each
         from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
@@ -534,6 +559,22 @@ def send_to(
     ledger.record_payload(names, rep, out, digest)
     rep["fleet"] = {"to": names, "parent": parent, "why": why, "ledger": str(ledger.path)}
     return rep
+
+
+def _group_sketch(sketches: list[bytes]) -> bytes:
+    """One sketch for a group of devices: the mean of their shares, quantised again (one device: its own)."""
+    if len(sketches) == 1:
+        return sketches[0]
+    import numpy as np
+
+    from ..codec.field import LEVELS, Sketch, decode_sketch, encode_sketch
+
+    ss = [decode_sketch(s) for s in sketches]
+    if len({(s.root_prefix, s.levels.size) for s in ss}) != 1:
+        raise LedgerError("the devices' field sketches are for different stores")
+    mean = np.mean([s.shares for s in ss], axis=0)
+    levels = np.rint(LEVELS * mean / mean.max()).astype(np.uint8) if mean.max() else np.zeros(mean.size, np.uint8)
+    return encode_sketch(Sketch(ss[0].root_prefix, levels, sum(s.images for s in ss)))
 
 
 def _full_reason(heads: set) -> str:

@@ -55,6 +55,8 @@ class SelectConfig:
         temperature: T of the free energy −T·logsumexp(logits/T)
         seed: seed of the random and keyed orders (both ends derive the keyed order from it)
         keyed: keep the strategy's count per segment, but take random items in the keyed order
+        class_weights: the quota's share per class instead of N_c^α (``send --field``: the device's field
+            class mix, floored: ``codec.field.prior_weights``); None: N_c^α
     """
 
     strategy: str = "random-keyed"
@@ -63,6 +65,7 @@ class SelectConfig:
     temperature: float = 1.0
     seed: int = 0
     keyed: bool = False
+    class_weights: tuple[float, ...] | None = None
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -171,8 +174,8 @@ def item_scores(logits: np.ndarray, cfg: SelectConfig, chunk: int = 1 << 18) -> 
     return out
 
 
-def quota_counts(counts: np.ndarray, k: int, alpha: float) -> np.ndarray:
-    """Per-class quota summing to min(k, available): K_c ∝ N_c^α, ≥ 1 per predicted class."""
+def quota_counts(counts: np.ndarray, k: int, alpha: float, weights=None) -> np.ndarray:
+    """Per-class quota summing to min(k, available): K_c ∝ N_c^α (or ∝ ``weights``), ≥ 1 per predicted class."""
     counts = np.asarray(counts, dtype=np.int64)
     present = counts > 0
     k = int(min(k, counts.sum()))
@@ -184,7 +187,7 @@ def quota_counts(counts: np.ndarray, k: int, alpha: float) -> np.ndarray:
         q[order] = 1
         return q
     q[present] = 1
-    w = np.where(present, counts.astype(np.float64) ** alpha, 0.0)
+    w = np.where(present, _class_weights(counts, alpha, weights), 0.0)
     remaining = k - int(q.sum())
     # water-filling: share the rest by weight, capped by availability
     while remaining > 0:
@@ -210,6 +213,16 @@ def quota_counts(counts: np.ndarray, k: int, alpha: float) -> np.ndarray:
     return q
 
 
+def _class_weights(counts: np.ndarray, alpha: float, weights) -> np.ndarray:
+    """The quota's weight per class: the given ``weights`` (a field's class mix), else N_c^α."""
+    if weights is None:
+        return np.maximum(counts, 1).astype(np.float64) ** alpha
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != counts.shape or not (w > 0).all():
+        raise ValueError(f"class_weights needs {counts.size} positive weights, one per class")
+    return w
+
+
 def prefix_key(cfg: SelectConfig) -> int | None:
     """The codec's PREFIX key for this selection (``random-keyed``), else None."""
     return cfg.seed & MAX_KEY if (cfg.strategy == "random-keyed" or cfg.keyed) else None
@@ -230,6 +243,7 @@ def keyed_sequence(
     quota: bool = True,
     alpha: float = 0.0,
     classes: int | None = None,
+    weights=None,
 ) -> np.ndarray:
     """All items in the order ``random-keyed`` takes them; any prefix of it is a per-segment prefix
     of the codec's keyed order. ``labels``: the teacher's pseudo-label per item."""
@@ -242,7 +256,7 @@ def keyed_sequence(
     orders = [keyed_order(key, int(st), int(sz)) for st, sz in zip(starts, sizes, strict=True)]
     c = int(classes or (lab.max() + 1 if n else 1))
     counts = np.bincount(lab, minlength=c)
-    weight = np.where(counts > 0, np.maximum(counts, 1).astype(np.float64) ** alpha, np.inf)
+    weight = np.where(counts > 0, _class_weights(counts, alpha, weights), np.inf)
     filled = np.zeros(c, dtype=np.float64)
     taken = np.zeros(sizes.size, dtype=np.int64)
     heaps: dict[int, list] = {}
@@ -277,7 +291,8 @@ def rank_items(logits: np.ndarray, cfg: SelectConfig, segments: np.ndarray | Non
     """Item indices, best first (ties broken by index). ``segments``: the manifest's group runs
     (used by ``random-keyed``)."""
     if cfg.strategy == "random-keyed":
-        return keyed_sequence(pseudo_labels(logits), segments, prefix_key(cfg), cfg.quota, cfg.alpha, logits.shape[1])
+        lab = pseudo_labels(logits)
+        return keyed_sequence(lab, segments, prefix_key(cfg), cfg.quota, cfg.alpha, logits.shape[1], cfg.class_weights)
     s = item_scores(logits, cfg)
     return np.lexsort((np.arange(s.size), s))
 
@@ -304,7 +319,7 @@ def _select_ranked(logits: np.ndarray, k: int, cfg: SelectConfig, order: np.ndar
         return np.sort(order[:k])
     pl = pseudo_labels(logits)
     counts = np.bincount(pl, minlength=logits.shape[1])
-    q = quota_counts(counts, k, cfg.alpha)
+    q = quota_counts(counts, k, cfg.alpha, cfg.class_weights)
     # walk the ranking once; each class takes its best-ranked items up to its quota
     lab = pl[order]
     rank_in_class = _rank_within(lab, logits.shape[1])

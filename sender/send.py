@@ -83,6 +83,9 @@ class SendConfig:
             sealed for each
         announce_key: a new sender key's .pub, announced to the devices under this key (rotation)
         force: replace an existing outbox
+        field: a device's field sketch (``labelcast field sketch``): the labels' per-class quota follows the
+            class mix of what the device sees, floored so no class the teacher knows is starved
+            (``codec.field.prior_weights``); None: the quota as configured
     """
 
     link: LinkSettings = field(default_factory=LinkSettings)
@@ -99,6 +102,7 @@ class SendConfig:
     seal_to: str | list | tuple | None = None
     announce_key: str | None = None
     force: bool = False
+    field: str | os.PathLike | bytes | None = None
 
     @property
     def select(self) -> SelectConfig:
@@ -389,6 +393,9 @@ def send(
     det = score_store(Teacher(cfg.detector), store, progress=progress) if cfg.detector else None
     stages["score"] = time.time() - t
     t = time.time()
+    field_info = None
+    if cfg.field is not None:
+        cfg, field_info = _with_field(cfg, scored, store)
     now = time.time() if now is None else now
     hints = _hints(cfg, store, tea)
     names, names_info = class_names_for(cfg, tea.classes, budget.budget_bytes)
@@ -421,6 +428,8 @@ def send(
     frames = make_frames(fit.payload, link.frame_bytes, parity=fit.layout.parity)
     report = _report(cfg, scored, recipe, fit, budget, spec, frames, auto, stages, t0)
     report["class_names"] = {**names_info, "sent": "names" in fit.encoded.sections}
+    if field_info is not None:
+        report["field"] = {**field_info, **_field_effect(scored, recipe, fit, spec)}
     advice = _backbone_advice(store, auto)
     if advice:
         report["advice"] = [advice]
@@ -438,6 +447,36 @@ def send(
             report["strategy"] = "exemplars only"
     _emit(outp, key_path, fit, frames, _labelled_set(fit, spec, scored), report, cfg.force)
     return SendResult(report)
+
+
+def _with_field(cfg: SendConfig, scored: Scored, store: ReferenceStore) -> tuple[SendConfig, dict]:
+    """The config with the quota weighted by the device's field class mix, and what the report records."""
+    from ..codec.field import class_mix, decode_sketch, prior_weights
+
+    raw = cfg.field if isinstance(cfg.field, bytes) else Path(cfg.field).read_bytes()
+    sketch = decode_sketch(raw)
+    groups = np.asarray(store.manifest.groups)
+    sketch.check(store.root, max(len(store.manifest.group_names), int(groups.max()) + 1 if groups.size else 1))
+    mix = class_mix(sketch, scored.labels, groups, scored.classes)
+    w = prior_weights(mix)
+    sel = replace(cfg.select, class_weights=tuple(float(v) for v in w))
+    info = {
+        "sketch": str(cfg.field) if not isinstance(cfg.field, bytes) else f"{len(raw)} bytes",
+        "images": sketch.images,
+        "class_mix": [round(float(v), 4) for v in mix],
+        "class_weights": [round(float(v), 4) for v in w],
+    }
+    return replace(cfg, recipe=replace(cfg.recipe, select=sel)), info
+
+
+def _field_effect(scored: Scored, recipe: Recipe, fit: Fit, spec: PayloadSpec) -> dict:
+    """The per-class counts the same selection gives without the field's weights (same number of items)."""
+    from .selection import select
+
+    plain = replace(recipe.select, class_weights=None)
+    k = int(np.asarray(fit.encoded.indices).size)
+    idx = select(scored.logits, k, plain, segments=spec.segments) if k else np.zeros(0, np.int64)
+    return {"class_counts_without": np.bincount(scored.labels[idx], minlength=scored.classes).tolist()}
 
 
 def _config_record(cfg: SendConfig) -> dict:

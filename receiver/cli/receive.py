@@ -151,6 +151,14 @@ def _receive_lines(rep: dict, dry_run: bool) -> list[str]:
 )
 @click.option("--accelerator", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Default: auto.")
 @click.option("--hard", is_flag=True, help="Train on hard labels even if soft labels came.")
+@click.option(
+    "--field",
+    "field_source",
+    default=None,
+    help="The device's own unlabelled captures (any image source form): the student's outputs are corrected to "
+    "their class mix (EM re-estimation of the prior; docs/field.md).",
+)
+@click.option("--no-prior-adapt", is_flag=True, help="With --field: keep the student's outputs as trained.")
 @click.option("--dry-run", is_flag=True, help="Verify and decode only; report what would be trained.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted training from its checkpoint.")
 @click.option(
@@ -205,6 +213,8 @@ def receive(
     precision,
     accelerator,
     hard,
+    field_source,
+    no_prior_adapt,
     dry_run,
     resume,
     receipts_dir,
@@ -242,6 +252,8 @@ def receive(
         student=_student(arch, train_samples, None, finetune, augment, precision, accelerator),
         use_soft=not hard,
         backbone=init,
+        field=field_source,
+        prior_adapt=not no_prior_adapt,
     )
     if init not in ("auto", "none") and not Path(init).is_file():
         raise click.BadParameter(f"{init} is not a file (give auto, none or a .safetensors path)", param_hint="--init")
@@ -284,7 +296,7 @@ def _receive_once(input_path, reference, ts, out, cfg, state_dir, dry_run, resum
             _report_refused(reporter, input_path, e)
         raise
     if reporter is not None and not dry_run:
-        rep["receipts"] = [str(f) for f in _report_received(reporter, rep, state_dir)]
+        rep["receipts"] = [str(f) for f in _report_received(reporter, rep, state_dir, cfg.field, reference)]
     return rep
 
 
@@ -317,8 +329,8 @@ def _reporter(receipts_dir, device_key, link: str, nak_after, state_dir, seal_to
     return Reporter(receipts_dir, device_key, state_dir or default_state_dir(), ret, seal_to=ground)
 
 
-def _report_received(reporter, rep: dict, state_dir) -> list:
-    """A one-shot receive's receipts: accepted, trained, the chain head."""
+def _report_received(reporter, rep: dict, state_dir, field=None, reference=None) -> list:
+    """A one-shot receive's receipts: accepted, trained, the chain head (and the field sketch, with --field)."""
     from ...codec.receipts import Event
     from ..chain import Chains
     from ..receipts import payload_events
@@ -329,6 +341,14 @@ def _report_received(reporter, rep: dict, state_dir) -> list:
     pid = bytes.fromhex(rep["payload_id"])
     reporter.add([Event("store", digest=bytes.fromhex(rep["reference_root"])[:8])])
     reporter.add(payload_events(pid, rep, None, head, kid))
+    if field is not None:
+        from ...codec.manifest import ReferenceStore
+        from ..receipts import field_event
+
+        store = reference if isinstance(reference, ReferenceStore) else ReferenceStore(reference)
+        e = field_event(state_dir or default_state_dir(), store, field)
+        if e is not None:
+            reporter.add([e])
     return reporter.flush()
 
 

@@ -21,11 +21,22 @@ def _open(path):
     return Ledger(path)
 
 
+def _dev(d) -> dict:
+    """A device as JSON: its field sketch as hex, and whether it is drifting."""
+    from dataclasses import asdict
+
+    return {**asdict(d), "field_sketch": d.field_sketch.hex() if d.field_sketch else None, "drifting": d.drifting}
+
+
 def _device_lines(d: dict) -> list[str]:
     head = f"head s{d['head_sequence']} {d['head_digest'][:16]}" if d.get("head_digest") else "head: none reported"
     acc = f", agreement {d['last_accuracy']:.3f}" if d.get("last_accuracy") is not None else ""
     seen = "never heard from" if d.get("last_seen") is None else f"last receipt at {d['last_seen']:.0f}"
-    return [f"{d['name']}: {d['link']} / {d['device_profile']}, store {d['root'][:16]}; {head}{acc}; {seen}"]
+    field = ""
+    if d.get("field_sketch"):
+        drift = d.get("field_drift")
+        field = "; field sketch" + (f", DRIFTING ({drift:.2f} bits)" if d.get("drifting") else "")
+    return [f"{d['name']}: {d['link']} / {d['device_profile']}, store {d['root'][:16]}; {head}{acc}; {seen}{field}"]
 
 
 @click.command("add")
@@ -38,10 +49,9 @@ def _device_lines(d: dict) -> list[str]:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def add(name, key, reference, link, device_profile, ledger, as_json) -> None:
     """Register a device by its receipt key (`keygen --role device`); its store root comes from REFERENCE."""
-    from dataclasses import asdict
 
     with _open(ledger) as lg:
-        d = asdict(lg.add_device(name, key, reference, link, device_profile))
+        d = _dev(lg.add_device(name, key, reference, link, device_profile))
     emit(d, as_json, [f"registered {name} (key {d['key_id']})", *_device_lines(d)])
 
 
@@ -50,10 +60,8 @@ def add(name, key, reference, link, device_profile, ledger, as_json) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_cmd(ledger, as_json) -> None:
     """Every registered device: its head, last receipt and last accuracy."""
-    from dataclasses import asdict
-
     with _open(ledger) as lg:
-        devs = [asdict(d) for d in lg.devices()]
+        devs = [_dev(d) for d in lg.devices()]
     emit({"devices": devs}, as_json, [line for d in devs for line in _device_lines(d)] or ["no devices"])
 
 
@@ -63,10 +71,9 @@ def list_cmd(ledger, as_json) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def show(name, ledger, as_json) -> None:
     """One device: its state and every payload sent to it, with what it reported."""
-    from dataclasses import asdict
 
     with _open(ledger) as lg:
-        d = asdict(lg.device(name))
+        d = _dev(lg.device(name))
         d["deliveries"] = lg.deliveries(name)
     lines = _device_lines(d) + [
         f"  s{x['sequence']} {x['pid']}: {x['state']}"

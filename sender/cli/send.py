@@ -72,6 +72,13 @@ from .teacher import engine_options, teacher_options
     help="Soft labels are softmax(logits / T).",
 )
 @click.option(
+    "--field",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="A device's field sketch (`labelcast field sketch`): the labels follow the class mix it sees, every "
+    "class keeping a floor.",
+)
+@click.option(
     "--names/--no-names",
     default=None,
     help="Send the class names always / never (default: when they cost at most 5% of the budget, and on a "

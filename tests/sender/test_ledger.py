@@ -254,3 +254,29 @@ def test_sealed_receipts_open_with_the_ground_key_only(fleet):
     assert ingest_files(lg, [tmp / "rx"], ground)["ingested"] == 1
     assert lg.deliveries("dev1")[0]["state"] == "accepted"
     assert ingest_files(lg, [tmp / "rx"], ground)["replays"] == 1  # a counter seen before, sealed or not
+
+
+def test_a_field_sketch_reaches_the_ledger_flags_drift_and_steers_send_to(fleet, monkeypatch):
+    from labelcast.codec.field import Sketch, encode_sketch
+    from labelcast.sender import send as send_module
+    from labelcast.sender.cli.fleet import _dev, _device_lines
+    from labelcast.sender.ledger import send_to
+
+    tmp, store, lg = fleet
+    sketch = encode_sketch(Sketch(store.root[:8], np.array([15, 0, 3], np.uint8), 500))
+    lg.ingest(receipt(tmp, "dev1", 1, [Event("field", sketch=sketch, drift=None)], t=100))
+    assert lg.device("dev1").field_sketch == sketch and not lg.device("dev1").drifting
+    lg.ingest(receipt(tmp, "dev1", 2, [Event("field", sketch=sketch, drift=0.4)], t=200))
+    lg.ingest(receipt(tmp, "dev1", 3, [Event("field", sketch=b"FS-older", drift=0.0)], t=150))  # late: ignored
+    d = lg.device("dev1")
+    assert d.field_sketch == sketch and d.drifting and "DRIFTING (0.40 bits)" in _device_lines(_dev(d))[0]
+    seen = {}
+
+    def fake_send(teacher, st, key, out, cfg, progress=None):
+        seen["field"] = cfg.field
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(send_module, "send", fake_send)
+    with pytest.raises(RuntimeError, match="stop here"):
+        send_to(lg, ["dev1"], "t.onnx", store, tmp / "ground" / "sender.key", tmp / "o")
+    assert seen["field"] == sketch  # the device's own field steers its labels

@@ -1,0 +1,116 @@
+"""Field sketches (#36): the partition both ends compute, the sketch's bytes, the rule that steers the quota,
+and the device's prior re-estimation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from labelcast.codec.errors import FieldError
+from labelcast.codec.field import (
+    FIELD_FLOOR,
+    class_mix,
+    decode_sketch,
+    divergence,
+    encode_sketch,
+    make_sketch,
+    prior_weights,
+)
+from labelcast.codec.manifest import ReferenceStore, hash_items, write_manifest
+
+G = 32
+
+
+def _store(path: Path, seed: int = 0, per: int = 20) -> ReferenceStore:
+    """32 groups of ``per`` items each; a group's items are noisy images of one brightness (its content)."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(G), per).astype(np.uint32)
+    items = np.clip(8 * g[:, None, None, None] + rng.integers(-3, 4, (g.size, 8, 8, 1)), 0, 255).astype(np.uint8)
+    path.mkdir(parents=True)
+    items.tofile(path / "items.u8")
+    write_manifest(path / "manifest.lcm", hash_items(items), g, [f"c{i}" for i in range(G)], (8, 8, 1))
+    return ReferenceStore(path)
+
+
+def _field(groups: list[int], n: int = 200, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    levels = rng.choice(groups, n)
+    return np.clip(8 * levels[:, None, None, None] + rng.integers(-3, 4, (n, 8, 8, 1)), 0, 255).astype(np.uint8)
+
+
+def test_the_sketch_is_deterministic_and_the_same_on_both_ends_partition(tmp_path):
+    ground, device = _store(tmp_path / "ground"), _store(tmp_path / "device")  # the same bytes, two copies
+    x = _field([3, 4, 20])
+    a, b = make_sketch(x, ground), make_sketch(x, device)
+    assert encode_sketch(a) == encode_sketch(b) == encode_sketch(make_sketch(x, ground))
+    assert set(np.flatnonzero(a.levels)) == {3, 4, 20} and a.levels.max() == 15
+    data = encode_sketch(a)
+    assert len(data) <= 64  # one return-link message for 32 groups
+    back = decode_sketch(data)
+    assert np.array_equal(back.levels, a.levels) and back.images == 200 and back.root_prefix == ground.root[:8]
+
+
+def test_a_sketch_for_another_store_root_is_refused_with_a_typed_error(tmp_path):
+    other = _store(tmp_path / "other", seed=5)
+    s = make_sketch(_field([1]), _store(tmp_path / "mine"))
+    with pytest.raises(FieldError, match="for the reference store .* this one is"):
+        s.check(other.root, G)
+    with pytest.raises(FieldError, match="malformed field sketch"):
+        decode_sketch(encode_sketch(s)[:-3])
+    with pytest.raises(FieldError, match="malformed"):
+        decode_sketch(b"XX" + encode_sketch(s)[2:])
+
+
+def test_the_floor_per_class_holds_in_the_weights_and_in_the_quota():
+    from labelcast.sender.selection import quota_counts
+
+    mix = np.array([0.0, 0.0, 0.5, 0.5, 0.0])
+    w = prior_weights(mix)
+    assert w.min() >= FIELD_FLOOR / 5 - 1e-12 and np.isclose(w.sum(), 1)
+    q = quota_counts(np.full(5, 1000), 200, 0.0, w)
+    assert q.sum() == 200 and (q[[0, 1, 4]] >= 6).all() and (q[[2, 3]] > 70).all()  # floored, never starved
+    assert np.array_equal(quota_counts(np.full(5, 1000), 200, 0.0, None), np.full(5, 40))
+
+
+def test_the_field_class_mix_follows_the_groups_it_falls_into(tmp_path):
+    store = _store(tmp_path / "s")
+    s = make_sketch(_field([0, 1]), store)
+    groups = np.asarray(store.manifest.groups)
+    pseudo = (groups >= 16).astype(np.int64)  # the teacher: groups 0–15 are class 0, the rest class 1
+    mix = class_mix(s, pseudo, groups, 2)
+    assert mix[0] == pytest.approx(1.0) and divergence(s, s) == 0.0
+    assert divergence(s, make_sketch(_field([30, 31]), store)) == pytest.approx(1.0)
+
+
+def test_prior_adaptation_leaves_a_balanced_field_unchanged_and_finds_a_shifted_one():
+    from labelcast.receiver.field import adapt_prior
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), 250)
+    probs = np.full((1000, 4), 0.1 / 3)
+    probs[np.arange(1000), y] = 0.9
+    prior, _ = adapt_prior(probs, np.full(4, 0.25))
+    assert np.allclose(prior, 0.25, atol=1e-6)
+    shifted = probs[np.isin(y, [0, 1])][rng.permutation(500)]
+    prior, _ = adapt_prior(shifted, np.full(4, 0.25))
+    assert prior[:2].sum() > 0.99
+
+
+def test_the_device_reports_its_sketch_when_it_changes_with_its_drift(tmp_path):
+    from labelcast.codec.field import DRIFT_THRESHOLD
+    from labelcast.codec.keys import generate_keypair, load_private_key, load_public_key
+    from labelcast.codec.receipts import decode_receipt, encode_receipt, verify_receipt
+    from labelcast.receiver.receipts import field_event
+
+    store, state = _store(tmp_path / "s"), tmp_path / "state"
+    first = field_event(state, store, _field([1, 2]))
+    assert first is not None and first.drift is None and decode_sketch(first.sketch).levels[[1, 2]].min() > 0
+    assert field_event(state, store, _field([1, 2])) is None  # nothing new to say
+    moved = field_event(state, store, _field([30, 31]))
+    assert moved.drift == pytest.approx(1.0) and moved.drift >= DRIFT_THRESHOLD
+    priv, pub = generate_keypair(tmp_path / "keys", role="device")
+    r = decode_receipt(encode_receipt(load_private_key(priv), 1, 1000, [moved]))
+    verify_receipt(r, load_public_key(pub))
+    assert r.events[0].sketch == moved.sketch and r.events[0].drift == pytest.approx(1.0)

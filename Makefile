@@ -68,6 +68,7 @@ format: setup
 docs: setup
 	$(BIN)/python -m labelcast._apidoc docs/api.md
 	$(BIN)/python benchmarks/link.py --render docs/results/link.json --doc docs/link.md
+	$(BIN)/python benchmarks/field.py --render docs/results/field.json --doc docs/field.md
 
 # the equitable benchmark (labels vs. images vs. models vs. distilled data): 52 min on 2 cores with cached teachers
 bench: setup
@@ -79,7 +80,8 @@ bench-quick: setup
 # every per-issue benchmark (hours on 2 cores)
 bench-all: setup
 	$(BIN)/python benchmarks/codec.py --json out/bench/codec.json
-	$(BIN)/python benchmarks/link.py --json out/bench/link.json
+	$(BIN)/python benchmarks/link.py --json docs/results/link.json
+	$(BIN)/python benchmarks/link.py --render docs/results/link.json --doc docs/link.md
 	$(BIN)/python benchmarks/selection.py --json out/bench/selection.json
 	$(BIN)/python benchmarks/scoring.py --json out/bench/scoring.json
 	$(BIN)/python benchmarks/receiver.py --json out/bench/receiver.json
@@ -91,6 +93,8 @@ bench-all: setup
 	$(BIN)/python benchmarks/byo_teacher.py --json out/bench/byo_teacher.json
 	$(BIN)/python benchmarks/fleet.py --json out/bench/fleet.json
 	$(BIN)/python benchmarks/sealed.py --json out/bench/sealed.json
+	$(BIN)/python benchmarks/field.py --json docs/results/field.json
+	$(BIN)/python benchmarks/field.py --render docs/results/field.json --doc docs/field.md
 	$(BIN)/python benchmarks/incremental.py --json out/bench/incremental.json
 	$(BIN)/python benchmarks/text.py --json out/bench/text.json --plot docs/text_accuracy.png
 	$(BIN)/python benchmarks/reliability.py --doc docs/reliability.md --json out/bench/reliability.json

@@ -73,13 +73,44 @@ def one(work: Path, budget: int, seed: int, field: np.ndarray | None, tag: str) 
     return out / "device" / "student.onnx"
 
 
+def render(result: dict) -> str:
+    """The results table of docs/field.md, from the JSON this benchmark writes (``make docs``)."""
+    lines = [
+        "| device | budget (framed B) | teacher | without the sketch | with sketch + prior | gain (points) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in result["rows"]:
+        lines.append(
+            f"| {r['device']} | {r['budget_B']:,} | {r['teacher']:.4f} | {r['without']} | {r['with sketch + prior']} "
+            f"| {r['gain_points']:+.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def splice(doc: str, table_md: str) -> str:
+    import re
+
+    pat = re.compile(r"(<!-- field:table -->\n).*?(\n<!-- /field:table -->)", re.S)
+    if not pat.search(doc):
+        raise SystemExit("docs/field.md has no <!-- field:table --> block")
+    return pat.sub(lambda m: m.group(1) + table_md + m.group(2), doc)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", default="out/bench/field")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--budgets", type=int, nargs="+", default=[270, 1024, 4096])
     ap.add_argument("--json", default=None)
+    ap.add_argument("--render", default=None, help="a JSON this wrote: only rewrite --doc's table from it")
+    ap.add_argument("--doc", default="docs/field.md")
     a = ap.parse_args()
+    if a.render:
+        import json
+
+        doc = Path(a.doc)
+        doc.write_text(splice(doc.read_text(), render(json.loads(Path(a.render).read_text()))))
+        return
     from labelcast import evaluate
     from labelcast.datasets.builtin import target
 

@@ -382,7 +382,6 @@ def send(
     check_outbox(outp, cfg.force)  # before any work: an outbox that exists, or a folder that cannot be written
     check_space(outp, what="the outbox")
     budget = cfg.link.resolve()
-    link = budget.link
     key_path = Path(key)
     priv = load_private_key(key_path)
     store = reference if isinstance(reference, ReferenceStore) else ReferenceStore(reference)
@@ -396,20 +395,7 @@ def send(
     field_info = None
     if cfg.field is not None:
         cfg, field_info = _with_field(cfg, scored, store)
-    now = time.time() if now is None else now
-    hints = _hints(cfg, store, tea)
-    names, names_info = class_names_for(cfg, tea.classes, budget.budget_bytes)
-    spec = PayloadSpec(
-        priv,
-        store.root,
-        store.n,
-        store.manifest.segments,
-        next_sequence(key_path, cfg.sequence),
-        int(now + cfg.expires_in),
-        names,
-        hints or None,
-        seal_to=_seal_key(cfg.seal_to),
-    )
+    spec, names_info = _spec(cfg, priv, key_path, store, tea, budget, time.time() if now is None else now)
     planned = delta = None
     if cfg.parent is not None:
         recipe, fit, auto, delta = _delta(cfg, scored, spec, budget, names_info)
@@ -425,7 +411,7 @@ def send(
                 else "off: no --target data; chosen by the teacher's confidence shift (give --target to simulate)"
             )
     stages["select_encode"] = time.time() - t
-    frames = make_frames(fit.payload, link.frame_bytes, parity=fit.layout.parity)
+    frames = make_frames(fit.payload, budget.link.frame_bytes, parity=fit.layout.parity)
     report = _report(cfg, scored, recipe, fit, budget, spec, frames, auto, stages, t0)
     report["class_names"] = {**names_info, "sent": "names" in fit.encoded.sections}
     if field_info is not None:
@@ -447,6 +433,23 @@ def send(
             report["strategy"] = "exemplars only"
     _emit(outp, key_path, fit, frames, _labelled_set(fit, spec, scored), report, cfg.force)
     return SendResult(report)
+
+
+def _spec(cfg: SendConfig, priv, key_path: Path, store: ReferenceStore, tea: Teacher, budget, now: float):
+    """What is signed beside the labels (and the report's record of the class names decision)."""
+    names, names_info = class_names_for(cfg, tea.classes, budget.budget_bytes)
+    spec = PayloadSpec(
+        priv,
+        store.root,
+        store.n,
+        store.manifest.segments,
+        next_sequence(key_path, cfg.sequence),
+        int(now + cfg.expires_in),
+        names,
+        _hints(cfg, store, tea) or None,
+        seal_to=_seal_key(cfg.seal_to),
+    )
+    return spec, names_info
 
 
 def _with_field(cfg: SendConfig, scored: Scored, store: ReferenceStore) -> tuple[SendConfig, dict]:
@@ -480,10 +483,13 @@ def _field_effect(scored: Scored, recipe: Recipe, fit: Fit, spec: PayloadSpec) -
 
 
 def _config_record(cfg: SendConfig) -> dict:
-    """The config as the report records it (target arrays by their size, not their pixels)."""
+    """The config as the report records it (target arrays by their size, not their pixels; a sketch given as
+    bytes by its length)."""
     t = cfg.plan.target
     if isinstance(t, tuple | list):
         cfg = replace(cfg, plan=replace(cfg.plan, target=f"arrays: {len(t[0])} images, {len(t[2])} classes"))
+    if isinstance(cfg.field, bytes):
+        cfg = replace(cfg, field=f"field sketch: {len(cfg.field)} bytes")
     return asdict(cfg)
 
 

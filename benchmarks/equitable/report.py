@@ -110,7 +110,11 @@ def markdown(result: dict) -> str:
         + "; ".join(f"{k}: {v}" for k, v in result["recipe"].items())
         + ". Budgets are payload bytes; labelcast counts its whole signed payload, the baselines only"
         " their compressed data. Cells: accuracy mean ± std over seeds, with the bytes actually used"
-        " and the number of items (labels, images or parameters).",
+        " and the number of items (labels, images or parameters)."
+        " The labelcast lines (`labelcast-auto` and `hybrid` too) decode their signed payload with the device's"
+        " own decoder and rebuild its training set with the device's `training_set`; they differ from `receive`"
+        " only in the student recipe above (the device's default sees 100,000 images, at least 7 passes) and in"
+        " holding no labels back for the A/B check.",
     ]
     for name, sc in result["scenarios"].items():
         budgets = [b for b in cfg["budgets"]]

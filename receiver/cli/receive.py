@@ -229,8 +229,6 @@ def receive(
     With --watch INBOX there is no INPUT: the device runs unattended on an inbox (docs/field.md)."""
     from ...codec.keys import TrustSet
     from ...profiles import ProfileError, load_device
-    from ..receive import ReceiveConfig
-    from ..students import ARCHS
 
     try:
         load_device(device)
@@ -241,22 +239,8 @@ def receive(
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--revoked") from None
     ts.with_device(device_key)  # opens payloads sealed to this device (and signs its receipts)
-    from ..text_models import TEXT_ARCHS
-
-    if arch and arch not in ARCHS and arch not in TEXT_ARCHS and ":" not in arch:
-        raise click.BadParameter(
-            f"choose one of {', '.join([*ARCHS, *TEXT_ARCHS])}, or pkg.module:factory", param_hint="--arch"
-        )
-    cfg = ReceiveConfig(
-        device=device,
-        student=_student(arch, train_samples, None, finetune, augment, precision, accelerator),
-        use_soft=not hard,
-        backbone=init,
-        field=field_source,
-        prior_adapt=not no_prior_adapt,
-    )
-    if init not in ("auto", "none") and not Path(init).is_file():
-        raise click.BadParameter(f"{init} is not a file (give auto, none or a .safetensors path)", param_hint="--init")
+    student = _student(arch, train_samples, None, finetune, augment, precision, accelerator)
+    cfg = _receive_config(device, arch, student, hard, init, field_source, not no_prior_adapt)
     reporter = _reporter(receipts_dir, device_key, link, nak_after, state_dir, ts if seal_receipts else None)
     if watch_dir:
         from ...codec.manifest import ReferenceStore
@@ -278,6 +262,23 @@ def receive(
         raise click.UsageError("give INPUT (a frames folder or payload file) and --out DIR, or --watch INBOX")
     rep = _receive_once(input_path, reference, ts, out, cfg, state_dir, dry_run, resume, reporter)
     emit(rep, as_json, _receive_lines(rep, dry_run))
+
+
+def _receive_config(device: str, arch, student, hard: bool, init: str, field, prior_adapt: bool):
+    """The ReceiveConfig the options describe (an unknown --arch or a missing --init file is a bad option)."""
+    from ..receive import ReceiveConfig
+    from ..students import ARCHS
+    from ..text_models import TEXT_ARCHS
+
+    if arch and arch not in ARCHS and arch not in TEXT_ARCHS and ":" not in arch:
+        raise click.BadParameter(
+            f"choose one of {', '.join([*ARCHS, *TEXT_ARCHS])}, or pkg.module:factory", param_hint="--arch"
+        )
+    if init not in ("auto", "none") and not Path(init).is_file():
+        raise click.BadParameter(f"{init} is not a file (give auto, none or a .safetensors path)", param_hint="--init")
+    return ReceiveConfig(
+        device=device, student=student, use_soft=not hard, backbone=init, field=field, prior_adapt=prior_adapt
+    )
 
 
 def _receive_once(input_path, reference, ts, out, cfg, state_dir, dry_run, resume, reporter) -> dict:

@@ -23,3 +23,10 @@ def test_the_link_tables_are_what_their_committed_json_renders():
     doc = (ROOT / "docs" / "link.md").read_text()
     result = json.loads((ROOT / "docs" / "results" / "link.json").read_text())
     assert link.splice(doc, link.render(result)) == doc, "docs/link.md is stale: run `make docs`"
+
+
+def test_the_field_table_is_what_its_committed_json_renders():
+    field = _load("field")
+    doc = (ROOT / "docs" / "field.md").read_text()
+    result = json.loads((ROOT / "docs" / "results" / "field.json").read_text())
+    assert field.splice(doc, field.render(result)) == doc, "docs/field.md is stale: run `make docs`"

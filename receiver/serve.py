@@ -347,8 +347,9 @@ class OnnxClassifier:
         if len(self.input_shape) != len(want) or any(
             isinstance(m, int) and m != w for m, w in zip(self.input_shape[1:], want[1:], strict=True)
         ):
+            said = pp.describe() if pp.layout == "flat" else f"{pp.layout} {'×'.join(str(d) for d in want[1:])}"
             raise ModelError(
-                f"model input {inp.name} is {shape_text(self.input_shape)}, spec says {pp.describe()}; "
+                f"model input {inp.name} is {shape_text(self.input_shape)}, spec says {said}; "
                 "fix --preprocess (size, channels, layout)"
             )
 

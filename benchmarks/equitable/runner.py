@@ -118,6 +118,7 @@ class BenchConfig:
     soft_temperature: float = 2.0  # soft labels are softmax(logits / T)
     dm_ipc: int = 50  # distilled images per class (the largest set)
     dm_iters: int = 300  # DM iterations with DSA (SGD lr 0.1, momentum 0.5; 64 real images per class each)
+    plan_candidates: int = 0  # the planner simulates the first N candidates in prior order (0: all; tests run 3)
     work: str = "out/bench/equitable"  # teachers and intermediate files
     threads: int = 0  # torch threads; 0: all cores
     quick: bool = False
@@ -479,7 +480,8 @@ def _plan_setup(env: _Env, cfg: BenchConfig):
         distill_iters=cfg.dm_iters,
         distill_ipc=cfg.dm_ipc,
     )
-    return target, replace(pcfg, candidates=3) if cfg.quick else pcfg  # quick: the first three in prior order
+    n = 3 if cfg.quick and not cfg.plan_candidates else cfg.plan_candidates  # quick: the first three in prior order
+    return target, replace(pcfg, candidates=n)
 
 
 def _planned(run: _Runner, env: _Env, cfg: BenchConfig, seed: int, add) -> None:

@@ -192,6 +192,7 @@ def test_tiny_bench_reports_every_method_within_budget(tmp_path):
         dm_iters=3,
         validation=300,
         teacher_epochs=3,
+        plan_candidates=4,  # labels, distilled only, exemplars only and the first hybrid: the plan's shape
         work=str(tmp_path / "work"),
     )
     result = bench.run_bench(cfg, log=lambda m: None)

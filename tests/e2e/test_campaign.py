@@ -84,6 +84,7 @@ def watch_once(d: Path, inbox: Path, state: Path, ok: bool = True) -> tuple[int,
     return code, (json.loads(out.splitlines()[-1]) if code == 0 else {"error": err})
 
 
+@pytest.mark.slow  # 40 s end to end: make test-slow
 def test_a_field_campaign(ground, tmp_path, tiny_disk):
     d, dev = ground, tmp_path
     (d / "trusted").mkdir()  # the device trusts the first key only

@@ -60,6 +60,7 @@ def _typed(code: int, err: str) -> None:
     assert "labelled forms" in err  # names the forms that would do
 
 
+@pytest.mark.slow  # half a minute end to end: make test-slow
 def test_every_form_with_every_command(forms):
     d, table = forms
     for i, (form, labelled) in enumerate(table.items()):
@@ -92,6 +93,7 @@ def test_labels_for_an_array_can_be_given_with_labels(forms):
     assert code == 0 and json.loads(out.splitlines()[-1])["items"] == 40, err
 
 
+@pytest.mark.slow  # half a minute end to end: make test-slow
 def test_calibrate_on_the_teachers_own_training_data_matches_what_teacher_train_recorded(tmp_path):
     code, _, err = run_cli(
         "teacher",

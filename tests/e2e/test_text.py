@@ -91,6 +91,7 @@ def test_text_sources(corpus: Path) -> None:
         open_source(f"lines:{latin}")
 
 
+@pytest.mark.slow  # half a minute end to end: make test-slow
 def test_text_cli_path(corpus: Path, tmp_path: Path, monkeypatch) -> None:
     """build → teacher train → send → receive → evaluate, all on text; an image teacher is refused."""
     ref, teacher = tmp_path / "ref", tmp_path / "teacher.onnx"

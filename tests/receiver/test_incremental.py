@@ -135,6 +135,7 @@ def test_a_class_index_beyond_the_declared_classes_is_refused(chain):
     assert _head(tmp) == before
 
 
+@pytest.mark.slow  # half a minute end to end: make test-slow
 def test_a_kill_between_delta_applied_and_training_done_resumes_to_the_same_result(chain):
     tmp, store, key, trust, full, delta, recv, parent = chain
     recv(full(), "d1")
@@ -170,6 +171,7 @@ def _write(p: Path, data: bytes) -> Path:
     return p
 
 
+@pytest.mark.slow  # half a minute end to end: make test-slow
 def test_a_chain_delivered_out_of_order_through_the_watcher(chain):
     from labelcast.receiver.watch import WatchConfig, Watcher
 

@@ -35,6 +35,7 @@ def _scene(tmp: Path):
     assert code == 0, err
 
 
+@pytest.mark.slow  # half a minute end to end: make test-slow
 def test_send_plan_reports_every_candidate_and_sends_the_best_within_the_budget(tmp_path, monkeypatch):
     monkeypatch.setenv("LABELCAST_CACHE_DIR", str(tmp_path / "cache"))
     _scene(tmp_path)

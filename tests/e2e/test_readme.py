@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -22,6 +23,7 @@ def _images(root: Path, per_class: int, seed: int) -> Path:
     return root
 
 
+@pytest.mark.slow  # end to end, 7–20 s: make test-slow
 def test_the_readme_python_snippet_runs_on_a_small_folder(tmp_path, monkeypatch):
     snippet = re.search(r"```python\n(.*?)```", README.read_text(), re.S).group(1)
     assert "train_and_export" in snippet and "send(" in snippet and "receive(" in snippet

@@ -320,6 +320,7 @@ def test_an_oversized_input_is_refused_by_its_size_before_it_is_read(tmp_path, m
         read_frames_dir(tmp_path / "frames")
 
 
+@pytest.mark.slow  # end to end, 7–20 s: make test-slow
 def test_the_serving_example_predicts_with_the_active_model_and_reloads_on_promotion(site):
     import importlib.util
 

@@ -63,6 +63,7 @@ def _head(tmp: Path) -> dict | None:
     return json.loads(heads[0].read_text()) if heads else None
 
 
+@pytest.mark.slow  # end to end, 7–20 s: make test-slow
 def test_a_delta_applies_to_the_head_and_trains_warm(chain):
     tmp, store, key, trust, full, delta, recv, parent = chain
     r1 = recv(full(), "d1")
@@ -89,6 +90,7 @@ def test_a_delta_on_the_wrong_parent_is_refused_and_changes_nothing(chain):
     assert _head(tmp) == before and not (tmp / "d2" / "student.onnx").exists()
 
 
+@pytest.mark.slow  # end to end, 7–20 s: make test-slow
 def test_a_forked_chain_is_refused(chain):
     tmp, store, key, trust, full, delta, recv, parent = chain
     recv(full(), "d1")

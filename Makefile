@@ -69,6 +69,7 @@ docs: setup
 	$(BIN)/python -m labelcast._apidoc docs/api.md
 	$(BIN)/python benchmarks/link.py --render docs/results/link.json --doc docs/link.md
 	$(BIN)/python benchmarks/field.py --render docs/results/field.json --doc docs/field.md
+	$(BIN)/python benchmarks/vectors.py --render docs/results/vectors.json --doc docs/results.md
 
 # the equitable benchmark (labels vs. images vs. models vs. distilled data): 52 min on 2 cores with cached teachers
 bench: setup
@@ -95,6 +96,8 @@ bench-all: setup
 	$(BIN)/python benchmarks/sealed.py --json out/bench/sealed.json
 	$(BIN)/python benchmarks/field.py --json docs/results/field.json
 	$(BIN)/python benchmarks/field.py --render docs/results/field.json --doc docs/field.md
+	$(BIN)/python benchmarks/vectors.py --json docs/results/vectors.json
+	$(BIN)/python benchmarks/vectors.py --render docs/results/vectors.json --doc docs/results.md
 	$(BIN)/python benchmarks/incremental.py --json out/bench/incremental.json
 	$(BIN)/python benchmarks/text.py --json out/bench/text.json --plot docs/text_accuracy.png
 	$(BIN)/python benchmarks/reliability.py --doc docs/reliability.md --json out/bench/reliability.json

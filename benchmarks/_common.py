@@ -38,3 +38,20 @@ def write_json(path: str | None, data) -> None:
         json.dump(data, f, indent=2, default=float)
     os.replace(tmp, path)
     print(f"\nwrote {path}")
+
+
+def splice_block(doc: str, tag: str, text: str) -> str:
+    """``doc`` with its ``<!-- TAG -->`` … ``<!-- /TAG -->`` block replaced by ``text`` (the tables ``make docs``
+    renders from committed JSON); a document without the block is an error."""
+    import re
+
+    pat = re.compile(rf"(<!-- {re.escape(tag)} -->\n).*?(\n<!-- /{re.escape(tag)} -->)", re.S)
+    if not pat.search(doc):
+        raise SystemExit(f"the document has no <!-- {tag} --> block")
+    return pat.sub(lambda m: m.group(1) + text + m.group(2), doc)
+
+
+def render_into(doc_path: str, json_path: str, render, splice) -> None:
+    """Rewrite ``doc_path``'s generated block from the JSON at ``json_path`` (``--render``)."""
+    doc = Path(doc_path)
+    doc.write_text(splice(doc.read_text(), render(json.loads(Path(json_path).read_text()))))

@@ -1,6 +1,11 @@
 """Field sketches: teaching for what the device sees (issue #36).
 
     python benchmarks/field.py [--seeds 3] [--budgets 270 1024 4096] [--json docs/results/field.json]
+    python benchmarks/field.py --scenario digits --work out/bench/field-digits --json docs/results/field-digits.json
+    python benchmarks/field.py --floors 0.25 0.1 0.05 --budgets 270 --json docs/results/field-floor.json
+
+The last form chooses ``FIELD_FLOOR`` on validation data: the shifted device at 270 B, scored on the train
+split's images of its four classes that its field folder does not hold (never the test split).
 
 `fashion`, the default send path (auto: random-keyed with the quota) on Iridium SBD MT. Two devices:
 
@@ -20,14 +25,16 @@ import argparse
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import table, write_json  # noqa: E402
+from _common import render_into, splice_block, table, write_json  # noqa: E402
 
-SHIFT_CLASSES = (5, 7, 8, 9)  # sandal, sneaker, bag, ankle boot
+SHIFT_CLASSES = (5, 7, 8, 9)  # fashion: sandal, sneaker, bag, ankle boot; digits: 5, 7, 8, 9
+SCENARIO = ["fashion"]  # set by --scenario: fashion (the pool near the task) or digits (a far pool)
 
 
 def setup(work: Path) -> dict:
@@ -37,8 +44,8 @@ def setup(work: Path) -> dict:
 
     work.mkdir(parents=True, exist_ok=True)
     if not (work / "ref" / "manifest.lcm").exists():
-        build_store("builtin:fashion", work / "ref")
-    x, y, names = target("fashion", "train")
+        build_store(f"builtin:{SCENARIO[0]}", work / "ref")
+    x, y, names = target(SCENARIO[0], "train")
     if not (work / "teacher.onnx").exists():
         train_and_export(x, y, names, work / "teacher.onnx", TeacherConfig())
     if not (work / "keys" / "sender.key").exists():
@@ -47,7 +54,7 @@ def setup(work: Path) -> dict:
     return {"shifted": x[shifted], "no shift": x[np.linspace(0, len(x) - 1, 2000).astype(np.int64)]}
 
 
-def one(work: Path, budget: int, seed: int, field: np.ndarray | None, tag: str) -> Path:
+def one(work: Path, budget: int, seed: int, field: np.ndarray | None, tag: str, floor: float | None = None) -> Path:
     """send (with the field's sketch when given) and receive (with the field when given); the student."""
     from labelcast import LinkSettings, ReceiveConfig, SendConfig, TrustSet, receive, send
     from labelcast.codec.field import encode_sketch
@@ -60,6 +67,8 @@ def one(work: Path, budget: int, seed: int, field: np.ndarray | None, tag: str) 
     cfg = SendConfig(
         link=LinkSettings(budget=budget), recipe=Recipe(SelectConfig("auto", seed=seed)), field=sketch, force=True
     )
+    if floor is not None:
+        cfg = replace(cfg, field_floor=floor)
     send(work / "teacher.onnx", work / "ref", work / "keys" / "sender.key", out / "outbox", cfg)
     with tempfile.TemporaryDirectory() as state:
         receive(
@@ -71,6 +80,33 @@ def one(work: Path, budget: int, seed: int, field: np.ndarray | None, tag: str) 
             state_dir=state,
         )
     return out / "device" / "student.onnx"
+
+
+def choose_floor(work: Path, floors: list[float], seeds: int, budget: int) -> dict:
+    """The floor, chosen on validation data: the shifted device at ``budget``, scored on the train split's images
+    of its four classes that its field folder does not hold (the test split is not read)."""
+    from labelcast import evaluate
+    from labelcast.datasets.builtin import target
+
+    fields = setup(work)
+    x, y, names = target(SCENARIO[0], "train")
+    four = np.flatnonzero(np.isin(y, SHIFT_CLASSES))
+    val = four[2000:]  # the field folder is the first 2,000
+    runs = []
+    for seed in range(seeds):
+        base = evaluate(one(work, budget, seed, None, "none"), x[val], y[val], class_names=names).accuracy
+        for floor in floors:
+            student = one(work, budget, seed, fields["shifted"], f"floor{floor}", floor)
+            acc = evaluate(student, x[val], y[val], class_names=names).accuracy
+            runs.append({"floor": floor, "seed": seed, "without": base, "with": acc})
+            print(runs[-1], flush=True)
+    rows = []
+    for floor in floors:
+        rs = [r for r in runs if r["floor"] == floor]
+        gain = np.array([r["with"] - r["without"] for r in rs]) * 100
+        rows.append({"floor": floor, "gain_points": round(float(gain.mean()), 2), "sd": round(float(gain.std()), 2)})
+    table(rows, ["floor", "gain_points", "sd"], f"validation: gain of the sketch at {budget} B by floor")
+    return {"budget": budget, "validation_items": int(val.size), "runs": runs, "rows": rows}
 
 
 def render(result: dict) -> str:
@@ -88,12 +124,7 @@ def render(result: dict) -> str:
 
 
 def splice(doc: str, table_md: str) -> str:
-    import re
-
-    pat = re.compile(r"(<!-- field:table -->\n).*?(\n<!-- /field:table -->)", re.S)
-    if not pat.search(doc):
-        raise SystemExit("docs/field.md has no <!-- field:table --> block")
-    return pat.sub(lambda m: m.group(1) + table_md + m.group(2), doc)
+    return splice_block(doc, "field:table", table_md)
 
 
 def main() -> None:
@@ -104,19 +135,23 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     ap.add_argument("--render", default=None, help="a JSON this wrote: only rewrite --doc's table from it")
     ap.add_argument("--doc", default="docs/field.md")
+    ap.add_argument("--floors", type=float, nargs="+", default=None, help="choose the floor on validation data")
+    ap.add_argument("--floor", type=float, default=None, help="the floor the sends use (default: FIELD_FLOOR)")
+    ap.add_argument("--scenario", choices=["fashion", "digits"], default="fashion")
     a = ap.parse_args()
+    SCENARIO[0] = a.scenario
+    if a.floors:
+        write_json(a.json, choose_floor(Path(a.work), a.floors, a.seeds, a.budgets[0]))
+        return
     if a.render:
-        import json
-
-        doc = Path(a.doc)
-        doc.write_text(splice(doc.read_text(), render(json.loads(Path(a.render).read_text()))))
+        render_into(a.doc, a.render, render, splice)
         return
     from labelcast import evaluate
     from labelcast.datasets.builtin import target
 
     work = Path(a.work)
     fields = setup(work)
-    xt, yt, names = target("fashion", "test")
+    xt, yt, names = target(SCENARIO[0], "test")
     four = np.isin(yt, SHIFT_CLASSES)
     tests = {"shifted": (xt[four], yt[four]), "no shift": (xt, yt)}
     teacher = {k: evaluate(work / "teacher.onnx", x, y, class_names=names).accuracy for k, (x, y) in tests.items()}
@@ -127,7 +162,7 @@ def main() -> None:
             base = one(work, budget, seed, None, "none")
             for device, fx in fields.items():
                 x, y = tests[device]
-                with_sketch = one(work, budget, seed, fx, device.replace(" ", "-"))
+                with_sketch = one(work, budget, seed, fx, device.replace(" ", "-"), a.floor)
                 runs.append(
                     {
                         "device": device,
@@ -154,8 +189,9 @@ def main() -> None:
                     "gain_points": round(100 * (w1.mean() - w0.mean()), 2),
                 }
             )
-    table(rows, list(rows[0]), "fashion: accuracy on what the device sees, with and without its field sketch")
-    write_json(a.json, {"teacher": teacher, "runs": runs, "rows": rows, "classes": list(SHIFT_CLASSES)})
+    table(rows, list(rows[0]), f"{SCENARIO[0]}: accuracy on what the device sees, with and without its field sketch")
+    out = {"scenario": SCENARIO[0], "teacher": teacher, "runs": runs, "rows": rows, "classes": list(SHIFT_CLASSES)}
+    write_json(a.json, out)
 
 
 if __name__ == "__main__":

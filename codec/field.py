@@ -2,9 +2,11 @@
 
 The **partition** both ends can compute is the store's groups (the content clusters ``reference build
 --clusters`` makes; with the default grouping the source's folders): each group is represented by the
-mean 14×14 grey thumbnail of its items (:func:`thumbnails`, the clusters' own features), and a field image
-belongs to the group whose mean thumbnail is nearest (squared Euclidean distance; ties to the lower group
-id). Both ends read the same store bytes, so both compute the same centroids and the same assignment.
+mean features of its items (:func:`item_features`: an image's 14×14 grey thumbnail, the clusters' own
+features; a text's hashed word features; a vector as it is), and a field item belongs to the group whose
+mean is nearest (squared Euclidean distance — for vectors with each feature divided by the spread of the
+group means on it; ties to the lower group id). Both ends read the same store bytes, so both compute the
+same centroids and the same assignment.
 
 A **sketch** is the share of the field images per group, quantised to 4 bits a group relative to the
 largest share (level ``round(15 · p_g / max p)``, so a group holding under 1/30 of the largest group's share
@@ -31,6 +33,7 @@ from .errors import DecodeError, FieldError
 __all__ = [
     "Sketch",
     "thumbnails",
+    "item_features",
     "group_centroids",
     "assign_groups",
     "make_sketch",
@@ -99,35 +102,66 @@ class Sketch:
             raise FieldError(f"the field sketch has {self.levels.size} groups, the store {groups}")
 
 
+def item_features(x, kind: str = "image") -> np.ndarray:
+    """The features a store's partition is computed in, float64: an image's 14×14 grey thumbnail, a text's
+    hashed word features (``codec.text.text_features``), a vector as it is."""
+    if kind == "text":
+        from .text import text_features
+
+        return text_features(list(x)).astype(np.float64)
+    if kind == "vector":
+        return np.asarray(x, dtype=np.float64)
+    return thumbnails(x).astype(np.float64)
+
+
 def group_centroids(store, chunk: int = 8192) -> np.ndarray:
-    """G × 196 float64: the mean thumbnail of each group's items, read in canonical order in chunks."""
-    if getattr(store, "kind", "image") != "image":
-        raise FieldError("field sketches are made over image stores (this store holds text)")
+    """G × F float64: the mean features (:func:`item_features`) of each group's items, read in canonical order
+    in chunks."""
+    kind = getattr(store, "kind", "image")
     groups = np.asarray(store.manifest.groups)
     g = max(len(store.manifest.group_names), int(groups.max()) + 1 if groups.size else 1)
-    sums = np.zeros((g, THUMB * THUMB), dtype=np.float64)
+    sums = None
     for s in range(0, store.n, chunk):
         e = min(store.n, s + chunk)
-        np.add.at(sums, groups[s:e], thumbnails(store.read_range(s, e)).astype(np.float64))
+        f = item_features(store.read_range(s, e), kind)
+        sums = np.zeros((g, f.shape[1]), dtype=np.float64) if sums is None else sums
+        np.add.at(sums, groups[s:e], f)
+    if sums is None:
+        raise FieldError(f"the store {store.path} holds no items to sketch against")
     counts = np.bincount(groups, minlength=g).astype(np.float64)
     return sums / np.maximum(counts, 1.0)[:, None]
 
 
-def assign_groups(x: np.ndarray, centroids: np.ndarray, chunk: int = 4096) -> np.ndarray:
-    """The nearest group (by mean thumbnail) of each image; ties to the lower group id."""
+def _scale(centroids: np.ndarray, kind: str) -> np.ndarray:
+    """Per-feature divisors of the distance: for vectors, the spread of the group means on each feature (so
+    that a feature's units do not decide the nearest group); 1 for thumbnails and text features."""
+    if kind != "vector":
+        return np.ones(centroids.shape[1])
+    s = centroids.std(0)
+    return np.maximum(s, max(float(s.max(initial=0.0)) * 1e-6, 1e-12))
+
+
+def assign_groups(x, centroids: np.ndarray, chunk: int = 4096, kind: str = "image") -> np.ndarray:
+    """The nearest group (by mean features) of each item; ties to the lower group id."""
     out = np.empty(len(x), dtype=np.int64)
-    c2 = (centroids**2).sum(1)
+    sc = _scale(centroids, kind)
+    c = centroids / sc
+    c2 = (c**2).sum(1)
     for s in range(0, len(x), chunk):
-        t = thumbnails(x[s : s + chunk]).astype(np.float64)
-        d = (t**2).sum(1)[:, None] - 2 * t @ centroids.T + c2[None, :]
+        t = item_features(x[s : s + chunk], kind) / sc
+        if t.shape[1] != c.shape[1]:
+            raise FieldError(f"the field items have {t.shape[1]} features; the store's groups have {c.shape[1]}")
+        d = (t**2).sum(1)[:, None] - 2 * t @ c.T + c2[None, :]
         out[s : s + chunk] = d.argmin(axis=1)
     return out
 
 
-def make_sketch(x: np.ndarray, store, centroids: np.ndarray | None = None) -> Sketch:
-    """The sketch of field images ``x`` (uint8 N×H×W[×C]) over ``store``'s groups."""
+def make_sketch(x, store, centroids: np.ndarray | None = None) -> Sketch:
+    """The sketch of field items ``x`` (images uint8 N×H×W[×C], texts, or N×D vectors, as ``store`` holds them)
+    over ``store``'s groups."""
+    kind = getattr(store, "kind", "image")
     cent = group_centroids(store) if centroids is None else centroids
-    counts = np.bincount(assign_groups(x, cent), minlength=cent.shape[0]).astype(np.float64)
+    counts = np.bincount(assign_groups(x, cent, kind=kind), minlength=cent.shape[0]).astype(np.float64)
     top = counts.max() if counts.size else 0.0
     levels = np.rint(LEVELS * counts / top).astype(np.uint8) if top else np.zeros(cent.shape[0], np.uint8)
     return Sketch(store.root[:8], levels, int(len(x)))
@@ -179,6 +213,8 @@ def class_mix(sketch: Sketch, pseudo: np.ndarray, groups: np.ndarray, classes: i
 def prior_weights(mix: np.ndarray, floor: float = FIELD_FLOOR) -> np.ndarray:
     """Per-class selection weights from a field class mix, tempered toward the even mix:
     ``(1 − floor) · mix_c + floor / C`` — every class keeps at least ``floor`` of an even share of the quota."""
+    if not 0 < floor <= 1:
+        raise ValueError(f"the field floor is a share in (0, 1], not {floor}: 0 starves the classes the field lacks")
     m = np.asarray(mix, dtype=np.float64)
     m = m / m.sum() if m.sum() else np.full(m.size, 1.0 / m.size)
     return (1 - floor) * m + floor / m.size

@@ -15,6 +15,11 @@ A **text** store holds variable-length items instead of ``items.u8``::
 and its manifest declares item shape ``(0,)`` and item size 0 (variable); an item's hash is the
 SHA-256 of its bytes, so verify, payloads and the Merkle root work unchanged.
 
+A **vector** store (features, not images: ``npy:`` sources of N × D float32 or float16) keeps
+``items.u8`` but each row holds one item's D little-endian floats; its manifest declares the item
+shape ``(D, E)`` with E = 4 (float32) or 2 (float16) bytes per element — the only 2-D item shape —
+so the kind and the float type are covered by the root. An item's hash is the SHA-256 of its bytes.
+
 ``manifest.lcm`` (little-endian)::
 
     4   magic b"LCMF"     1  version (1)     1  hash algorithm (1 = SHA-256)
@@ -63,6 +68,7 @@ CHUNK = 4096
 MAX_ITEMS = (1 << 32) - 1
 MAX_ITEM_BYTES = 1 << 26
 MAX_GROUPS = 1 << 24
+VECTOR_DTYPES = {2: "<f2", 4: "<f4"}  # a vector store's element bytes → its float type
 
 
 def hash_items(rows) -> np.ndarray:
@@ -274,10 +280,16 @@ class ReferenceStore:
         except (OSError, ValueError):
             self.info = {}
         m = self.manifest
-        self.kind = "text" if m.item_shape == (0,) else "image"
+        self.kind = "text" if m.item_shape == (0,) else ("vector" if len(m.item_shape) == 2 else "image")
+        self.dtype, self.item_shape = np.dtype(object), m.item_shape
         if self.kind == "text":
             self._open_texts()
             return
+        if self.kind == "vector" and m.item_shape[1] not in VECTOR_DTYPES:
+            raise ReferenceMismatchError(f"manifest {m.path}: a vector item of {m.item_shape[1]}-byte floats")
+        # a vector store's items.u8 holds each item's little-endian float bytes; the array views them as floats
+        self.dtype = np.dtype(VECTOR_DTYPES[m.item_shape[1]]) if self.kind == "vector" else np.dtype(np.uint8)
+        self.item_shape = (m.item_shape[0],) if self.kind == "vector" else m.item_shape
         items = self.path / "items.u8"
         try:
             size = items.stat().st_size
@@ -289,9 +301,9 @@ class ReferenceStore:
                 "(truncated or from another set)"
             )
         self.items = (
-            np.memmap(items, dtype=np.uint8, mode="r", shape=(m.n, *m.item_shape))
+            np.memmap(items, dtype=self.dtype, mode="r", shape=(m.n, *self.item_shape))
             if m.n
-            else np.zeros((0, *m.item_shape), np.uint8)
+            else np.zeros((0, *self.item_shape), self.dtype)
         )
 
     def _open_texts(self) -> None:
@@ -343,7 +355,7 @@ class ReferenceStore:
             raise ReferenceMismatchError(f"reference items near item {start} are unreadable: {e.strerror}") from e
         if len(b) != (stop - start) * m.item_bytes:
             raise ReferenceMismatchError(f"reference items near item {start} are missing: the store was truncated")
-        return np.frombuffer(b, dtype=np.uint8).reshape(stop - start, *m.item_shape)
+        return np.frombuffer(b, dtype=self.dtype).reshape(stop - start, *self.item_shape)
 
     def _read_texts(self, start: int, stop: int) -> np.ndarray:
         o = np.asarray(self.offsets[start : stop + 1], dtype=np.int64)
@@ -368,8 +380,8 @@ class ReferenceStore:
             out = np.empty(idx.size, dtype=object)
             out[:] = [self._read_texts(i, i + 1)[0] for i in idx.tolist()]
             return out
-        out = np.empty((idx.size, *m.item_shape), dtype=np.uint8)
-        flat = out.reshape(idx.size, m.item_bytes)
+        out = np.empty((idx.size, *self.item_shape), dtype=self.dtype)
+        flat = out.reshape(idx.size, int(np.prod(self.item_shape))).view(np.uint8)  # rows of item bytes
         path = self.path / "items.u8"
         try:
             fd = os.open(path, os.O_RDONLY)

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Preprocess", "PRESETS", "resize", "resize_bilinear", "SPEC_KEYS", "check_images"]
+__all__ = ["Preprocess", "VectorPreprocess", "PRESETS", "resize", "resize_bilinear", "SPEC_KEYS", "check_images"]
 
 SPEC_KEYS = ("size", "channels", "scale", "mean", "std", "layout", "order", "output")
 LAYOUTS = ("nchw", "nhwc", "flat")
@@ -246,6 +246,108 @@ class Preprocess:
         )
 
 
+@dataclass(frozen=True)
+class VectorPreprocess:
+    """How a **vector store**'s items (N × D float32 or float16 features, ``npy:`` stores) become a model's
+    input: ``(x − mean) / std`` per feature (one value for all, or one per feature), N × D float32.
+
+    Spec (a model's ``labelcast.preprocess`` metadata, or ``--preprocess``):
+    ``{"vector": {"dim": D, "mean": 0, "std": 1, "output": "logits"}}`` — mean/std a number or D numbers,
+    output as for images. ``{"vector": D}`` is the identity on D features."""
+
+    dim: int
+    mean: tuple[float, ...] = (0.0,)
+    std: tuple[float, ...] = (1.0,)
+    output: str = "logits"
+    modality = "vector"
+    layout = "vector"
+
+    def __post_init__(self) -> None:
+        d = int(self.dim)
+        if not 1 <= d <= 1 << 20:
+            raise ValueError("a vector's dim must be 1..1,048,576")
+        object.__setattr__(self, "dim", d)
+        for k in ("mean", "std"):
+            v = getattr(self, k)
+            v = tuple(float(a) for a in (v if isinstance(v, list | tuple | np.ndarray) else (v,)))
+            if len(v) not in (1, d) or not all(math.isfinite(a) for a in v):
+                raise ValueError(f"vector {k} needs 1 or {d} finite values (one per feature)")
+            object.__setattr__(self, k, v)
+        if any(a == 0 for a in self.std):
+            raise ValueError("vector std must be non-zero")
+        if self.output not in OUTPUTS:
+            raise ValueError(f"output must be one of {OUTPUTS}")
+
+    @property
+    def channels(self) -> int:
+        return 1
+
+    @property
+    def hw(self) -> tuple[int, int]:
+        return (1, self.dim)
+
+    def input_shape(self, batch: int | str = "N") -> tuple:
+        return (batch, self.dim)
+
+    def describe(self) -> str:
+        return f"vector N×{self.dim} (float features)"
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """N × D float items → the model's N × D float32 input (checked: a wrong D names both sides)."""
+        a = np.asarray(x)
+        if a.ndim != 2 or a.shape[1] != self.dim:
+            from .errors import SourceError
+
+            raise SourceError(f"items are {'×'.join(map(str, a.shape))}; the model takes vectors of {self.dim}")
+        mean = np.asarray(self.mean, dtype=np.float32)
+        inv = np.float32(1.0) / np.asarray(self.std, dtype=np.float32)
+        out = a.astype(np.float32)
+        out -= mean
+        out *= inv
+        return out
+
+    def as_logits(self, out: np.ndarray) -> np.ndarray:
+        z = np.asarray(out, dtype=np.float32)
+        if self.output == "probs":
+            return np.log(np.clip(z, _PROB_FLOOR, None)).astype(np.float32)
+        return z
+
+    def to_json(self) -> str:
+        def short(v: tuple[float, ...]) -> float | list[float]:
+            return v[0] if len(v) == 1 else list(v)  # exact: a model reads back what it was trained with
+
+        return json.dumps(
+            {"vector": {"dim": self.dim, "mean": short(self.mean), "std": short(self.std), "output": self.output}}
+        )
+
+    @classmethod
+    def from_json(cls, text: str | dict) -> VectorPreprocess:
+        d = json.loads(text) if isinstance(text, str) else text
+        v = d.get("vector") if isinstance(d, dict) else None
+        if isinstance(v, int) and not isinstance(v, bool):
+            return cls(v)
+        if not isinstance(v, dict) or "dim" not in v or set(v) - {"dim", "mean", "std", "output"}:
+            raise ValueError('a vector spec is {"vector": {"dim": D, "mean": …, "std": …, "output": …}}')
+        try:
+            return cls(v["dim"], v.get("mean", 0.0), v.get("std", 1.0), v.get("output", "logits"))
+        except TypeError as e:
+            raise ValueError(f"invalid vector spec: {e}") from e
+
+    @classmethod
+    def fitted(cls, x: np.ndarray, output: str = "logits") -> VectorPreprocess:
+        """Per-feature standardisation fitted on ``x`` (N × D); a constant feature's std is floored so that
+        it stays near zero instead of amplifying noise."""
+        a = np.asarray(x, dtype=np.float64)
+        mean, std = a.mean(0), a.std(0)
+        floor = max(1e-6, 0.01 * float(std.mean()) if std.size else 1e-6)
+        std = np.maximum(std, floor)  # float32 values: what apply computes with, and shorter JSON
+        return cls(a.shape[1], tuple(mean.astype(np.float32).tolist()), tuple(std.astype(np.float32).tolist()), output)
+
+
+def is_vector_spec(d) -> bool:
+    return isinstance(d, dict) and "vector" in d
+
+
 PRESETS = {
     "unit": Preprocess(),
     "fashion": Preprocess(28, 1, 1 / 255, (0.2860,), (0.3530,)),
@@ -264,6 +366,9 @@ def check_images(x, y=None, names=None, *, what: str = "x") -> None:
         raise SourceError(f"{what} must be a numpy array of images, not {type(x).__name__}")
     if x.dtype.kind in "OUS":
         return  # text items: checked by the text path
+    if x.ndim == 2 and x.dtype in (np.float32, np.float16):
+        _check_labels(x, y, names, what)  # feature vectors (a vector store's items)
+        return
     if x.dtype != np.uint8:
         hint = (
             "(x * 255).round().astype('uint8') if they are in [0, 1]"
@@ -282,6 +387,12 @@ def check_images(x, y=None, names=None, *, what: str = "x") -> None:
         )
     if x.ndim == 4 and x.shape[3] not in (1, 3):
         raise SourceError(f"{what} has {x.shape[3]} channels; images have 1 (grey) or 3 (RGB), channels last")
+    _check_labels(x, y, names, what)
+
+
+def _check_labels(x, y, names, what: str) -> None:
+    from .errors import SourceError
+
     if y is not None:
         yy = np.asarray(y)
         if yy.ndim != 1 or yy.shape[0] != x.shape[0]:

@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["normalize", "Tokenizer", "DEFAULT_TOKENIZER", "TextPreprocess", "hash_texts"]
+__all__ = ["normalize", "Tokenizer", "DEFAULT_TOKENIZER", "TextPreprocess", "hash_texts", "text_features", "TEXT_DIMS"]
 
 _FNV_OFFSET = 0xCBF29CE484222325
 _FNV_PRIME = 0x100000001B3
@@ -217,3 +217,20 @@ class TextPreprocess:
         if "tokenizer" not in d:  # a bare tokenizer configuration
             return cls(Tokenizer.from_json(d))
         return cls(Tokenizer.from_json(d["tokenizer"]), d.get("output", "logits"))
+
+
+TEXT_DIMS = 1024  # hashed word features for clustering text
+
+
+def text_features(texts, idf: np.ndarray | None = None) -> np.ndarray:
+    """Items' words hashed into 1,024 dims (the tokenizer's hash, words only), log(1 + count) × ``idf``,
+    each row L2-normalised → N × 1024 float32."""
+    tok = Tokenizer(vocab=TEXT_DIMS + 1, length=256, char_ngrams=0, bigrams=False)
+    ids = tok.encode(list(texts))
+    n = ids.shape[0]
+    out = np.zeros((n, TEXT_DIMS + 1), dtype=np.float32)
+    np.add.at(out, (np.repeat(np.arange(n), ids.shape[1]), ids.reshape(-1)), 1.0)
+    f = np.log1p(out[:, 1:])
+    if idf is not None:
+        f *= idf
+    return f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-6)

@@ -27,7 +27,7 @@ class Source:
 
     name: str
     n: int
-    item_shape: tuple[int, int, int]
+    item_shape: tuple[int, ...]  # (H, W, C) images; (D,) vectors; (0,) text
     groups: np.ndarray
     group_names: list[str]
     paths: list[str]
@@ -36,7 +36,8 @@ class Source:
     class_names: list[str] | None = None
     skipped: list[str] = field(default_factory=list)  # unreadable files left out (--skip-bad)
     notes: list[str] = field(default_factory=list)
-    kind: str = "image"  # "image": uint8 N×H×W×C items; "text": normalised UTF-8 bytes (object arrays)
+    kind: str = "image"  # "image": uint8 N×H×W×C items; "text": normalised UTF-8 bytes; "vector": N×D floats
+    dtype: np.dtype = field(default_factory=lambda: np.dtype(np.uint8))  # a vector source's float type
 
     @property
     def labelled(self) -> bool:
@@ -55,7 +56,9 @@ class Source:
         """Every item in one array (use chunks() for large sources); a text source's is an object array."""
         if self.kind == "text":
             return self.read(0, self.n)[0]
-        return np.concatenate([x for _, x, _ in self.chunks()]) if self.n else np.zeros((0, *self.item_shape), np.uint8)
+        return (
+            np.concatenate([x for _, x, _ in self.chunks()]) if self.n else np.zeros((0, *self.item_shape), self.dtype)
+        )
 
 
 def _fit_pil(im, size: tuple[int, int], fit: str):

@@ -13,6 +13,8 @@ form                                  what it is
                                       ``labels.npy`` beside it
 ``npz:PATH``                          arrays ``x`` (images) and, for labelled use, ``y`` (labels)
                                       and optionally ``names`` (class names)
+``npy:PATH`` / ``npz:PATH`` of        **vectors**: an N×D float32 or float16 array (features, not
+N×D floats                            images) — a vector store (``kind == "vector"``)
 ====================================  ===========================================================
 
 Text forms (``lines:PATH``, ``jsonl:PATH:FIELD[:LABEL]``, a ``folder:`` of ``.txt`` files,
@@ -49,7 +51,8 @@ FORMS = {
     "builtin:NAME": "a built-in scenario's unlabelled pool, e.g. builtin:fashion",
     "builtin:NAME:SPLIT": "its labelled target data, e.g. builtin:fashion:train or builtin:digits:test",
     "folder:PATH": "images below PATH, e.g. folder:/data/pool (labelled: one subfolder per class)",
-    "npy:PATH": "an N×H×W[×C] uint8 array, e.g. npy:images.npy (labels: --labels labels.npy)",
+    "npy:PATH": "an N×H×W[×C] uint8 array, e.g. npy:images.npy (labels: --labels labels.npy); "
+    "an N×D float32/float16 array is vectors",
     "npz:PATH": "arrays x and y (and names) in one file, e.g. npz:train.npz",
     "lines:PATH": "text: one item per line of a UTF-8 file, e.g. lines:/data/messages.txt",
     "folder:PATH (.txt)": "text: one item per .txt file (per line with --per-line; labelled: a subfolder per class)",
@@ -179,8 +182,11 @@ def _npy(rest: str, size, channels, labels: str | None) -> Source:
         arr = np.load(p, mmap_mode="r")
     except (OSError, ValueError) as e:
         raise SourceError(f"cannot open {p} as a .npy array: {e}") from e
-    if arr.dtype != np.uint8 or arr.ndim not in (3, 4):
-        raise SourceError(f"{p}: need an N×H×W[×C] uint8 array, got {arr.dtype} {arr.shape}")
+    if not _is_vectors(arr) and (arr.dtype != np.uint8 or arr.ndim not in (3, 4)):
+        raise SourceError(
+            f"{p}: need an N×H×W[×C] uint8 array (images) or an N×D float32/float16 array (vectors), "
+            f"got {arr.dtype} {arr.shape}"
+        )
     y = None
     cands = [Path(labels)] if labels else [p.with_name(p.stem + "-labels.npy"), p.with_name("labels.npy")]
     for lp in cands:
@@ -207,9 +213,27 @@ def _npz(rest: str, size, channels) -> Source:
         names = [str(v) for v in z["names"]] if "names" in z.files else None
     except (OSError, ValueError, KeyError) as e:
         raise SourceError(f"cannot read {p} as an .npz with arrays x (and y): {e}") from e
-    if x.dtype != np.uint8 or x.ndim not in (3, 4) or (y is not None and y.shape != (x.shape[0],)):
-        raise SourceError(f"{p}: x must be N×H×W[×C] uint8 and y N labels")
+    bad_x = not _is_vectors(x) and (x.dtype != np.uint8 or x.ndim not in (3, 4))
+    if bad_x or (y is not None and y.shape != (x.shape[0],)):
+        raise SourceError(f"{p}: x must be N×H×W[×C] uint8 (or N×D float32/float16 vectors) and y N labels")
     return _array_source(f"npz:{rest}", p, x, y, names, size, channels)
+
+
+def _is_vectors(arr: np.ndarray) -> bool:
+    return arr.ndim == 2 and arr.dtype in (np.float32, np.float16)
+
+
+def _vector_reader(arr: np.ndarray) -> Callable[[int, int], tuple[np.ndarray, list[bytes]]]:
+    dtype = "<f4" if arr.dtype == np.float32 else "<f2"
+
+    def read(start: int, stop: int):
+        x = np.ascontiguousarray(arr[start:stop], dtype=dtype)
+        if not np.isfinite(x).all():
+            bad = start + int(np.flatnonzero(~np.isfinite(x).all(1))[0])
+            raise SourceError(f"vector {bad} holds NaN or infinity; a store holds finite features")
+        return x, [hashlib.sha256(r.tobytes()).digest() for r in x]
+
+    return read
 
 
 def _array_source(spec: str, p: Path, arr: np.ndarray, y, names, size, channels) -> Source:
@@ -219,6 +243,14 @@ def _array_source(spec: str, p: Path, arr: np.ndarray, y, names, size, channels)
     n = arr.shape[0]
     rest = spec.split(":", 1)[1]
     ids = [f"{rest}#{i}" for i in range(n)]
+    if _is_vectors(arr):
+        if size is not None or channels is not None:
+            raise SourceError(f"{spec} holds N×D vectors: --size and --channels apply to images only")
+        src = Source(
+            spec, n, (int(arr.shape[1]),), np.zeros(n, np.uint32), [p.name], ids, _vector_reader(arr), y, names
+        )
+        src.kind, src.dtype = "vector", np.dtype("<f4" if arr.dtype == np.float32 else "<f2")
+        return src
     return Source(
         spec,
         n,

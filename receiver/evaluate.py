@@ -56,11 +56,14 @@ def evaluate(
     """Accuracy of the model at ``path`` on images ``x`` with labels ``y`` (named ``class_names``).
 
     ``x``: uint8 pixels, N×H×W or N×H×W×C, as the stores hold them (anything else is a ``SourceError`` that
-    says how to convert); text items as an object array of strings."""
+    says how to convert); N×D float32/float16 feature vectors; text items as an object array of strings."""
     from ..codec.preprocess import check_images
 
     check_images(np.asarray(x) if not isinstance(x, np.ndarray) else x, y, class_names)
     model = load_classifier(path, preprocess, providers=providers, input_name=input_name, output_name=output_name)
+    xa = x if isinstance(x, np.ndarray) else np.asarray(x)
+    if xa.ndim == 2 and xa.dtype.kind == "f" and getattr(model, "modality", "") == "image":
+        model.use_vectors(int(xa.shape[1]))  # feature vectors into a model whose flat input was guessed as pixels
     mapping, note = match_classes(class_names, model.classes)
     yy = np.asarray(y, dtype=np.int64)
     k = int(model.num_classes or 0)

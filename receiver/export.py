@@ -47,13 +47,18 @@ def _torch_export(model: torch.nn.Module, dummy: torch.Tensor, path: Path, input
 
 
 def _example(preprocess, n: int) -> tuple[torch.Tensor, np.ndarray, str, dict]:
-    """(export dummy, check input, input name, modality metadata) for an image or a text model."""
+    """(export dummy, check input, input name, modality metadata) for an image, a vector or a text model
+    (a vector model's input is ``features``, N × D float32)."""
     if getattr(preprocess, "modality", "image") == "text":
         t = preprocess.tokenizer
         x = np.random.default_rng(0).integers(0, t.vocab, (n, t.length), dtype=np.int64)
         x[:, t.length // 2 :] = 0  # padding, as real items have
         meta = {"labelcast.tokenizer": preprocess.to_json(), "labelcast.modality": "text"}
         return torch.ones(2, t.length, dtype=torch.int64), x, "tokens", meta
+    if getattr(preprocess, "modality", "image") == "vector":
+        x = np.random.default_rng(0).standard_normal((n, preprocess.dim)).astype(np.float32)
+        meta = {"labelcast.preprocess": preprocess.to_json(), "labelcast.modality": "vector"}
+        return torch.zeros(2, preprocess.dim), x, "features", meta
     size = preprocess.hw
     x = np.random.default_rng(0).random((n, preprocess.channels, *size), np.float32)
     meta = {"labelcast.preprocess": preprocess.to_json()}

@@ -24,19 +24,25 @@ PRIOR_ITERS = 100  # EM steps at most
 PRIOR_TOL = 1e-6  # stop when no class prior moves more than this
 
 
-def field_images(source: str | np.ndarray, store: ReferenceStore, limit: int = 20_000) -> np.ndarray:
-    """The field data as the store holds items (uint8 N×H×W×C at the store's size and channels), at most
-    ``limit`` items spread evenly over the source."""
-    if isinstance(source, np.ndarray):
+def field_images(source, store: ReferenceStore, limit: int = 20_000):
+    """The field data as the store holds items, at most ``limit`` items spread evenly over the source: uint8
+    N×H×W×C images at the store's size and channels; a text store's normalised UTF-8 items; a vector store's
+    N×D floats (the same D)."""
+    if isinstance(source, np.ndarray | list):
         return source
     from ..datasets.sources import open_source
 
-    h, w, c = store.manifest.item_shape
-    src = open_source(str(source), (h, w), c)
-    if src.kind != "image":
-        raise SourceError(f"{source}: field sketches are made from images")
+    if store.kind == "image":
+        h, w, c = store.manifest.item_shape
+        src = open_source(str(source), (h, w), c)
+    else:
+        src = open_source(str(source))
+    if src.kind != store.kind:
+        raise SourceError(f"{source} holds {src.kind} items; the store's field sketches are made from {store.kind}")
+    if store.kind == "vector" and src.item_shape != store.item_shape:
+        raise SourceError(f"{source} holds vectors of {src.item_shape[0]}; the store's have {store.item_shape[0]}")
     if src.n == 0:
-        raise SourceError(f"{source} holds no images")
+        raise SourceError(f"{source} holds no items")
     pick = np.unique(np.linspace(0, src.n - 1, min(src.n, limit)).astype(np.int64))
     return np.concatenate([src.read(int(i), int(i) + 1)[0] for i in pick])
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..codec.errors import LimitError, ParentError, StorageError
+from ..codec.errors import DecodeError, LimitError, ParentError, StorageError
 from ..codec.framing import Reassembler, frames_from_stream, read_frames_dir
 from ..codec.keys import TrustSet
 from ..codec.manifest import ReferenceStore
@@ -141,6 +141,8 @@ def verify_and_decode(
             chains.refuse_parent(v.header.key_id, v.blobs["parent"])
     p = decode_payload(v, store.manifest.segments, base)
     check_hints(p.hints)  # before anything reads them
+    if p.exemplars is not None and store.kind != "image":
+        raise DecodeError(f"the payload carries image exemplars; the reference store holds {store.kind} items")
     if budget_bytes is not None:
         head = chains.head_info(v.header.key_id) if (chains is not None and p.is_delta) else None
         k_total = v.header.k + (head or {}).get("items", 0)
@@ -179,7 +181,29 @@ def _student_config(cfg: ReceiveConfig, hints: dict, store: ReferenceStore | Non
         recorded = store.path / "backbones.json"  # `student pretrain` records the hash of the store's backbones
         expect = json.loads(recorded.read_text()).get(sc.arch) if recorded.exists() else None
         sc = replace(sc, init_sha256=expect or "")
+    if store is not None and store.kind == "vector":
+        sc = _vector_student(sc, default["arch"])
     return sc
+
+
+def _vector_student(sc, default_arch: str):
+    """A vector store's student: an MLP (the image default becomes ``mlp``; an image student is refused),
+    without image augmentation or pretrained image backbones."""
+    from .students import VECTOR_ARCHS
+
+    arch = VECTOR_ARCHS[0] if sc.arch == default_arch else sc.arch
+    if arch not in VECTOR_ARCHS and ":" not in arch:
+        raise ValueError(f"student {arch!r} is for images; a vector store trains {' or '.join(VECTOR_ARCHS)}")
+    return replace(sc, arch=arch, augment="none", flip=False, mosaic=0.0, init="", init_sha256="")
+
+
+def vector_preprocess(store: ReferenceStore, sample: int = 8192):
+    """The standardisation a vector store's student learns with: per-feature mean/std over an evenly spaced
+    sample of the store's items (the same items on every device holding the store, so the same numbers)."""
+    from ..codec.preprocess import VectorPreprocess
+
+    idx = np.unique(np.linspace(0, store.n - 1, min(sample, store.n)).astype(np.int64))
+    return VectorPreprocess.fitted(store.read(idx))
 
 
 def text_preprocess(hints: dict):
@@ -235,8 +259,11 @@ def _train_and_export(p, x, step, store, cfg, profile, outp, report, resume, pro
             ts.x, ts.targets, h.classes, pp.tokenizer, profile, sc, progress=progress, warm=warm, **common
         )
     else:
-        ih, iw, ic = store.manifest.item_shape
-        pp = cfg.preprocess or Preprocess(size=(ih, iw), channels=ic, mean=(0.0,) * ic, std=(1.0,) * ic)
+        if store.kind == "vector":
+            pp = cfg.preprocess or vector_preprocess(store)
+        else:
+            ih, iw, ic = store.manifest.item_shape
+            pp = cfg.preprocess or Preprocess(size=(ih, iw), channels=ic, mean=(0.0,) * ic, std=(1.0,) * ic)
         model, tinfo = train_student(
             ts.x, ts.targets, h.classes, pp, profile, sc, progress=progress, root=store.root, warm=warm, **common
         )
@@ -270,8 +297,6 @@ def _adapted(model, targets, classes: int, pp, cfg: ReceiveConfig, store: Refere
 
     from .field import adapt_prior, field_images, with_logit_bias
 
-    if store.kind != "image":
-        raise ValueError("--field takes images: prior adaptation is for image stores")
     x = field_images(cfg.field, store)
     t = np.asarray(targets)
     train_prior = t.mean(0) if t.ndim == 2 else np.bincount(t, minlength=classes) / max(len(t), 1)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..codec.errors import DecodeError
-from ..codec.preprocess import PRESETS, Preprocess
+from ..codec.preprocess import PRESETS, Preprocess, VectorPreprocess
 from ..codec.text import TextPreprocess
 from .errors import ModelError
 
@@ -114,13 +114,14 @@ def _is_zipmap(o) -> bool:
     return o.type.startswith("seq(map(")
 
 
-def resolve_spec(spec) -> Preprocess | TextPreprocess | None:
+def resolve_spec(spec) -> Preprocess | TextPreprocess | VectorPreprocess | None:
     """The one reading of a preprocessing spec, for every command on both ends: ``None``; a
     :class:`Preprocess` or :class:`TextPreprocess` as given; an image preset name; or a dict, inline JSON
-    or a ``.json`` file — a text model's ``{"tokenizer": {…}}`` (docs/text.md) or an image spec
-    (docs/teachers.md). An image spec it cannot read is a ``ValueError`` (a bad argument) saying what would
-    do; a tokenizer spec or a file it cannot read is a ``ModelError``."""
-    if spec is None or isinstance(spec, Preprocess | TextPreprocess):
+    or a ``.json`` file — a text model's ``{"tokenizer": {…}}`` (docs/text.md), a vector model's
+    ``{"vector": {"dim": D, …}}`` or an image spec (docs/teachers.md). An image or vector spec it cannot
+    read is a ``ValueError`` (a bad argument) saying what would do; a tokenizer spec or a file it cannot
+    read is a ``ModelError``."""
+    if spec is None or isinstance(spec, Preprocess | TextPreprocess | VectorPreprocess):
         return spec
     d = spec
     if isinstance(spec, str | Path):
@@ -134,12 +135,23 @@ def resolve_spec(spec) -> Preprocess | TextPreprocess | None:
             d = json.loads(text) if text.startswith("{") else text
         except ValueError as e:
             raise ValueError(f"preprocessing spec {spec!r} is not valid JSON: {e}") from e
+    if isinstance(d, dict) and "vector" in d:
+        return VectorPreprocess.from_json(d)
     if isinstance(d, dict) and "tokenizer" in d:
         try:
             return TextPreprocess.from_json(d)
         except (ValueError, TypeError) as e:
             raise ModelError(f"tokenizer spec: {e}") from e
     return Preprocess.from_spec(d)
+
+
+def _stored_preprocess(text: str) -> Preprocess | VectorPreprocess:
+    """A model's stored ``labelcast.preprocess``: an image spec, or a vector one (``{"vector": …}``)."""
+    try:
+        d = json.loads(text)
+    except ValueError as e:
+        raise ModelError(f"the model's stored preprocessing is not JSON: {e}") from e
+    return VectorPreprocess.from_json(d) if isinstance(d, dict) and "vector" in d else Preprocess.from_dict(d)
 
 
 class OnnxClassifier:
@@ -181,8 +193,8 @@ class OnnxClassifier:
         self.zipmap: list | None = None  # a ZipMap output's class keys, in the model's class order
         self.input_shape = list(inp.shape)
         text = "int64" in inp.type or "labelcast.tokenizer" in self.meta or isinstance(preprocess, TextPreprocess)
-        self.modality = "text" if text else "image"
         self.preprocess, self.spec_source = self._resolve_text(preprocess) if text else self._resolve(preprocess)
+        self.modality = "text" if text else getattr(self.preprocess, "modality", "image")
         self._check_text_input(inp) if text else self._check_input(inp)
         if (
             self._classic
@@ -286,17 +298,17 @@ class OnnxClassifier:
             self.preprocess = replace(self.preprocess, output="probs")
         self.notes.append(f"note: output {out.name} is a ZipMap: read as probabilities over {len(keys)} classes")
 
-    def _resolve(self, spec) -> tuple[Preprocess, str]:
+    def _resolve(self, spec) -> tuple[Preprocess | VectorPreprocess, str]:
         stored = self.meta.get("labelcast.preprocess")
         if spec is not None:
             pp = resolve_spec(spec)
             if isinstance(pp, TextPreprocess):
                 raise ModelError(f"{self.path} takes images: a tokenizer spec does not apply")
-            if stored is not None and Preprocess.from_json(stored) != pp:
+            if stored is not None and _stored_preprocess(stored) != pp:
                 self.notes.append(f"note: the given preprocessing overrides the one stored in {self.path.name}")
             return pp, "given"
         if stored is not None:
-            return Preprocess.from_json(stored), "stored"
+            return _stored_preprocess(stored), "stored"
         if len(self.input_shape) not in (2, 4):
             raise ModelError(
                 f"{self.path}: input is {shape_text(self.input_shape)}; an image input is 4-D (or 2-D flat features)"
@@ -347,11 +359,33 @@ class OnnxClassifier:
         if len(self.input_shape) != len(want) or any(
             isinstance(m, int) and m != w for m, w in zip(self.input_shape[1:], want[1:], strict=True)
         ):
-            said = pp.describe() if pp.layout == "flat" else f"{pp.layout} {'×'.join(str(d) for d in want[1:])}"
+            said = (
+                pp.describe()
+                if pp.layout in ("flat", "vector")
+                else f"{pp.layout} {'×'.join(str(d) for d in want[1:])}"
+            )
             raise ModelError(
                 f"model input {inp.name} is {shape_text(self.input_shape)}, spec says {said}; "
-                "fix --preprocess (size, channels, layout)"
+                f"fix --preprocess ({'its dim' if pp.layout == 'vector' else 'size, channels, layout'})"
             )
+
+    def use_vectors(self, dim: int) -> None:
+        """Read a model whose 2-D float input was guessed as flat pixels as a vector model over ``dim``
+        features instead (a vector store's teacher); a stored or given spec is kept, and must agree."""
+        if self.modality == "vector" or self.modality == "text":
+            return
+        if self.spec_source != "guessed" or len(self.input_shape) != 2:
+            raise ModelError(
+                f"{self.path} takes {self.preprocess.describe()}, not vectors: give it a vector spec, "
+                f"--preprocess '{{\"vector\": {dim}}}'"
+            )
+        want = self.input_shape[1]
+        if isinstance(want, int) and want != dim:
+            raise ModelError(f"{self.path} takes {want} features per item; the vectors have {dim}")
+        self.preprocess = VectorPreprocess(dim, output=self.preprocess.output)
+        self.modality = "vector"
+        self.notes = [n for n in self.notes if not n.startswith("guessed: the input")]
+        self.notes.append(f"guessed: the input is {shape_text(self.input_shape)}: vectors of {dim} features, as given")
 
     def _scores(self, x: np.ndarray) -> np.ndarray:
         out = self.session.run([self.output_name], {self.input_name: x})[0]

@@ -10,6 +10,9 @@ A user's own student is named ``pkg.module:factory``; the factory is called as
 N×C×H×W floats to N×classes logits. It can be fine-tuned with ``--finetune head`` or
 ``last:N`` when it has ``blocks`` and ``head`` attributes (or is an ``nn.Sequential``,
 whose last child is the head); otherwise only ``all``.
+
+Vector stores (N×D features) train ``mlp`` or ``mlp-small``; a vector reaches a student as
+N×1×1×D (channels 1, size 1×D) or N×D, which the MLP flattens alike.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import torch.nn as nn
 
 from .errors import ModelError
 
-__all__ = ["ARCHS", "Student", "build_student", "split_for_finetune", "describe_student", "macs"]
+__all__ = ["ARCHS", "VECTOR_ARCHS", "Student", "build_student", "split_for_finetune", "describe_student", "macs"]
 
 
 def _cbr(i: int, o: int, stride: int = 1) -> list[nn.Module]:
@@ -144,6 +147,20 @@ def mobilenet(channels: int, classes: int, size: tuple[int, int] = (32, 32), wid
     return Student(stem, blocks, head)
 
 
+def mlp(channels: int, classes: int, size: tuple[int, int], width: int = 256, hidden: int = 2) -> Student:
+    """A multilayer perceptron for feature vectors (a vector store's items: N×D, or any input flattened):
+    ``hidden`` layers of ``width`` (linear, batch norm, ReLU, dropout 0.1) and a linear head."""
+    d = channels * size[0] * size[1]
+
+    def layer(i: int) -> nn.Module:
+        return nn.Sequential(nn.Linear(i, width), nn.BatchNorm1d(width), nn.ReLU(inplace=True), nn.Dropout(0.1))
+
+    stem = nn.Sequential(nn.Flatten(1), layer(d))
+    return Student(stem, [layer(width) for _ in range(hidden - 1)], nn.Linear(width, classes))
+
+
+VECTOR_ARCHS = ("mlp", "mlp-small")  # the students of vector stores (the first is their default)
+
 ARCHS = {
     "cnn-small": lambda ch, k, size: cnn_small(ch, k),
     "cnn-w8": lambda ch, k, size: cnn_small(ch, k, width=8),  # ~7.6k parameters: for the smallest devices
@@ -152,6 +169,8 @@ ARCHS = {
     "resnet18-narrow": lambda ch, k, size: resnet(ch, k, 16, 2, 4, 2 if min(size) >= 64 else 1),
     "mobilenet": lambda ch, k, size: mobilenet(ch, k, size),
     "mobilenet-half": lambda ch, k, size: mobilenet(ch, k, size, width=0.5),
+    "mlp": lambda ch, k, size: mlp(ch, k, size),  # ~270k parameters at D = 784
+    "mlp-small": lambda ch, k, size: mlp(ch, k, size, width=128, hidden=1),  # ~100k parameters at D = 784
 }
 _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 

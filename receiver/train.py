@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from ..codec.errors import BudgetError, ReferenceMismatchError
-from ..codec.preprocess import Preprocess
+from ..codec.preprocess import Preprocess, VectorPreprocess
 from ..profiles import DeviceProfile
 from .errors import ModelError
 from .loop import (
@@ -290,6 +290,8 @@ def random_crop(xb: torch.Tensor, pad: int, rng: np.random.Generator, groups: in
 
 
 def _augment(xb: torch.Tensor, cfg: StudentConfig, rng: np.random.Generator) -> torch.Tensor:
+    if xb.ndim == 2:  # feature vectors: no image augmentation applies (the MLP's dropout regularises)
+        return xb
     if cfg.augment == "crop":
         xb = random_crop(xb, cfg.shift, rng)
     elif cfg.augment == "roll" and cfg.shift:
@@ -320,6 +322,8 @@ class _Items:
             self.a = torch.from_numpy(np.broadcast_to(a, (c,)).copy()).view(1, c, 1, 1).to(device)
             self.b = torch.from_numpy(np.broadcast_to(b, (c,)).copy()).view(1, c, 1, 1).to(device)
             self.x = torch.from_numpy(np.ascontiguousarray(x)).to(device)  # N×H×W×C uint8
+        elif getattr(preprocess, "modality", "image") == "vector":
+            self.x = torch.from_numpy(preprocess.apply(x)).to(device)  # N×D float32
         else:
             self.x = torch.from_numpy(preprocess.apply(x)).to(device).contiguous(memory_format=torch.channels_last)
 
@@ -354,7 +358,7 @@ def _data_bytes(x: np.ndarray, preprocess: Preprocess) -> int:
 def _mosaic(xb, yb, xs, by_class, cfg, rng):
     """Replace a fraction of the batch by 2×2 mosaics of four items of the same label."""
     m = int(round(cfg.mosaic * xb.shape[0]))
-    if m == 0 or yb.ndim != 1:
+    if m == 0 or yb.ndim != 1 or xb.ndim != 4:
         return xb
     xb = xb.clone()
     h, w = xb.shape[2], xb.shape[3]
@@ -450,7 +454,7 @@ def plan_training(
     """What :func:`train_student` would do, without training: arch, epochs, batch, memory, device."""
     cfg = cfg or StudentConfig()
     k = int(x.shape[0] - (0 if val is None else int(np.asarray(val).sum())))
-    pp = Preprocess(size=(x.shape[1], x.shape[2]), channels=x.shape[3])
+    pp = VectorPreprocess(x.shape[1]) if x.ndim == 2 else Preprocess(size=(x.shape[1], x.shape[2]), channels=x.shape[3])
     model = split_for_finetune(build_student(cfg.arch, pp.channels, classes, pp.hw), cfg.finetune)
     est = _estimate(model, (pp.channels, *pp.hw), _data_bytes(x[:k], pp), profile)
     batch = cfg.batch or min(est["max_batch"], 64, max(16, 1 << max(0, (k // 4).bit_length() - 1)))

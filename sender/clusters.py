@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..codec.field import thumbnails  # the one thumbnail both ends compute
+from ..codec.text import text_features  # the text features both ends compute
 
 __all__ = [
     "ClusterConfig",
@@ -31,6 +32,7 @@ __all__ = [
     "cluster_items",
     "cluster_order",
     "cluster_texts",
+    "cluster_vectors",
     "text_features",
 ]
 
@@ -110,8 +112,13 @@ def cluster_items(items: np.ndarray, cfg: ClusterConfig | None = None, chunk: in
     pick = np.sort(rng.choice(n, min(n, cfg.sample), replace=False)) if n else np.zeros(0, dtype=np.int64)
     model = fit_clusters(thumbnails(items[pick]), cfg)
     cl = assign_clusters(items, model, chunk)
+    return _renumber(cl)
+
+
+def _renumber(cl: np.ndarray) -> np.ndarray:
+    """Cluster ids 0..K'−1 with empty clusters dropped (ascending order of the fitted ids kept)."""
     used = np.unique(cl)
-    remap = np.zeros(int(cl.max()) + 1 if n else 1, dtype=np.uint32)
+    remap = np.zeros(int(cl.max()) + 1 if cl.size else 1, dtype=np.uint32)
     remap[used] = np.arange(used.size, dtype=np.uint32)
     return remap[cl]
 
@@ -120,25 +127,6 @@ def cluster_order(groups: np.ndarray) -> np.ndarray:
     """The store order that makes every cluster one run: by cluster, then by source order."""
     g = np.asarray(groups)
     return np.lexsort((np.arange(g.size), g))
-
-
-TEXT_DIMS = 1024  # hashed word features for clustering text
-
-
-def text_features(texts, idf: np.ndarray | None = None) -> np.ndarray:
-    """Items' words hashed into 1,024 dims (the tokenizer's hash, words only), log(1 + count) × ``idf``,
-    each row L2-normalised → N × 1024 float32."""
-    from ..codec.text import Tokenizer
-
-    tok = Tokenizer(vocab=TEXT_DIMS + 1, length=256, char_ngrams=0, bigrams=False)
-    ids = tok.encode(list(texts))
-    n = ids.shape[0]
-    out = np.zeros((n, TEXT_DIMS + 1), dtype=np.float32)
-    np.add.at(out, (np.repeat(np.arange(n), ids.shape[1]), ids.reshape(-1)), 1.0)
-    f = np.log1p(out[:, 1:])
-    if idf is not None:
-        f *= idf
-    return f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-6)
 
 
 def cluster_texts(texts, cfg: ClusterConfig | None = None, chunk: int = 8192) -> np.ndarray:
@@ -155,7 +143,22 @@ def cluster_texts(texts, cfg: ClusterConfig | None = None, chunk: int = 8192) ->
     cl = np.empty(n, dtype=np.uint32)
     for s in range(0, n, chunk):
         cl[s : s + chunk] = model.assign(text_features(texts[s : s + chunk], idf))
-    used = np.unique(cl)
-    remap = np.zeros(int(cl.max()) + 1 if n else 1, dtype=np.uint32)
-    remap[used] = np.arange(used.size, dtype=np.uint32)
-    return remap[cl]
+    return _renumber(cl)
+
+
+def cluster_vectors(x: np.ndarray, cfg: ClusterConfig | None = None, chunk: int = 8192) -> np.ndarray:
+    """Feature vectors' clusters (N × D floats, a vector store's items): each feature standardised with the
+    mean/std of a seeded sample, then PCA + k-means as for images; renumbered 0..K'−1 as
+    :func:`cluster_items` does."""
+    cfg = cfg or ClusterConfig()
+    n = x.shape[0]
+    rng = np.random.default_rng(cfg.seed)
+    pick = np.sort(rng.choice(n, min(n, cfg.sample), replace=False)) if n else np.zeros(0, dtype=np.int64)
+    sample = np.asarray(x[pick], dtype=np.float32)
+    mu, sd = sample.mean(0), sample.std(0)
+    sd = np.maximum(sd, max(1e-6, 0.01 * float(sd.mean()) if sd.size else 1e-6))
+    model = fit_clusters((sample - mu) / sd, cfg)
+    cl = np.empty(n, dtype=np.uint32)
+    for s in range(0, n, chunk):
+        cl[s : s + chunk] = model.assign((np.asarray(x[s : s + chunk], dtype=np.float32) - mu) / sd)
+    return _renumber(cl)

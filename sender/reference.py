@@ -125,8 +125,8 @@ def build_store(source: str, out: str | os.PathLike, config: BuildConfig | None 
     src = open_source(source, cfg.size, cfg.channels, fit=cfg.fit, skip_bad=cfg.skip_bad, per_line=cfg.per_line)
     if cfg.clusters is not None and cfg.clusters > src.n:
         raise ValueError(f"{cfg.clusters} clusters for {src.n} items: use at most {src.n} (or omit --clusters)")
-    if src.kind == "text":
-        info = _build_text(src, outp, cfg, old_root)
+    if src.kind in ("text", "vector"):
+        info = (_build_text if src.kind == "text" else _build_vector)(src, outp, cfg, old_root)
         if progress:
             progress(src.n)
         return info
@@ -273,6 +273,64 @@ def _build_text(src: Source, outp: Path, cfg: BuildConfig, old_root: str | None)
         "grouping": decided,
         "clusters": len(group_names) if decided == "clusters" else 0,
         "skipped_files": src.skipped,
+        "root": root.hex(),
+    }
+    _atomic_write(outp / "store.json", json.dumps(info, indent=2))
+    if old_root is not None:
+        info["replaced_root"] = old_root
+    return info
+
+
+def _build_vector(src: Source, outp: Path, cfg: BuildConfig, old_root: str | None) -> dict:
+    """A vector store (``codec.manifest``: ``items.u8`` of little-endian floats, item shape (D, E)): decoded
+    chunk by chunk into a temporary file, clustered on standardised features by the same rule as images,
+    written in cluster order, then renamed into place with its manifest."""
+    from .clusters import ClusterConfig, cluster_order, cluster_vectors
+
+    (d,), esize = src.item_shape, src.dtype.itemsize
+    check_space(outp, src.n * (d * esize + 96) * 2, what="the vector store")
+    raw = outp / "items.u8.partial"
+    try:
+        outp.mkdir(parents=True, exist_ok=True)
+        x = np.memmap(raw, dtype=src.dtype, mode="w+", shape=(max(src.n, 1), d))
+        src_hashes = np.zeros((src.n, 32), dtype=np.uint8)
+        for s, chunk, hs in src.chunks(cfg.chunk):
+            x[s : s + chunk.shape[0]] = chunk
+            src_hashes[s : s + chunk.shape[0]] = np.frombuffer(b"".join(hs), dtype=np.uint8).reshape(-1, 32)
+        x.flush()
+        k = auto_clusters(src.n) if cfg.clusters is None else cfg.clusters
+        order, groups, names, decided = np.arange(src.n), src.groups, src.group_names, "source order"
+        if k and src.n:
+            cl = cluster_vectors(x[: src.n], ClusterConfig(k=k), chunk=cfg.chunk)
+            order, decided = cluster_order(cl), "clusters"
+            groups, names = cl[order].astype(np.uint32), [f"cluster-{i:04d}" for i in range(int(cl.max()) + 1)]
+        if old_root is not None:
+            for f in ("manifest.lcm", "store.json", "provenance.lcp", "items.u8"):
+                (outp / f).unlink(missing_ok=True)
+
+        def write(f) -> None:
+            for s in range(0, src.n, cfg.chunk):
+                f.write(np.ascontiguousarray(x[order[s : s + cfg.chunk]]).tobytes())
+
+        atomic_write(outp / "items.u8", write, what=f"vectors in {outp}")
+        raw.unlink(missing_ok=True)  # the mapping stays valid until it is dropped; the name goes now
+        hashes = src_hashes[order]  # an item's hash is the SHA-256 of its float bytes, as the source's is
+        root = write_manifest(outp / "manifest.lcm", hashes, groups, names, (d, esize))
+        write_provenance(outp / "provenance.lcp", [src.paths[i] for i in order], hashes)
+    except OSError as e:
+        raise StorageError(f"cannot write the vector store in {outp}: {e.strerror}") from e
+    info = {
+        "format": "labelcast-store/1",
+        "modality": "vector",
+        "source": src.name,
+        "items": src.n,
+        "item_shape": [d],
+        "dtype": "float32" if esize == 4 else "float16",
+        "item_bytes": d * esize,
+        "groups": len(names),
+        "grouping": decided,
+        "clusters": len(names) if decided == "clusters" else 0,
+        "skipped_files": [],
         "root": root.hex(),
     }
     _atomic_write(outp / "store.json", json.dumps(info, indent=2))

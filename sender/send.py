@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..codec.errors import StorageError
+from ..codec.field import FIELD_FLOOR
 from ..codec.framing import make_frames, write_frames
 from ..codec.keys import key_id, load_private_key
 from ..codec.manifest import ReferenceStore
@@ -86,6 +87,8 @@ class SendConfig:
         field: a device's field sketch (``labelcast field sketch``): the labels' per-class quota follows the
             class mix of what the device sees, floored so no class the teacher knows is starved
             (``codec.field.prior_weights``); None: the quota as configured
+        field_floor: with ``field``: the share of an even quota every class keeps (``codec.field.FIELD_FLOOR``,
+            chosen on validation data: docs/results.md "Field sketches")
     """
 
     link: LinkSettings = field(default_factory=LinkSettings)
@@ -103,6 +106,7 @@ class SendConfig:
     announce_key: str | None = None
     force: bool = False
     field: str | os.PathLike | bytes | None = None
+    field_floor: float = FIELD_FLOOR
 
     @property
     def select(self) -> SelectConfig:
@@ -406,8 +410,9 @@ def send(
         recipe, fit = fit_recipes(scored, recipes, spec, budget, keep=cfg.link.keep, detector_logits=det, auto=auto)
         if cfg.select.strategy == "auto":
             auto["planner"] = (
-                "off: a text store (the planner simulates image students); chosen by the teacher's confidence shift"
-                if store.kind == "text"
+                f"off: a {store.kind} store (the planner simulates image students); chosen by the teacher's "
+                "confidence shift"
+                if store.kind in ("text", "vector")
                 else "off: no --target data; chosen by the teacher's confidence shift (give --target to simulate)"
             )
     stages["select_encode"] = time.time() - t
@@ -461,7 +466,7 @@ def _with_field(cfg: SendConfig, scored: Scored, store: ReferenceStore) -> tuple
     groups = np.asarray(store.manifest.groups)
     sketch.check(store.root, max(len(store.manifest.group_names), int(groups.max()) + 1 if groups.size else 1))
     mix = class_mix(sketch, scored.labels, groups, scored.classes)
-    w = prior_weights(mix)
+    w = prior_weights(mix, cfg.field_floor)
     sel = replace(cfg.select, class_weights=tuple(float(v) for v in w))
     info = {
         "sketch": str(cfg.field) if not isinstance(cfg.field, bytes) else f"{len(raw)} bytes",
@@ -619,6 +624,8 @@ def _mode(seal_to) -> str:
 def _check_modality(store: ReferenceStore, tea: Teacher) -> None:
     from ..receiver.errors import ModelError
 
+    if store.kind == "vector" and tea.modality == "image":  # a classic model over N × D floats, spec guessed
+        tea.use_vectors(store.item_shape[0])
     if store.kind != tea.modality:
         raise ModelError(
             f"the teacher {tea.path.name} takes {tea.modality} but the reference store {store.path} holds "
@@ -627,9 +634,9 @@ def _check_modality(store: ReferenceStore, tea: Teacher) -> None:
 
 
 def _plans(cfg: SendConfig, kind: str = "image") -> bool:
-    if kind == "text":  # the planner simulates image students and sends image exemplars
+    if kind in ("text", "vector"):  # the planner simulates image students and sends image exemplars
         if cfg.plan.enabled:
-            raise ConfigError("the planner works on image stores; a text payload is labels only: drop --plan")
+            raise ConfigError(f"the planner works on image stores; a {kind} payload is labels only: drop --plan")
         return False
     plan = cfg.plan
     want = plan.enabled if plan.enabled is not None else (cfg.select.strategy == "auto" and plan.target is not None)

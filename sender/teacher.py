@@ -63,6 +63,8 @@ class TeacherConfig:
         flip: horizontal flips (off for digits)
         preprocess: None: derived from the training images (size, channels, /255)
         precision: auto: bf16 autocast on CPUs with native bf16 (AMX, AVX512-BF16), else fp32; fp32; bf16
+        arch: "" (by the data: cnn for images, mlp for feature vectors), cnn, or mlp (vectors only;
+              max(256, 16 × width) units in each of its two hidden layers)
         text_arch: text data: fasttext | fasttext-small | textcnn (receiver.text_models)
         tokenizer: text data: codec.text.Tokenizer; None: the default
     """
@@ -80,6 +82,7 @@ class TeacherConfig:
     precision: str = "auto"
     text_arch: str = "fasttext"
     tokenizer: object = None
+    arch: str = ""
 
 
 def cpu_bf16() -> bool:
@@ -346,7 +349,8 @@ def train_and_export(
 ) -> TrainResult:
     """Train the built-in teacher on uint8 images ``x`` with labels ``y``, export it to ``out`` (ONNX with
     its preprocessing, class names and training-data confidence). Text ``x`` (an object array of UTF-8
-    items, from ``load_labelled`` on a text source) trains the text teacher.
+    items, from ``load_labelled`` on a text source) trains the text teacher; N × D float32/float16 feature
+    vectors (a vector store's kind of item) train the MLP teacher (:func:`train_vector_teacher`).
 
     ``validation``: the share of every class held back (seeded by ``cfg.seed``) and scored on the exported
     model. Returns the torch model (``.model``), the epochs run, items trained on and that accuracy."""
@@ -383,6 +387,14 @@ def train_and_export(
 def _train_export(x, y: np.ndarray, classes: list[str], out, cfg: TeacherConfig, progress):
     if is_text(x):
         return train_text_teacher(x, y, classes, out, cfg, progress)
+    vectors = np.asarray(x).ndim == 2
+    if cfg.arch not in ("", "cnn", "mlp") or (cfg.arch == "mlp") != vectors and cfg.arch:
+        raise ValueError(
+            f"--arch {cfg.arch}: the built-in teachers are cnn (images) and mlp (feature vectors); the data holds "
+            f"{'vectors' if vectors else 'images'}"
+        )
+    if vectors:
+        return train_vector_teacher(x, y, classes, out, cfg, progress)
     pp = preprocess_for_data(x, cfg.preprocess)
     cfg = replace(cfg, preprocess=pp)
     t0 = time.time()
@@ -391,6 +403,42 @@ def _train_export(x, y: np.ndarray, classes: list[str], out, cfg: TeacherConfig,
         "trained_seconds": round(time.time() - t0, 2),
         "train_confidence": train_confidence(model, x, pp),
     }
+    export_teacher(model, out, pp, classes, meta)
+    return model
+
+
+def train_vector_teacher(x: np.ndarray, y: np.ndarray, classes: list[str], out, cfg: TeacherConfig, progress=None):
+    """The vector teacher: an MLP (two hidden layers of ``max(256, 16 × width)`` units, dropout 0.1) on
+    N × D float features standardised per feature (the fitted mean/std travel in the ONNX metadata as a
+    ``{"vector": …}`` spec), AdamW with warm-up and cosine decay, label smoothing 0.05."""
+    import torch
+    import torch.nn.functional as F
+
+    from ..codec.preprocess import VectorPreprocess
+    from ..receiver.loop import Schedule, train_loop
+    from ..receiver.students import mlp
+
+    _check_labels(y, len(classes))
+    torch.manual_seed(cfg.seed)
+    pp = cfg.preprocess if isinstance(cfg.preprocess, VectorPreprocess) else VectorPreprocess.fitted(x)
+    model = mlp(1, len(classes), (1, pp.dim), width=max(256, 16 * cfg.width), hidden=2)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = Schedule(len(x), cfg.batch, cfg.epochs, cfg.lr, cfg.warmup, cfg.seed)
+    xs = torch.from_numpy(pp.apply(np.asarray(x)))
+    ys = torch.from_numpy(np.asarray(y, dtype=np.int64))
+
+    def step_fn(step: int, idx: torch.Tensor) -> torch.Tensor:
+        loss = F.cross_entropy(model(xs[idx]), ys[idx], label_smoothing=0.05)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.detach()
+
+    t0 = time.time()
+    model.train()
+    train_loop(opt, step_fn, sched, progress=progress)
+    model.eval()
+    meta = {"trained_seconds": round(time.time() - t0, 2), "train_confidence": train_confidence(model, x, pp)}
     export_teacher(model, out, pp, classes, meta)
     return model
 

@@ -126,7 +126,7 @@ def _receive_lines(rep: dict, dry_run: bool) -> list[str]:
     default=None,
     help="Student: cnn-small (default), cnn-w8, cnn-w4, resnet8, resnet18-narrow, mobilenet, mobilenet-half "
     "(`labelcast profiles show DEVICE --students`), or your own pkg.module:factory; on a text store fasttext "
-    "(default), fasttext-small or textcnn.",
+    "(default), fasttext-small or textcnn; on a vector store mlp (default) or mlp-small.",
 )
 @click.option(
     "--train-samples",
@@ -155,8 +155,8 @@ def _receive_lines(rep: dict, dry_run: bool) -> list[str]:
     "--field",
     "field_source",
     default=None,
-    help="The device's own unlabelled captures (any image source form): the student's outputs are corrected to "
-    "their class mix (EM re-estimation of the prior; docs/field.md).",
+    help="The device's own unlabelled captures (any source form of the store's kind: images, text or vectors): "
+    "the student's outputs are corrected to their class mix (EM re-estimation of the prior; docs/field.md).",
 )
 @click.option("--no-prior-adapt", is_flag=True, help="With --field: keep the student's outputs as trained.")
 @click.option("--dry-run", is_flag=True, help="Verify and decode only; report what would be trained.")

@@ -79,7 +79,11 @@ def build(source, out, size, channels, fit, clusters, force, skip_bad, per_line,
     what = (
         f"{info['items']} text items ({info['text_bytes']:,} bytes)"
         if info.get("modality") == "text"
-        else f"{info['items']} items {'×'.join(map(str, info['item_shape']))}"
+        else (
+            f"{info['items']} vectors of {info['item_shape'][0]} {info['dtype']}"
+            if info.get("modality") == "vector"
+            else f"{info['items']} items {'×'.join(map(str, info['item_shape']))}"
+        )
     )
     lines = [f"reference store {out}: {what}, {info['groups']} groups ({info['grouping']}), root {info['root']}"]
     if info.get("replaced_root"):

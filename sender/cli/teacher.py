@@ -111,10 +111,10 @@ def open_teacher(model: str, spec, input_name=None, output_name=None, provider: 
 @preprocess_option("Normalisation the teacher learns with (default: pixels / 255 at the data's size and channels).")
 @click.option(
     "--arch",
-    type=click.Choice(["fasttext", "fasttext-small", "textcnn"]),
-    default="fasttext",
-    show_default=True,
-    help="Text data only: the text teacher's family (docs/text.md).",
+    type=click.Choice(["cnn", "mlp", "fasttext", "fasttext-small", "textcnn"]),
+    default=None,
+    help="The teacher's family. Default by the data: cnn (images), mlp (feature vectors, npy: N×D floats), "
+    "fasttext (text; fasttext-small and textcnn too, docs/text.md).",
 )
 @click.option(
     "--validation",
@@ -148,8 +148,21 @@ def train(data, labels, out, epochs, width, size, channels, spec, arch, validati
         raise click.BadParameter(
             "the spec's kind (image or tokenizer) does not match the data", param_hint="--preprocess"
         )
+    text_archs = ("fasttext", "fasttext-small", "textcnn")
+    if arch is not None and text != (arch in text_archs):
+        raise click.BadParameter(
+            f"{arch} is a {'text' if arch in text_archs else 'image/vector'} teacher; the data holds "
+            f"{'text' if text else 'images or vectors'}",
+            param_hint="--arch",
+        )
     cfg = TeacherConfig(
-        seed=seed, epochs=epochs, width=width, preprocess=None if text else pp, text_arch=arch, tokenizer=tok
+        seed=seed,
+        epochs=epochs,
+        width=width,
+        preprocess=None if text else pp,
+        text_arch=arch if text and arch else "fasttext",
+        tokenizer=tok,
+        arch="" if text or arch is None else arch,
     )
     tr, _ = holdout_split(y, validation, seed)  # the bar's length; train_and_export holds the same items back
     batch = min(TextTrainConfig.batch, len(tr)) if text else cfg.batch
@@ -184,6 +197,11 @@ def inspect(model: str, spec, input_name, output_name, as_json: bool) -> None:
             f"seed {tk['seed']}, {tk['length']} ids, char {tk['char_ngrams']}-grams, bigrams {tk['bigrams']}; "
             f"output {pp['output']}"
         )
+    elif res["modality"] == "vector":
+        v = pp["vector"]
+        per = "per feature" if isinstance(v["mean"], list) else f"mean {v['mean']}, std {v['std']}"
+        how = f"  preprocessing ({res['preprocess_source']}): vectors of {v['dim']} floats, standardised {per}; "
+        how += f"output {v['output']}"
     else:
         how = (
             f"  preprocessing ({res['preprocess_source']}): size {pp['size']}, {pp['channels']} channel(s), "

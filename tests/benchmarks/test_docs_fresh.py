@@ -30,3 +30,10 @@ def test_the_field_table_is_what_its_committed_json_renders():
     doc = (ROOT / "docs" / "field.md").read_text()
     result = json.loads((ROOT / "docs" / "results" / "field.json").read_text())
     assert field.splice(doc, field.render(result)) == doc, "docs/field.md is stale: run `make docs`"
+
+
+def test_the_vector_table_is_what_its_committed_json_renders():
+    vectors = _load("vectors")
+    doc = (ROOT / "docs" / "results.md").read_text()
+    result = json.loads((ROOT / "docs" / "results" / "vectors.json").read_text())
+    assert vectors.splice(doc, vectors.render(result)) == doc, "docs/results.md is stale: run `make docs`"

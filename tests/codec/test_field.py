@@ -72,6 +72,10 @@ def test_the_floor_per_class_holds_in_the_weights_and_in_the_quota():
     q = quota_counts(np.full(5, 1000), 200, 0.0, w)
     assert q.sum() == 200 and (q[[0, 1, 4]] >= 6).all() and (q[[2, 3]] > 70).all()  # floored, never starved
     assert np.array_equal(quota_counts(np.full(5, 1000), 200, 0.0, None), np.full(5, 40))
+    assert np.allclose(prior_weights(mix, 1.0), 0.2)  # a floor of 1: the even mix, whatever the field says
+    for bad in (0.0, -0.1, 1.5):
+        with pytest.raises(ValueError, match="starves the classes the field lacks"):
+            prior_weights(mix, bad)
 
 
 def test_the_field_class_mix_follows_the_groups_it_falls_into(tmp_path):
@@ -114,3 +118,53 @@ def test_the_device_reports_its_sketch_when_it_changes_with_its_drift(tmp_path):
     r = decode_receipt(encode_receipt(load_private_key(priv), 1, 1000, [moved]))
     verify_receipt(r, load_public_key(pub))
     assert r.events[0].sketch == moved.sketch and r.events[0].drift == pytest.approx(1.0)
+
+
+TOPICS = {
+    "boats": "hull sail keel mast harbour anchor rudder deck",
+    "birds": "feather wing beak nest egg flock song perch",
+    "soils": "clay loam humus silt gravel peat sand compost",
+}
+
+
+def _texts(topics: list[str], n: int, seed: int) -> list[str]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for t in rng.choice(topics, n):
+        words = TOPICS[str(t)].split()
+        out.append(" ".join(rng.choice(words, 6)))
+    return out
+
+
+def test_a_text_store_sketches_text_captures_over_its_clusters_alike_on_both_ends(tmp_path):
+    from labelcast.receiver.field import field_sketch
+    from labelcast.sender.reference import BuildConfig, build_store
+
+    pool = _texts(list(TOPICS), 300, 0)
+    (tmp_path / "pool.txt").write_text("\n".join(pool))
+    for end in ("ground", "device"):
+        build_store(f"lines:{tmp_path / 'pool.txt'}", tmp_path / end, BuildConfig(clusters=3))
+    ground, device = ReferenceStore(tmp_path / "ground"), ReferenceStore(tmp_path / "device")
+    field = _texts(["birds"], 100, 1)
+    (tmp_path / "field.txt").write_text("\n".join(field))
+    a = field_sketch(f"lines:{tmp_path / 'field.txt'}", ground)
+    b = field_sketch(f"lines:{tmp_path / 'field.txt'}", device)
+    assert encode_sketch(a) == encode_sketch(b) and a.images == 100
+    assert (a.levels == 15).sum() == 1 and (a.levels == 0).sum() == 2  # every bird text falls into one cluster
+    other = field_sketch(f"lines:{tmp_path / 'pool.txt'}", ground)
+    assert divergence(a, other) > 0.3
+
+
+def test_a_vector_store_sketches_vector_captures_and_refuses_another_width(tmp_path):
+    from labelcast.codec.errors import SourceError
+    from labelcast.receiver.field import field_sketch
+    from tests.sender.test_vectors import blobs, vector_store
+
+    store = ReferenceStore(vector_store(tmp_path, 1200))
+    x, y = blobs(400, 7)
+    one = field_sketch(x[y == 2], store)
+    mixed = field_sketch(x, store)
+    assert (one.levels > 0).sum() < (mixed.levels > 0).sum() and divergence(one, mixed) > 0.2
+    np.save(tmp_path / "wide.npy", np.zeros((5, 30), np.float32))
+    with pytest.raises(SourceError, match="vectors of 30; the store's have 24"):
+        field_sketch(f"npy:{tmp_path / 'wide.npy'}", store)

@@ -58,3 +58,36 @@ def test_send_and_receive_with_a_field_sketch(tmp_path):
     f = got["field"]
     assert f["prior_adapt"] and f["images"] == 300 and sum(f["field_prior"][:2]) > 0.9
     assert json.loads((tmp_path / "dev" / "receive-report.json").read_text())["field"]["em_steps"] >= 1
+
+
+@pytest.mark.slow
+def test_a_text_device_sketches_its_captures_and_adapts_its_student(tmp_path):
+    """The same loop on a text store: the device sees one topic of three."""
+    from labelcast.sender.reference import BuildConfig, build_store
+    from tests.codec.test_field import TOPICS, _texts
+
+    topics = list(TOPICS)
+    (tmp_path / "pool.txt").write_text("\n".join(_texts(topics, 600, 0)))
+    build_store(f"lines:{tmp_path / 'pool.txt'}", tmp_path / "ref", BuildConfig(clusters=3))
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 3, 300)
+    x = np.array(
+        [_texts([topics[c]], 1, int(s))[0].encode() for c, s in zip(y, rng.integers(0, 1 << 30, 300), strict=True)]
+    )
+    train_and_export(x.astype(object), y, topics, tmp_path / "t.onnx", TeacherConfig(epochs=3))
+    priv, pub = generate_keypair(tmp_path / "keys")
+    field = _texts(["birds"], 200, 5)
+    sketch = encode_sketch(field_sketch(field, tmp_path / "ref", tmp_path / "field.lcfs"))
+    assert len(sketch) <= 64
+    cfg = SendConfig(LinkSettings(budget=270), field=tmp_path / "field.lcfs", validation_every=0)
+    rep = send(tmp_path / "t.onnx", tmp_path / "ref", priv, tmp_path / "out", cfg)
+    assert rep["field"]["class_mix"][1] > 0.9 and min(rep["class_counts"]) > 0  # leaned to birds, none starved
+    got = receive(
+        tmp_path / "out" / "frames",
+        tmp_path / "ref",
+        TrustSet.from_files(pub),
+        tmp_path / "dev",
+        ReceiveConfig(student=StudentConfig(train_samples=2000), field=field),
+        state_dir=tmp_path / "state",
+    )
+    assert got["field"]["prior_adapt"] and got["field"]["field_prior"][1] > 0.9

@@ -180,3 +180,34 @@ def test_every_payload_kind_the_planner_sends_trains_through_the_watcher(site, k
     reports = [json.loads(p.read_text()) for p in tmp.rglob("receive-report.json")]
     assert len(reports) == 1 and reports[0]["training"]["training_set"]["reference_items"] == idx.size
     assert reports[0]["exemplars"] == (0 if kind == "soft labels" else 9)
+
+
+def test_the_watcher_with_a_field_adapts_the_student_and_reports_its_sketch(site):
+    """`receive --watch --field`: the student is corrected to the field's class mix, the report says so, and the
+    sketch of the captures leaves in a receipt (with no drift on its first report)."""
+    from labelcast.codec.keys import generate_keypair as keypair
+    from labelcast.codec.receipts import decode_receipt
+    from labelcast.receiver.receipts import Reporter
+
+    tmp, frames, _ = site
+    store = ReferenceStore(tmp / "ref")
+    keypair(tmp / "dk", role="device")
+    field = store.read(np.flatnonzero(np.asarray(store.manifest.groups) == 0)[:80])
+    w = Watcher(
+        tmp / "inbox",
+        store,
+        TrustSet.from_files([tmp / "keys" / "sender.pub"]),
+        ReceiveConfig(student=FAST.student, field=field),
+        WatchConfig(once=True),
+        state_dir=tmp / "state",
+        reporter=Reporter(tmp / "rx", tmp / "dk" / "device.key", tmp / "state"),
+    )
+    write_frames(frames(1, 0), tmp / "inbox")
+    assert w.run()["promoted"] == 1
+    (report,) = [json.loads(p.read_text()) for p in tmp.rglob("receive-report.json")]
+    f = report["field"]
+    assert f["prior_adapt"] and f["images"] == 80 and len(f["logit_bias"]) == 3 and f["em_steps"] >= 1
+    events = [e for p in sorted((tmp / "rx").glob("*")) for e in decode_receipt(p.read_bytes()).events]
+    (fe,) = [e for e in events if e.kind == "field"]
+    assert fe.drift is None and 0 < len(fe.sketch) <= 64
+    assert "field sketch" in {e["event"] for e in _events(tmp)}

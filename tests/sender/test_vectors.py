@@ -144,25 +144,32 @@ def test_an_mlp_student_trains_on_vectors_and_exports_a_features_input(tmp_path)
 @pytest.mark.slow  # ~15 s: make test-slow
 def test_a_vector_store_trains_an_mlp_from_a_payload_end_to_end(tmp_path, keys):
     """mlp teacher → send over the vector store → receive: the device's mlp student, exported and served."""
-    from labelcast import LinkSettings, ReceiveConfig, SendConfig, receive, send
+    from labelcast import LinkSettings, ReceiveConfig, Recipe, SelectConfig, SendConfig, receive, send
     from labelcast.receiver.evaluate import evaluate
     from labelcast.receiver.train import StudentConfig
     from labelcast.sender.teacher import TeacherConfig, train_and_export
 
     _, trust, priv, _ = keys
-    ref = vector_store(tmp_path)
+    ref = vector_store(tmp_path, 20_000)
     x, y = blobs(800, 3)
     res = train_and_export(x, y, [f"c{i}" for i in range(C)], tmp_path / "t.onnx", TeacherConfig(epochs=4, batch=64))
     xt, yt = blobs(400, 4)
     teacher_acc = evaluate(tmp_path / "t.onnx", xt, yt)["accuracy"]
     assert teacher_acc > 0.9 and res.n_items == 800
-    sent = send(tmp_path / "t.onnx", ref, priv, tmp_path / "outbox", SendConfig(link=LinkSettings(budget=1024)))
-    assert sent.labels > 100
+    first = SendConfig(link=LinkSettings(budget=270), recipe=Recipe(SelectConfig("random")))  # explicit positions
+    sent = send(tmp_path / "t.onnx", ref, priv, tmp_path / "outbox", first)
+    assert 50 < sent.labels < 1000
     cfg = ReceiveConfig(student=StudentConfig(train_samples=4000, min_epochs=2))
     rep = receive(tmp_path / "outbox" / "frames", ref, trust, tmp_path / "dev", cfg, state_dir=tmp_path / "st")
     assert rep["training"]["arch"] == "mlp"
     student_acc = evaluate(tmp_path / "dev" / "student.onnx", xt, yt)["accuracy"]
     assert student_acc > 0.85 * teacher_acc, (student_acc, teacher_acc)
+    # a delta on the chain: the next budget adds labels to the set the device holds and warm-starts its mlp
+    delta = SendConfig(link=LinkSettings(budget=1024), parent=tmp_path / "outbox")
+    send(tmp_path / "t.onnx", ref, priv, tmp_path / "outbox2", delta)
+    rep2 = receive(tmp_path / "outbox2" / "frames", ref, trust, tmp_path / "dev3", cfg, state_dir=tmp_path / "st")
+    assert rep2["chain"]["warm_start"] and rep2["chain"]["items"] > rep["chain"]["items"]
+    assert evaluate(tmp_path / "dev3" / "student.onnx", xt, yt)["accuracy"] > 0.85 * teacher_acc
     with pytest.raises(ValueError, match="is for images; a vector store trains mlp or mlp-small"):
         receive(
             tmp_path / "outbox" / "frames",

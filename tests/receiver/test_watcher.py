@@ -182,6 +182,7 @@ def test_every_payload_kind_the_planner_sends_trains_through_the_watcher(site, k
     assert reports[0]["exemplars"] == (0 if kind == "soft labels" else 9)
 
 
+@pytest.mark.slow  # trains: make test-slow
 def test_the_watcher_with_a_field_adapts_the_student_and_reports_its_sketch(site):
     """`receive --watch --field`: the student is corrected to the field's class mix, the report says so, and the
     sketch of the captures leaves in a receipt (with no drift on its first report)."""

@@ -123,6 +123,7 @@ def test_a_classic_model_over_vectors_scores_a_vector_store_and_a_wrong_width_is
         other.use_vectors(CD + 3)
 
 
+@pytest.mark.slow  # trains and exports: make test-slow (make test keeps within its 6 minutes)
 def test_an_mlp_student_trains_on_vectors_and_exports_a_features_input(tmp_path):
     from labelcast.profiles import load_device
     from labelcast.receiver.export import export_onnx

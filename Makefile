@@ -69,6 +69,7 @@ docs: setup
 	$(BIN)/python -m labelcast._apidoc docs/api.md
 	$(BIN)/python benchmarks/link.py --render docs/results/link.json --doc docs/link.md
 	$(BIN)/python benchmarks/field.py --render docs/results/field.json --doc docs/field.md
+	$(BIN)/python benchmarks/field.py --render-floor docs/results/field-floor.json --doc docs/field.md
 	$(BIN)/python benchmarks/vectors.py --render docs/results/vectors.json --doc docs/results.md
 
 # the equitable benchmark (labels vs. images vs. models vs. distilled data): 52 min on 2 cores with cached teachers

@@ -3,6 +3,7 @@
     python benchmarks/field.py [--seeds 3] [--budgets 270 1024 4096] [--json docs/results/field.json]
     python benchmarks/field.py --scenario digits --work out/bench/field-digits --json docs/results/field-digits.json
     python benchmarks/field.py --floors 0.25 0.1 0.05 --budgets 270 --json docs/results/field-floor.json
+    python benchmarks/field.py --merge A.json B.json --json docs/results/field-floor.json   # runs made apart
 
 The last form chooses ``FIELD_FLOOR`` on validation data: the shifted device at 270 B, scored on the train
 split's images of its four classes that its field folder does not hold (never the test split).
@@ -100,13 +101,47 @@ def choose_floor(work: Path, floors: list[float], seeds: int, budget: int) -> di
             acc = evaluate(student, x[val], y[val], class_names=names).accuracy
             runs.append({"floor": floor, "seed": seed, "without": base, "with": acc})
             print(runs[-1], flush=True)
+    return floor_rows({"budget": budget, "validation_items": int(val.size), "runs": runs})
+
+
+def floor_rows(result: dict) -> dict:
+    """The per-floor gains (mean and sd over seeds, in points) of a floor run's ``runs``."""
     rows = []
-    for floor in floors:
-        rs = [r for r in runs if r["floor"] == floor]
+    for floor in sorted({r["floor"] for r in result["runs"]}):
+        rs = [r for r in result["runs"] if r["floor"] == floor]
         gain = np.array([r["with"] - r["without"] for r in rs]) * 100
-        rows.append({"floor": floor, "gain_points": round(float(gain.mean()), 2), "sd": round(float(gain.std()), 2)})
-    table(rows, ["floor", "gain_points", "sd"], f"validation: gain of the sketch at {budget} B by floor")
-    return {"budget": budget, "validation_items": int(val.size), "runs": runs, "rows": rows}
+        rows.append(
+            {
+                "floor": floor,
+                "gain_points": round(float(gain.mean()), 2),
+                "sd": round(float(gain.std()), 2),
+                "seeds": len(rs),
+            }
+        )
+    table(rows, ["floor", "gain_points", "sd", "seeds"], f"validation: the sketch's gain at {result['budget']} B")
+    return {**result, "rows": rows}
+
+
+def merge_floors(paths: list[str]) -> dict:
+    """Floor runs made separately (``--floors`` more than once) as one result: their runs, rows recomputed."""
+    import json
+
+    parts = [json.loads(Path(p).read_text()) for p in paths]
+    if len({(p["budget"], p["validation_items"]) for p in parts}) != 1:
+        raise SystemExit("the floor runs differ in budget or validation items: they do not merge")
+    return floor_rows({**parts[0], "runs": [r for p in parts for r in p["runs"]]})
+
+
+def render_floor(result: dict) -> str:
+    """The floor table of docs/field.md (``make docs``)."""
+    lines = ["| floor | gain on validation (points) | sd | seeds |", "|---|---|---|---|"]
+    for r in result["rows"]:
+        lines.append(f"| {r['floor']:g} | {r['gain_points']:+.2f} | {r['sd']:.2f} | {r['seeds']} |")
+    return "\n".join(lines)
+
+
+def splice_floor(doc: str, table_md: str) -> str:
+    return splice_block(doc, "field:floor", table_md)
 
 
 def render(result: dict) -> str:
@@ -138,8 +173,16 @@ def main() -> None:
     ap.add_argument("--floors", type=float, nargs="+", default=None, help="choose the floor on validation data")
     ap.add_argument("--floor", type=float, default=None, help="the floor the sends use (default: FIELD_FLOOR)")
     ap.add_argument("--scenario", choices=["fashion", "digits"], default="fashion")
+    ap.add_argument("--merge", nargs="+", default=None, help="floor runs' JSON files: write them as one to --json")
+    ap.add_argument("--render-floor", default=None, help="a floor JSON: only rewrite --doc's floor table from it")
     a = ap.parse_args()
     SCENARIO[0] = a.scenario
+    if a.merge:
+        write_json(a.json, merge_floors(a.merge))
+        return
+    if a.render_floor:
+        render_into(a.doc, a.render_floor, render_floor, splice_floor)
+        return
     if a.floors:
         write_json(a.json, choose_floor(Path(a.work), a.floors, a.seeds, a.budgets[0]))
         return

@@ -270,7 +270,7 @@ def _train_and_export(p, x, step, store, cfg, profile, outp, report, resume, pro
     tinfo["training_set"] = ts.counts
     t = time.time()
     meta = {"payload_sha256": report["payload_sha256"], "sequence": h.sequence, "classes": step.labelled.class_names}
-    served = _adapted(model, ts.targets, h.classes, pp, cfg, store, report) if cfg.field is not None else model
+    served = _adapted(model, ts, h.classes, pp, cfg, store, report) if cfg.field is not None else model
     exp = export_onnx(served, outp / "student.onnx", pp, h.classes, meta)
     if cfg.tensorrt and profile.backend == "tensorrt" and store.kind != "text":
         if tensorrt_available():
@@ -290,27 +290,41 @@ def _train_and_export(p, x, step, store, cfg, profile, outp, report, resume, pro
     return time.time() - t, model
 
 
-def _adapted(model, targets, classes: int, pp, cfg: ReceiveConfig, store: ReferenceStore, report: dict):
+def _adapted(model, ts, classes: int, pp, cfg: ReceiveConfig, store: ReferenceStore, report: dict):
     """The student corrected to the field's class mix (EM prior re-estimation on its own posteriors over the
-    field images); the report's ``field`` says what ran. The chain keeps the uncorrected model."""
+    field images), unless its accuracy on the held-back items is below ``PRIOR_MIN_ACCURACY``; the report's
+    ``field`` says what ran. The chain keeps the uncorrected model."""
     import torch
 
-    from .field import adapt_prior, field_images, with_logit_bias
+    from .field import PRIOR_MIN_ACCURACY, adapt_prior, field_images, with_logit_bias
 
     x = field_images(cfg.field, store)
-    t = np.asarray(targets)
+    t = np.asarray(ts.targets)
     train_prior = t.mean(0) if t.ndim == 2 else np.bincount(t, minlength=classes) / max(len(t), 1)
     train_prior = np.maximum(train_prior, 1e-6)
     info = {"images": int(len(x)), "prior_adapt": bool(cfg.prior_adapt), "train_prior": _r(train_prior)}
-    if not cfg.prior_adapt:
+    model.eval()
+
+    def probs_of(items) -> np.ndarray:
+        with torch.no_grad():
+            return np.concatenate(
+                [
+                    torch.softmax(model(torch.from_numpy(pp.apply(items[s : s + 512]))), 1).numpy()
+                    for s in range(0, len(items), 512)
+                ]
+            )
+
+    if cfg.prior_adapt and len(ts.val_y):
+        acc = float((probs_of(ts.val_x).argmax(1) == np.asarray(ts.val_y)).mean())
+        info["held_back_accuracy"] = round(acc, 4)
+        if acc < PRIOR_MIN_ACCURACY:
+            info.update(
+                prior_adapt=False, why=f"held-back accuracy {acc:.3f} < {PRIOR_MIN_ACCURACY}: EM is not trusted"
+            )
+    if not info["prior_adapt"]:
         report["field"] = info
         return model
-    model.eval()
-    with torch.no_grad():
-        probs = np.concatenate(
-            [torch.softmax(model(torch.from_numpy(pp.apply(x[s : s + 512]))), 1).numpy() for s in range(0, len(x), 512)]
-        )
-    field_prior, steps = adapt_prior(probs, train_prior)
+    field_prior, steps = adapt_prior(probs_of(x), train_prior)
     # a class the field never shows keeps 0.1 % of the prior, so a capture of it can still win on strong evidence
     bias = np.log(np.maximum(field_prior, 1e-3) / train_prior).astype(np.float32)
     report["field"] = {**info, "field_prior": _r(field_prior), "em_steps": steps, "logit_bias": _r(bias)}

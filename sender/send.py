@@ -466,14 +466,19 @@ def _with_field(cfg: SendConfig, scored: Scored, store: ReferenceStore) -> tuple
     groups = np.asarray(store.manifest.groups)
     sketch.check(store.root, max(len(store.manifest.group_names), int(groups.max()) + 1 if groups.size else 1))
     mix = class_mix(sketch, scored.labels, groups, scored.classes)
-    w = prior_weights(mix, cfg.field_floor)
-    sel = replace(cfg.select, class_weights=tuple(float(v) for v in w))
     info = {
         "sketch": str(cfg.field) if not isinstance(cfg.field, bytes) else f"{len(raw)} bytes",
         "images": sketch.images,
         "class_mix": [round(float(v), 4) for v in mix],
-        "class_weights": [round(float(v), 4) for v in w],
     }
+    conf = getattr(scored.teacher, "confidence", None)
+    far = choose_auto(scored.logits, conf) if conf is not None else {"far": False}
+    if far["far"]:  # the class mix stands on the teacher's view of the store, which a far pool makes unreliable
+        info.update(steered=False, why=f"far pool (auto's confidence shift {far['shift']}): the quota is not steered")
+        return cfg, info
+    w = prior_weights(mix, cfg.field_floor)
+    sel = replace(cfg.select, class_weights=tuple(float(v) for v in w))
+    info.update(steered=True, class_weights=[round(float(v), 4) for v in w])
     return replace(cfg, recipe=replace(cfg.recipe, select=sel)), info
 
 

@@ -168,3 +168,48 @@ def test_a_vector_store_sketches_vector_captures_and_refuses_another_width(tmp_p
     np.save(tmp_path / "wide.npy", np.zeros((5, 30), np.float32))
     with pytest.raises(SourceError, match="vectors of 30; the store's have 24"):
         field_sketch(f"npy:{tmp_path / 'wide.npy'}", store)
+
+
+def test_a_far_pool_does_not_steer_the_quota_and_says_why(tmp_path):
+    """The class mix stands on the teacher's view of the store; where `auto` finds the pool far, that view is not
+    trusted and the sketch is recorded without steering."""
+    from types import SimpleNamespace
+
+    from labelcast.sender.recipe import Scored
+    from labelcast.sender.send import SendConfig, _with_field
+
+    store = _store(tmp_path / "ref")
+    g = np.asarray(store.manifest.groups).astype(np.int64)
+    sketch = encode_sketch(make_sketch(_field([0, 1]), store))
+    sharp = (6.0 * np.eye(4)[g // 8]).astype(np.float32)  # confident: near the teacher's own data
+    flat = (0.2 * np.eye(4)[g // 8]).astype(np.float32)  # unsure everywhere: far
+    cfg = SendConfig(field=sketch)
+    near_cfg, near = _with_field(cfg, Scored(store, SimpleNamespace(confidence=0.95), sharp), store)
+    far_cfg, far = _with_field(cfg, Scored(store, SimpleNamespace(confidence=0.95), flat), store)
+    assert near["steered"] and near_cfg.recipe.select.class_weights is not None
+    assert not far["steered"] and "far pool" in far["why"] and far_cfg.recipe.select.class_weights is None
+
+
+def test_the_device_keeps_its_outputs_when_its_held_back_accuracy_says_em_cannot_be_trusted(tmp_path):
+    import torch
+
+    from labelcast.codec.preprocess import Preprocess
+    from labelcast.receiver.receive import ReceiveConfig, _adapted
+    from labelcast.receiver.trainset import TrainingSet
+
+    store = _store(tmp_path / "ref")
+    pp = Preprocess(8, 1)
+    field = _field([0, 1, 2, 3])  # brightness quarter 0: class 0 by the toy model below
+    val_x = _field([0, 1, 2, 3], n=40, seed=3)
+
+    class Dark(torch.nn.Module):  # class 0 for everything dark, at 0.9
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.log(torch.tensor([0.9, 0.1 / 3, 0.1 / 3, 0.1 / 3])).expand(x.shape[0], 4)
+
+    targets = np.repeat(np.arange(4), 25)
+    for truth, adapted in ((0, True), (2, False)):
+        ts = TrainingSet(np.zeros((100, 8, 8, 1), np.uint8), targets, val_x, np.full(40, truth))
+        report: dict = {}
+        out = _adapted(Dark(), ts, 4, pp, ReceiveConfig(field=field), store, report)
+        assert report["field"]["prior_adapt"] is adapted and report["field"]["held_back_accuracy"] == float(truth == 0)
+        assert ("logit_bias" in report["field"]) is adapted and isinstance(out, torch.nn.Sequential) is adapted

@@ -292,11 +292,11 @@ def _train_and_export(p, x, step, store, cfg, profile, outp, report, resume, pro
 
 def _adapted(model, ts, classes: int, pp, cfg: ReceiveConfig, store: ReferenceStore, report: dict):
     """The student corrected to the field's class mix (EM prior re-estimation on its own posteriors over the
-    field images), unless its accuracy on the held-back items is below ``PRIOR_MIN_ACCURACY``; the report's
+    field images), unless its median confidence there is below ``PRIOR_MIN_CONFIDENCE``; the report's
     ``field`` says what ran. The chain keeps the uncorrected model."""
     import torch
 
-    from .field import PRIOR_MIN_ACCURACY, adapt_prior, field_images, with_logit_bias
+    from .field import PRIOR_MIN_CONFIDENCE, adapt_prior, field_images, with_logit_bias
 
     x = field_images(cfg.field, store)
     t = np.asarray(ts.targets)
@@ -314,17 +314,17 @@ def _adapted(model, ts, classes: int, pp, cfg: ReceiveConfig, store: ReferenceSt
                 ]
             )
 
-    if cfg.prior_adapt and len(ts.val_y):
-        acc = float((probs_of(ts.val_x).argmax(1) == np.asarray(ts.val_y)).mean())
-        info["held_back_accuracy"] = round(acc, 4)
-        if acc < PRIOR_MIN_ACCURACY:
-            info.update(
-                prior_adapt=False, why=f"held-back accuracy {acc:.3f} < {PRIOR_MIN_ACCURACY}: EM is not trusted"
-            )
-    if not info["prior_adapt"]:
+    if not cfg.prior_adapt:
         report["field"] = info
         return model
-    field_prior, steps = adapt_prior(probs_of(x), train_prior)
+    probs = probs_of(x)
+    conf = float(np.median(probs.max(1)))
+    info["field_confidence"] = round(conf, 4)
+    if conf < PRIOR_MIN_CONFIDENCE:
+        info.update(prior_adapt=False, why=f"median confidence {conf:.3f} < {PRIOR_MIN_CONFIDENCE}: EM is not trusted")
+        report["field"] = info
+        return model
+    field_prior, steps = adapt_prior(probs, train_prior)
     # a class the field never shows keeps 0.1 % of the prior, so a capture of it can still win on strong evidence
     bias = np.log(np.maximum(field_prior, 1e-3) / train_prior).astype(np.float32)
     report["field"] = {**info, "field_prior": _r(field_prior), "em_steps": steps, "logit_bias": _r(bias)}

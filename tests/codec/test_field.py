@@ -190,26 +190,31 @@ def test_a_far_pool_does_not_steer_the_quota_and_says_why(tmp_path):
     assert not far["steered"] and "far pool" in far["why"] and far_cfg.recipe.select.class_weights is None
 
 
-def test_the_device_keeps_its_outputs_when_its_held_back_accuracy_says_em_cannot_be_trusted(tmp_path):
+def test_the_device_keeps_its_outputs_when_the_student_does_not_commit_on_its_field(tmp_path):
     import torch
 
     from labelcast.codec.preprocess import Preprocess
+    from labelcast.receiver.field import PRIOR_MIN_CONFIDENCE
     from labelcast.receiver.receive import ReceiveConfig, _adapted
     from labelcast.receiver.trainset import TrainingSet
 
     store = _store(tmp_path / "ref")
     pp = Preprocess(8, 1)
-    field = _field([0, 1, 2, 3])  # brightness quarter 0: class 0 by the toy model below
-    val_x = _field([0, 1, 2, 3], n=40, seed=3)
+    field = _field([0, 1, 2, 3])
 
-    class Dark(torch.nn.Module):  # class 0 for everything dark, at 0.9
+    class Fixed(torch.nn.Module):  # the same posterior for every item: top class 0 at probability ``top``
+        def __init__(self, top: float) -> None:
+            super().__init__()
+            self.p = torch.tensor([top, *([(1 - top) / 3] * 3)])
+
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return torch.log(torch.tensor([0.9, 0.1 / 3, 0.1 / 3, 0.1 / 3])).expand(x.shape[0], 4)
+            return torch.log(self.p).expand(x.shape[0], 4)
 
-    targets = np.repeat(np.arange(4), 25)
-    for truth, adapted in ((0, True), (2, False)):
-        ts = TrainingSet(np.zeros((100, 8, 8, 1), np.uint8), targets, val_x, np.full(40, truth))
+    ts = TrainingSet(np.zeros((100, 8, 8, 1), np.uint8), np.repeat(np.arange(4), 25), field[:0], np.zeros(0, np.int64))
+    for top, adapted in ((0.9, True), (PRIOR_MIN_CONFIDENCE - 0.1, False)):
         report: dict = {}
-        out = _adapted(Dark(), ts, 4, pp, ReceiveConfig(field=field), store, report)
-        assert report["field"]["prior_adapt"] is adapted and report["field"]["held_back_accuracy"] == float(truth == 0)
-        assert ("logit_bias" in report["field"]) is adapted and isinstance(out, torch.nn.Sequential) is adapted
+        out = _adapted(Fixed(top), ts, 4, pp, ReceiveConfig(field=field), store, report)
+        f = report["field"]
+        assert f["prior_adapt"] is adapted and f["field_confidence"] == pytest.approx(top, abs=1e-4)
+        assert ("logit_bias" in f) is adapted and ("EM is not trusted" in f.get("why", "")) is not adapted
+        assert isinstance(out, torch.nn.Sequential) is adapted

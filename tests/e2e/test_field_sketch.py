@@ -61,8 +61,9 @@ def test_send_and_receive_with_a_field_sketch(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_text_device_sketches_its_captures_and_adapts_its_student(tmp_path):
+def test_a_text_device_sketches_its_captures_and_adapts_its_student(tmp_path, monkeypatch):
     """The same loop on a text store: the device sees one topic of three."""
+    monkeypatch.setattr("labelcast.receiver.field.PRIOR_MIN_CONFIDENCE", 0.0)  # a toy student: the loop, not EM
     from labelcast.sender.reference import BuildConfig, build_store
     from tests.codec.test_field import TOPICS, _texts
 

@@ -183,7 +183,7 @@ def test_every_payload_kind_the_planner_sends_trains_through_the_watcher(site, k
 
 
 @pytest.mark.slow  # trains: make test-slow
-def test_the_watcher_with_a_field_adapts_the_student_and_reports_its_sketch(site):
+def test_the_watcher_with_a_field_adapts_the_student_and_reports_its_sketch(site, monkeypatch):
     """`receive --watch --field`: the student is corrected to the field's class mix, the report says so, and the
     sketch of the captures leaves in a receipt (with no drift on its first report)."""
     from labelcast.codec.keys import generate_keypair as keypair
@@ -191,6 +191,7 @@ def test_the_watcher_with_a_field_adapts_the_student_and_reports_its_sketch(site
     from labelcast.receiver.receipts import Reporter
 
     tmp, frames, _ = site
+    monkeypatch.setattr("labelcast.receiver.field.PRIOR_MIN_CONFIDENCE", 0.0)  # random labels: a student unsure
     store = ReferenceStore(tmp / "ref")
     keypair(tmp / "dk", role="device")
     field = store.read(np.flatnonzero(np.asarray(store.manifest.groups) == 0)[:80])

@@ -70,6 +70,7 @@ docs: setup
 	$(BIN)/python benchmarks/link.py --render docs/results/link.json --doc docs/link.md
 	$(BIN)/python benchmarks/field.py --render docs/results/field.json --doc docs/field.md
 	$(BIN)/python benchmarks/field.py --render-floor docs/results/field-floor.json --doc docs/field.md
+	$(BIN)/python benchmarks/field.py --render docs/results/field-digits.json --tag field:digits --doc docs/field.md
 	$(BIN)/python benchmarks/vectors.py --render docs/results/vectors.json --doc docs/results.md
 
 # the equitable benchmark (labels vs. images vs. models vs. distilled data): 52 min on 2 cores with cached teachers
@@ -97,6 +98,11 @@ bench-all: setup
 	$(BIN)/python benchmarks/sealed.py --json out/bench/sealed.json
 	$(BIN)/python benchmarks/field.py --json docs/results/field.json
 	$(BIN)/python benchmarks/field.py --render docs/results/field.json --doc docs/field.md
+	$(BIN)/python benchmarks/field.py --scenario digits --work out/bench/field-digits --seeds 2 --budgets 270 1024 \
+		--json docs/results/field-digits.json
+	$(BIN)/python benchmarks/field.py --render docs/results/field-digits.json --tag field:digits --doc docs/field.md
+	$(BIN)/python benchmarks/field.py --floors 0.05 0.1 0.25 0.5 1.0 --budgets 270 --json docs/results/field-floor.json
+	$(BIN)/python benchmarks/field.py --render-floor docs/results/field-floor.json --doc docs/field.md
 	$(BIN)/python benchmarks/vectors.py --json docs/results/vectors.json
 	$(BIN)/python benchmarks/vectors.py --render docs/results/vectors.json --doc docs/results.md
 	$(BIN)/python benchmarks/incremental.py --json out/bench/incremental.json

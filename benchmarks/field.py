@@ -158,8 +158,8 @@ def render(result: dict) -> str:
     return "\n".join(lines)
 
 
-def splice(doc: str, table_md: str) -> str:
-    return splice_block(doc, "field:table", table_md)
+def splice(doc: str, table_md: str, tag: str = "field:table") -> str:
+    return splice_block(doc, tag, table_md)
 
 
 def main() -> None:
@@ -170,6 +170,7 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     ap.add_argument("--render", default=None, help="a JSON this wrote: only rewrite --doc's table from it")
     ap.add_argument("--doc", default="docs/field.md")
+    ap.add_argument("--tag", default="field:table", help="with --render: the block it rewrites (field:digits)")
     ap.add_argument("--floors", type=float, nargs="+", default=None, help="choose the floor on validation data")
     ap.add_argument("--floor", type=float, default=None, help="the floor the sends use (default: FIELD_FLOOR)")
     ap.add_argument("--scenario", choices=["fashion", "digits"], default="fashion")
@@ -187,7 +188,7 @@ def main() -> None:
         write_json(a.json, choose_floor(Path(a.work), a.floors, a.seeds, a.budgets[0]))
         return
     if a.render:
-        render_into(a.doc, a.render, render, splice)
+        render_into(a.doc, a.render, render, lambda doc, t: splice(doc, t, a.tag))
         return
     from labelcast import evaluate
     from labelcast.datasets.builtin import target

@@ -24,6 +24,7 @@ import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -32,6 +33,9 @@ from ..codec.preprocess import PRESETS, Preprocess
 from ..codec.storage import atomic_write
 from ..receiver.serve import OnnxClassifier, shape_text
 from ..results import Calibration, TrainResult
+
+if TYPE_CHECKING:  # torch is imported where it trains: importing this module stays light
+    import torch
 
 __all__ = [
     "Preprocess",
@@ -407,7 +411,9 @@ def _train_export(x, y: np.ndarray, classes: list[str], out, cfg: TeacherConfig,
     return model
 
 
-def train_vector_teacher(x: np.ndarray, y: np.ndarray, classes: list[str], out, cfg: TeacherConfig, progress=None):
+def train_vector_teacher(
+    x: np.ndarray, y: np.ndarray, classes: list[str], out, cfg: TeacherConfig, progress=None
+) -> torch.nn.Module:
     """The vector teacher: an MLP (two hidden layers of ``max(256, 16 × width)`` units, dropout 0.1) on
     N × D float features standardised per feature (the fitted mean/std travel in the ONNX metadata as a
     ``{"vector": …}`` spec), AdamW with warm-up and cosine decay, label smoothing 0.05."""

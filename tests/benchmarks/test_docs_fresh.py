@@ -30,6 +30,8 @@ def test_the_field_table_is_what_its_committed_json_renders():
     doc = (ROOT / "docs" / "field.md").read_text()
     result = json.loads((ROOT / "docs" / "results" / "field.json").read_text())
     assert field.splice(doc, field.render(result)) == doc, "docs/field.md is stale: run `make docs`"
+    digits = json.loads((ROOT / "docs" / "results" / "field-digits.json").read_text())
+    assert field.splice(doc, field.render(digits), "field:digits") == doc, "docs/field.md is stale: run `make docs`"
     floors = json.loads((ROOT / "docs" / "results" / "field-floor.json").read_text())
     assert field.splice_floor(doc, field.render_floor(floors)) == doc, "docs/field.md is stale: run `make docs`"
 

@@ -98,7 +98,7 @@ bench-all: setup
 	$(BIN)/python benchmarks/sealed.py --json out/bench/sealed.json
 	$(BIN)/python benchmarks/field.py --json docs/results/field.json
 	$(BIN)/python benchmarks/field.py --render docs/results/field.json --doc docs/field.md
-	$(BIN)/python benchmarks/field.py --scenario digits --work out/bench/field-digits --seeds 2 --budgets 270 1024 \
+	$(BIN)/python benchmarks/field.py --scenario digits --work out/bench/field-digits --seeds 1 --budgets 270 1024 \
 		--json docs/results/field-digits.json
 	$(BIN)/python benchmarks/field.py --render docs/results/field-digits.json --tag field:digits --doc docs/field.md
 	$(BIN)/python benchmarks/field.py --floors 0.05 0.1 0.25 0.5 1.0 --budgets 270 --json docs/results/field-floor.json

@@ -1,7 +1,8 @@
 """Field sketches: teaching for what the device sees (issue #36).
 
     python benchmarks/field.py [--seeds 3] [--budgets 270 1024 4096] [--json docs/results/field.json]
-    python benchmarks/field.py --scenario digits --work out/bench/field-digits --json docs/results/field-digits.json
+    python benchmarks/field.py --scenario digits --work out/bench/field-digits --seeds 1 --budgets 270 1024
+        --json docs/results/field-digits.json
     python benchmarks/field.py --floors 0.25 0.1 0.05 --budgets 270 --json docs/results/field-floor.json
     python benchmarks/field.py --merge A.json B.json --json docs/results/field-floor.json   # runs made apart
 

@@ -270,7 +270,7 @@ def _train_and_export(p, x, step, store, cfg, profile, outp, report, resume, pro
     tinfo["training_set"] = ts.counts
     t = time.time()
     meta = {"payload_sha256": report["payload_sha256"], "sequence": h.sequence, "classes": step.labelled.class_names}
-    served = _adapted(model, ts, h.classes, pp, cfg, store, report) if cfg.field is not None else model
+    served = _adapted(model, ts.targets, h.classes, pp, cfg, store, report) if cfg.field is not None else model
     exp = export_onnx(served, outp / "student.onnx", pp, h.classes, meta)
     if cfg.tensorrt and profile.backend == "tensorrt" and store.kind != "text":
         if tensorrt_available():
@@ -290,7 +290,7 @@ def _train_and_export(p, x, step, store, cfg, profile, outp, report, resume, pro
     return time.time() - t, model
 
 
-def _adapted(model, ts, classes: int, pp, cfg: ReceiveConfig, store: ReferenceStore, report: dict):
+def _adapted(model, targets, classes: int, pp, cfg: ReceiveConfig, store: ReferenceStore, report: dict):
     """The student corrected to the field's class mix (EM prior re-estimation on its own posteriors over the
     field images), unless its median confidence there is below ``PRIOR_MIN_CONFIDENCE``; the report's
     ``field`` says what ran. The chain keeps the uncorrected model."""
@@ -299,25 +299,18 @@ def _adapted(model, ts, classes: int, pp, cfg: ReceiveConfig, store: ReferenceSt
     from .field import PRIOR_MIN_CONFIDENCE, adapt_prior, field_images, with_logit_bias
 
     x = field_images(cfg.field, store)
-    t = np.asarray(ts.targets)
+    t = np.asarray(targets)
     train_prior = t.mean(0) if t.ndim == 2 else np.bincount(t, minlength=classes) / max(len(t), 1)
     train_prior = np.maximum(train_prior, 1e-6)
     info = {"images": int(len(x)), "prior_adapt": bool(cfg.prior_adapt), "train_prior": _r(train_prior)}
-    model.eval()
-
-    def probs_of(items) -> np.ndarray:
-        with torch.no_grad():
-            return np.concatenate(
-                [
-                    torch.softmax(model(torch.from_numpy(pp.apply(items[s : s + 512]))), 1).numpy()
-                    for s in range(0, len(items), 512)
-                ]
-            )
-
     if not cfg.prior_adapt:
         report["field"] = info
         return model
-    probs = probs_of(x)
+    model.eval()
+    with torch.no_grad():
+        probs = np.concatenate(
+            [torch.softmax(model(torch.from_numpy(pp.apply(x[s : s + 512]))), 1).numpy() for s in range(0, len(x), 512)]
+        )
     conf = float(np.median(probs.max(1)))
     info["field_confidence"] = round(conf, 4)
     if conf < PRIOR_MIN_CONFIDENCE:

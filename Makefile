@@ -72,6 +72,7 @@ docs: setup
 	$(BIN)/python benchmarks/field.py --render-floor docs/results/field-floor.json --doc docs/field.md
 	$(BIN)/python benchmarks/field.py --render docs/results/field-digits.json --tag field:digits --doc docs/field.md
 	$(BIN)/python benchmarks/vectors.py --render docs/results/vectors.json --doc docs/results.md
+	$(BIN)/python benchmarks/semi.py --render docs/results/semi.json --doc docs/results.md
 
 # the equitable benchmark (labels vs. images vs. models vs. distilled data): 52 min on 2 cores with cached teachers
 bench: setup
@@ -105,6 +106,8 @@ bench-all: setup
 	$(BIN)/python benchmarks/field.py --render-floor docs/results/field-floor.json --doc docs/field.md
 	$(BIN)/python benchmarks/vectors.py --json docs/results/vectors.json
 	$(BIN)/python benchmarks/vectors.py --render docs/results/vectors.json --doc docs/results.md
+	$(BIN)/python benchmarks/semi.py --json docs/results/semi.json
+	$(BIN)/python benchmarks/semi.py --render docs/results/semi.json --doc docs/results.md
 	$(BIN)/python benchmarks/incremental.py --json out/bench/incremental.json
 	$(BIN)/python benchmarks/text.py --json out/bench/text.json --plot docs/text_accuracy.png
 	$(BIN)/python benchmarks/reliability.py --doc docs/reliability.md --json out/bench/reliability.json

@@ -41,6 +41,7 @@ _EXPORTS = {
     "receive": "labelcast.receiver.receive",
     "ReceiveConfig": "labelcast.receiver.receive",
     "StudentConfig": "labelcast.receiver.train",
+    "SemiConfig": "labelcast.receiver.semi",
     "evaluate": "labelcast.receiver.evaluate",
     # both ends
     "TrustSet": "labelcast.codec.keys",

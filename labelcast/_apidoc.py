@@ -20,7 +20,7 @@ SECTIONS = (
     ("Send configuration", ("SendConfig", "LinkSettings", "Recipe", "SelectConfig", "EngineSettings")),
     ("Planner", ("PlanSettings", "PlanConfig")),
     ("Fleet", ("Ledger",)),
-    ("Device", ("receive", "ReceiveConfig", "StudentConfig", "evaluate")),
+    ("Device", ("receive", "ReceiveConfig", "StudentConfig", "SemiConfig", "evaluate")),
     ("Both ends", ("TrustSet", "generate_keypair", "load_labelled")),
     ("Results", ("Result", "SendResult", "ReceiveResult", "EvaluateResult", "Calibration", "TrainResult")),
     ("Errors", ("LabelcastError",)),

@@ -14,6 +14,7 @@ is a :class:`HintError`, refused for good by the watcher (the same payload fails
     student.augment        crop | roll | none
     student.finetune       all | head | last:N
     val_every              int, 0 or 2 … 2^31
+    semi                   bool: run the semi-supervised round under ``--semi auto`` (receiver/semi.py)
     announce_key           64 hex digits: a new sender key (raw Ed25519), announced under a trusted one
                            (the device keeps it in STATE/trust/ and trusts it from then on; docs/security.md)
 """
@@ -80,6 +81,8 @@ def check_hints(hints: dict) -> None:
     k = hints.get("announce_key")
     if k is not None and not (isinstance(k, str) and re.fullmatch(r"[0-9a-f]{64}", k)):
         raise HintError("the payload's hint announce_key is not a raw Ed25519 public key in 64 hex digits; refused")
+    if "semi" in hints and not isinstance(hints["semi"], bool):
+        raise HintError(f"the payload's hint semi = {hints['semi']!r} is not true or false; refused")
     v = hints.get("val_every", 0)
     if not _num(0, 2**31, ints=True)(v) or v == 1:
         raise HintError(f"the payload's hint val_every = {v!r} is not 0 or an integer ≥ 2; refused")

@@ -23,6 +23,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -39,6 +40,9 @@ from .chain import Chains, Step, labelled_set_of
 from .hints import check_hints, student_hints
 from .state import EventLog, ReplayState, StateLock, default_state_dir
 from .trainset import check_rebuild, training_set, validation_mask
+
+if TYPE_CHECKING:
+    from .semi import SemiConfig
 
 __all__ = ["ReceiveConfig", "read_input", "verify_and_decode", "receive", "validation_mask"]
 
@@ -61,6 +65,9 @@ class ReceiveConfig:
             student's outputs are corrected to the class mix of this field (``prior_adapt``)
         prior_adapt: with ``field``, re-estimate the field's class prior (EM on the student's posteriors) and
             add ``log(π_field / π_train)`` to the exported student's logits (``--no-prior-adapt``: off)
+        semi: auto | on | off: a second, semi-supervised round over the unlabelled store (label propagation,
+            receiver/semi.py); auto: the payload's hint, else on for few labels per class
+        semi_recipe: the semi-supervised round's recipe (SemiConfig); None: its defaults
     """
 
     device: str = "cpu-small"
@@ -72,6 +79,8 @@ class ReceiveConfig:
     backbone: str = "auto"
     field: str | np.ndarray | None = None
     prior_adapt: bool = True
+    semi: str = "auto"
+    semi_recipe: SemiConfig | None = None
 
 
 def announce_key(state_path: Path, raw_hex: str, by: bytes) -> str:
@@ -267,6 +276,7 @@ def _train_and_export(p, x, step, store, cfg, profile, outp, report, resume, pro
         model, tinfo = train_student(
             ts.x, ts.targets, h.classes, pp, profile, sc, progress=progress, root=store.root, warm=warm, **common
         )
+    model = _semi(model, ts, p, step, store, cfg, (pp, profile, sc), report, progress=progress, **common)
     tinfo["training_set"] = ts.counts
     t = time.time()
     meta = {"payload_sha256": report["payload_sha256"], "sequence": h.sequence, "classes": step.labelled.class_names}
@@ -288,6 +298,43 @@ def _train_and_export(p, x, step, store, cfg, profile, outp, report, resume, pro
             report["validation"]["compare_accuracy"] = evaluate(cfg.compare_model, ts.val_x, ts.val_y)["accuracy"]
     report.update(training=tinfo, export=exp, student=str(outp / "student.onnx"))
     return time.time() - t, model
+
+
+def _semi(model, ts, p, step, store: ReferenceStore, cfg: ReceiveConfig, recipe, report: dict, **train):
+    """Round 2 over the unlabelled store when ``semi_decision`` says so; the report's ``semi`` says what ran
+    and the held-back slice's accuracy after each round."""
+    from .semi import SemiConfig, semi_decision, semi_round
+
+    pp, profile, sc = recipe
+    run, why = semi_decision(cfg.semi, p.hints, len(ts.x), p.header.classes, store.kind, store.n)
+    info: dict = {"ran": run, "why": why}
+    if run:
+        before = _held_back_accuracy(model, ts, pp)
+        seed = int(report["payload_sha256"][:16], 16)
+        classes = p.header.classes
+        if store.kind == "text":
+            from .text_models import train_text_student
+
+            tok = pp.tokenizer
+            train["trainer"] = lambda x, y, c, **kw: train_text_student(x, y, classes, tok, profile, c, **kw)
+        else:
+            train["root"] = store.root
+        args = (store, step.labelled.indices, classes, pp, profile, sc, cfg.semi_recipe or SemiConfig())
+        model, more = semi_round(model, ts.x, ts.targets, *args, seed=seed, **train)
+        info.update(more, held_back_round1=before, held_back_round2=_held_back_accuracy(model, ts, pp))
+    report["semi"] = info
+    return model
+
+
+def _held_back_accuracy(model, ts, pp) -> float | None:
+    import torch
+
+    if not len(ts.val_x):
+        return None
+    model.eval()
+    with torch.no_grad():
+        z = model(torch.from_numpy(pp.apply(ts.val_x))).argmax(1).numpy()
+    return round(float((z == ts.val_y).mean()), 4)
 
 
 def _adapted(model, targets, classes: int, pp, cfg: ReceiveConfig, store: ReferenceStore, report: dict):
@@ -342,7 +389,32 @@ def _would_train(p: Payload, x, step, store: ReferenceStore, cfg: ReceiveConfig,
         else plan_training(ts.x, classes, ts.targets.ndim == 2, profile, sc)
     )
     plan["training_set"] = ts.counts
+    plan["semi"] = _semi_plan(ts, p, step, store, cfg, profile, plan["arch"])
     return plan
+
+
+def _semi_plan(ts, p: Payload, step, store: ReferenceStore, cfg: ReceiveConfig, profile, arch: str) -> dict:
+    """Whether the semi-supervised round would run, its pool and the memory it adds before round 2."""
+    from ..codec.preprocess import VectorPreprocess
+    from .semi import SemiConfig, fitting_pool, item_bytes_of, semi_decision, semi_feature_dim, semi_memory
+    from .students import build_student
+
+    run, why = semi_decision(cfg.semi, p.hints, len(ts.x), p.header.classes, store.kind, store.n)
+    if not run:
+        return {"runs": False, "why": why}
+    rc = cfg.semi_recipe or SemiConfig()
+    x = ts.x
+    if store.kind == "text":
+        from .text_models import TEXT_ARCHS
+
+        family, width, _, channels = TEXT_ARCHS[arch]
+        dim = channels if family == "cnn" else width
+    else:
+        pp = VectorPreprocess(x.shape[1]) if x.ndim == 2 else Preprocess(size=x.shape[1:3], channels=x.shape[3])
+        dim = semi_feature_dim(build_student(arch, pp.channels, p.header.classes, pp.hw))
+    shape = dict(labelled=len(x), item_bytes=item_bytes_of(x), feature_dim=dim, classes=p.header.classes)
+    pool = fitting_pool(rc.pool, store.n - step.labelled.k, profile.budget_bytes, cfg=rc, **shape)
+    return {"runs": True, "why": why, "pool_items": pool, "estimated_bytes": semi_memory(pool, cfg=rc, **shape)}
 
 
 def receive(

@@ -107,6 +107,10 @@ class PlanConfig:
         cache_dir: folder of cached plans and distilled sets (None: ``$LABELCAST_CACHE_DIR/plans``, else
             ``~/.cache/labelcast/plans``); a plan is reused when every input it depends on is the same
         seed: seed of the simulations (``send`` sets it from the selection's)
+        semi: the device's ``--semi`` the simulations follow (auto: the device's own rule on each candidate's
+            payload, receiver.semi.semi_decision)
+        semi_pool: the unlabelled pool a simulated semi-supervised round draws (a short simulation, like
+            ``train_samples``)
     """
 
     candidates: int = 0
@@ -119,6 +123,8 @@ class PlanConfig:
     only: str | None = None
     cache_dir: str | os.PathLike | None = None
     seed: int = 0
+    semi: str = "auto"
+    semi_pool: int = 5_000
 
 
 @dataclass
@@ -308,10 +314,26 @@ def _simulate(fit: Fit, spec, store, classes: int, target: Target, cfg: PlanConf
     pp = Preprocess((h, w), c)
     sc = StudentConfig(train_samples=cfg.train_samples, min_epochs=1, seed=cfg.seed)
     model, _ = train_student(ts.x, ts.targets, classes, pp, profile, sc)
+    model = _simulate_semi(model, ts, p, store, classes, pp, profile, sc, cfg)
     with torch.no_grad():
         xv = torch.from_numpy(pp.apply(target.x_val))
         pred = torch.cat([model(xv[s : s + 1024]) for s in range(0, len(xv), 1024)]).argmax(1).numpy()
     return round(float((pred == target.y_val).mean()), 4)
+
+
+def _simulate_semi(model, ts, p, store, classes: int, pp, profile, sc, cfg: PlanConfig):
+    """The device's semi-supervised round, when its rule (or ``cfg.semi``) runs it on this payload."""
+    from ..receiver.semi import SemiConfig, semi_decision, semi_round
+
+    n = getattr(store, "n", None)
+    if n is None or not hasattr(store, "root"):
+        return model  # an in-memory pool (benchmarks) carries no store the round could read
+    run, _ = semi_decision(cfg.semi, p.hints, len(ts.x), classes, getattr(store, "kind", "image"), n)
+    if not run:
+        return model
+    rc = SemiConfig(pool=cfg.semi_pool)
+    args = (store, p.indices, classes, pp, profile, sc, rc)
+    return semi_round(model, ts.x, ts.targets, *args, seed=cfg.seed, root=store.root)[0]
 
 
 def _candidates(cfg: PlanConfig, auto: dict) -> list[Candidate]:

@@ -89,6 +89,9 @@ class SendConfig:
             (``codec.field.prior_weights``); None: the quota as configured
         field_floor: with ``field``: the share of an even quota every class keeps (``codec.field.FIELD_FLOOR``,
             chosen on validation data: docs/results.md "Field sketches")
+        semi: the hint ``semi``: True / False tells a device on ``--semi auto`` to run (or skip) its
+            semi-supervised round over the unlabelled store (10-11 payload bytes); None (default): no hint, the
+            device decides by labels per class (``receiver.semi.AUTO_MAX_PER_CLASS``)
     """
 
     link: LinkSettings = field(default_factory=LinkSettings)
@@ -107,6 +110,7 @@ class SendConfig:
     force: bool = False
     field: str | os.PathLike | bytes | None = None
     field_floor: float = FIELD_FLOOR
+    semi: bool | None = None
 
     @property
     def select(self) -> SelectConfig:
@@ -506,6 +510,8 @@ def _config_record(cfg: SendConfig) -> dict:
 def _hints(cfg: SendConfig, store: ReferenceStore, tea: Teacher) -> dict:
     """What is signed beside the labels for the device: the A/B share, a key announced, the tokenizer."""
     hints = {**cfg.hints, **({"val_every": cfg.validation_every} if cfg.validation_every else {})}
+    if cfg.semi is not None:
+        hints["semi"] = cfg.semi
     if cfg.announce_key:
         hints["announce_key"] = _raw_key(cfg.announce_key)
     if store.kind == "text":

@@ -64,6 +64,12 @@ def _receive_lines(rep: dict, dry_run: bool) -> list[str]:
             f"memory plan: ~{mp['fixed_bytes'] + w['batch'] * mp['per_item_bytes'] >> 20} MiB of the profile's "
             f"{mp['budget_bytes'] >> 20} MiB (largest batch that fits: {mp['max_batch']})",
         ]
+        sp = w.get("semi") or {}
+        if sp.get("runs"):
+            lines.append(
+                f"then a semi-supervised round over {sp['pool_items']:,} store items "
+                f"(~{sp['estimated_bytes'] >> 20} MiB before its training)"
+            )
     else:
         tr = rep["training"]
         lines.append(
@@ -75,6 +81,14 @@ def _receive_lines(rep: dict, dry_run: bool) -> list[str]:
                 f"--train-samples {tr['train_samples_requested']} was raised to the floor of {tr['epoch_floor']} "
                 f"epochs ({tr['samples_seen']} images seen)"
             )
+        semi = rep.get("semi") or {}
+        if semi.get("ran"):
+            lines.append(
+                f"semi-supervised round: {semi['kept']:,} of {semi['pool_items']:,} store items pseudo-labelled, "
+                f"{semi['seconds']} s; held-back accuracy {semi['held_back_round1']} → {semi['held_back_round2']}"
+            )
+        elif semi:
+            lines.append(f"semi-supervised round: off ({semi['why']})")
     return lines
 
 
@@ -159,6 +173,14 @@ def _receive_lines(rep: dict, dry_run: bool) -> list[str]:
     "the student's outputs are corrected to their class mix (EM re-estimation of the prior; docs/field.md).",
 )
 @click.option("--no-prior-adapt", is_flag=True, help="With --field: keep the student's outputs as trained.")
+@click.option(
+    "--semi",
+    type=click.Choice(["auto", "on", "off"]),
+    default="auto",
+    show_default=True,
+    help="A second, semi-supervised round over the unlabelled store (label propagation; docs/devices.md). "
+    "auto: the payload's hint, else on for few labels per class.",
+)
 @click.option("--dry-run", is_flag=True, help="Verify and decode only; report what would be trained.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted training from its checkpoint.")
 @click.option(
@@ -215,6 +237,7 @@ def receive(
     hard,
     field_source,
     no_prior_adapt,
+    semi,
     dry_run,
     resume,
     receipts_dir,
@@ -240,7 +263,7 @@ def receive(
         raise click.BadParameter(str(e), param_hint="--revoked") from None
     ts.with_device(device_key)  # opens payloads sealed to this device (and signs its receipts)
     student = _student(arch, train_samples, None, finetune, augment, precision, accelerator)
-    cfg = _receive_config(device, arch, student, hard, init, field_source, not no_prior_adapt)
+    cfg = _receive_config(device, arch, student, hard, init, field_source, not no_prior_adapt, semi)
     reporter = _reporter(receipts_dir, device_key, link, nak_after, state_dir, ts if seal_receipts else None)
     if watch_dir:
         from ...codec.manifest import ReferenceStore
@@ -264,7 +287,7 @@ def receive(
     emit(rep, as_json, _receive_lines(rep, dry_run))
 
 
-def _receive_config(device: str, arch, student, hard: bool, init: str, field, prior_adapt: bool):
+def _receive_config(device: str, arch, student, hard: bool, init: str, field, prior_adapt: bool, semi: str = "auto"):
     """The ReceiveConfig the options describe (an unknown --arch or a missing --init file is a bad option)."""
     from ..receive import ReceiveConfig
     from ..students import ARCHS
@@ -277,7 +300,13 @@ def _receive_config(device: str, arch, student, hard: bool, init: str, field, pr
     if init not in ("auto", "none") and not Path(init).is_file():
         raise click.BadParameter(f"{init} is not a file (give auto, none or a .safetensors path)", param_hint="--init")
     return ReceiveConfig(
-        device=device, student=student, use_soft=not hard, backbone=init, field=field, prior_adapt=prior_adapt
+        device=device,
+        student=student,
+        use_soft=not hard,
+        backbone=init,
+        field=field,
+        prior_adapt=prior_adapt,
+        semi=semi,
     )
 
 

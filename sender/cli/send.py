@@ -111,6 +111,12 @@ from .teacher import engine_options, teacher_options
 )
 @click.option("--force", is_flag=True, help="Replace the payload and frames already in OUT.")
 @click.option(
+    "--semi/--no-semi",
+    default=None,
+    help="Tell a device on `receive --semi auto` to run (or skip) its semi-supervised round over the "
+    "unlabelled store (a 10-11 B hint). Default: no hint; the device decides by labels per class.",
+)
+@click.option(
     "--validation-every",
     type=click.IntRange(0, None),
     default=10,

@@ -41,3 +41,10 @@ def test_the_vector_table_is_what_its_committed_json_renders():
     doc = (ROOT / "docs" / "results.md").read_text()
     result = json.loads((ROOT / "docs" / "results" / "vectors.json").read_text())
     assert vectors.splice(doc, vectors.render(result)) == doc, "docs/results.md is stale: run `make docs`"
+
+
+def test_the_semi_table_is_what_its_committed_json_renders():
+    semi = _load("semi")
+    doc = (ROOT / "docs" / "results.md").read_text()
+    result = json.loads((ROOT / "docs" / "results" / "semi.json").read_text())
+    assert semi.splice(doc, semi.render(result)) == doc, "docs/results.md is stale: run `make docs`"

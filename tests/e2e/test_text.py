@@ -131,6 +131,15 @@ def test_text_cli_path(corpus: Path, tmp_path: Path, monkeypatch) -> None:
     code, out, err = run_cli("evaluate", tmp_path / "device" / "student.onnx", "--data", test, "--json")
     assert code == 0, err
     assert json.loads(out.strip().splitlines()[-1])["accuracy"] > 0.85
+    # the semi-supervised round on a text store: the student's own features, the text student's round 2
+    code, out, err = run_cli("receive", tmp_path / "outbox" / "frames", "--reference", ref, "--trust",
+                             tmp_path / "keys" / "sender.pub", "--out", tmp_path / "device-semi", "--state",
+                             tmp_path / "state-semi", "--train-samples", "20000", "--arch", "fasttext-small",
+                             "--semi", "on")  # fmt: skip
+    assert code == 0, err
+    assert "semi-supervised round:" in out and "store items pseudo-labelled" in out
+    code, out, err = run_cli("evaluate", tmp_path / "device-semi" / "student.onnx", "--data", test, "--json")
+    assert code == 0 and json.loads(out.strip().splitlines()[-1])["accuracy"] > 0.85, err
     # an image teacher over a text store: a typed error naming both sides, nothing written
     img = tmp_path / "img.onnx"
     _image_teacher(img)

@@ -47,6 +47,8 @@ def test_a_hint_cannot_make_the_device_import_code(store, keys, tmp_path):
         {"student": "cnn-small"},
         {"val_every": "10"},
         {"val_every": 1},
+        {"semi": "yes"},
+        {"semi": 1},
     ],
 )
 def test_a_hint_of_the_wrong_type_or_range_is_a_hint_error(hints):
@@ -56,6 +58,7 @@ def test_a_hint_of_the_wrong_type_or_range_is_a_hint_error(hints):
 
 def test_registered_students_and_sane_values_pass():
     check_hints({"student": {"arch": "resnet8", "flip": False, "lr": 0.01, "finetune": "last:2"}, "val_every": 10})
+    check_hints({"semi": False})
     check_hints({"student": {"arch": "fasttext-small", "future_knob": [1, 2]}})  # a newer sender's: ignored
 
 

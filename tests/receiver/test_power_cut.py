@@ -44,11 +44,13 @@ def _cmd(tmp: Path, out: str, state: str, *extra: str) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("start", ["scratch", "pretrained, last:2"])
+@pytest.mark.parametrize("start", ["scratch", "pretrained, last:2", "semi-supervised round"])
 def test_sigkill_during_training_then_resume_matches_uninterrupted(tmp_path, start):
     store, y = learnable_store(tmp_path / "ref")
-    extra: tuple[str, ...] = ()
-    if start != "scratch":
+    extra: tuple[str, ...] = ("--semi", "off")
+    if start == "semi-supervised round":
+        extra = ("--semi", "on")  # killed in round 2: round 1's final checkpoint and round 2's own resume
+    elif start != "scratch":
         from labelcast.sender.pretrain import PretrainConfig, pretrain
 
         pretrain(tmp_path / "ref", cfg=PretrainConfig(pseudo_classes=8, train_samples=3000))
@@ -59,14 +61,14 @@ def test_sigkill_during_training_then_resume_matches_uninterrupted(tmp_path, sta
     (tmp_path / "p.lcst").write_bytes(data)
     t = time.time()
     whole = subprocess.run(_cmd(tmp_path, "whole", "s1", *extra), env=ENV, check=True, capture_output=True, text=True)
-    if extra:
+    if "--finetune" in extra:
         assert json.loads(whole.stdout.splitlines()[-1])["training"]["init"]["tensors"] > 0
     full = time.time() - t
 
     proc = subprocess.Popen(
         _cmd(tmp_path, "cut", "s2", *extra), env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
-    ck = tmp_path / "cut" / ".work" / "checkpoint.pt"
+    ck = tmp_path / "cut" / ".work" / ("checkpoint-semi.pt" if "on" in extra else "checkpoint.pt")
     end = time.time() + full * 3
     while not ck.exists() and time.time() < end:  # kill once training has checkpointed at least once
         time.sleep(0.05)
@@ -86,3 +88,9 @@ def test_sigkill_during_training_then_resume_matches_uninterrupted(tmp_path, sta
     a = evaluate(tmp_path / "whole" / "student.onnx", x, y)["accuracy"]
     b = evaluate(tmp_path / "cut" / "student.onnx", x, y)["accuracy"]
     assert abs(a - b) <= 0.005, (a, b)
+    if "on" in extra:
+        assert json.loads(r.stdout.splitlines()[-1])["semi"]["ran"] is True
+    import torch
+
+    w1, w2 = (torch.load(next((tmp_path / s / "chains").rglob("model-*.pt")), weights_only=True) for s in ("s1", "s2"))
+    assert w1.keys() == w2.keys() and all(torch.equal(w1[k], w2[k]) for k in w1), "resumed weights differ"

@@ -1,0 +1,177 @@
+"""The device's semi-supervised round (`receive --semi`): the student with and without it, per framed byte.
+
+    python benchmarks/semi.py [--scenarios fashion digits text] [--seeds 3] [--json docs/results/semi.json]
+    python benchmarks/semi.py --render docs/results/semi.json      # only rewrite docs/results.md's table
+
+For each scenario, framed budget (Iridium SBD MT) and seed: the real ``send`` (default ``auto``), then the
+real ``receive`` twice on the same frames — ``--semi off`` (the round-1 student alone) and ``--semi on``
+(round 1, label propagation over 20,000 unlabelled store items, round 2) — with the device's default
+recipe on the ``cpu-small`` profile. Each student is scored on a **validation** slice (the last 2,000
+items of the target's train split: what ``AUTO_MAX_PER_CLASS`` is chosen on) and on the test split
+(reported only). Device cost: training seconds with the round over without it, in the same run.
+
+Work folders (store, teacher, keys) are reused: ``out/bench/field`` (fashion), ``out/bench/field-digits``
+(digits), ``out/bench/text-semi`` (wordnet).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import render_into, splice_block, table, write_json  # noqa: E402
+
+BUDGETS = {"fashion": [270, 1024, 4096], "digits": [270, 1024], "text": [1080, 4050]}
+WORK = {"fashion": "out/bench/field", "digits": "out/bench/field-digits", "text": "out/bench/text-semi"}
+
+
+def setup(name: str, work: Path) -> dict:
+    """Store, teacher and keys of a scenario; its validation and test data."""
+    from labelcast import TeacherConfig, build_store, generate_keypair, train_and_export
+    from labelcast.datasets.builtin import target
+    from labelcast.datasets.sources import load_labelled
+
+    if name == "text":
+        from text import setup as text_setup
+
+        text_setup(work)
+        xv, yv, names = load_labelled("builtin:wordnet:train")
+        xt, yt, _ = load_labelled("builtin:wordnet:test")
+    else:
+        work.mkdir(parents=True, exist_ok=True)
+        if not (work / "ref" / "manifest.lcm").exists():
+            build_store(f"builtin:{name}", work / "ref")
+        xv, yv, names = target(name, "train")
+        if not (work / "teacher.onnx").exists():
+            train_and_export(xv, yv, names, work / "teacher.onnx", TeacherConfig())
+        if not (work / "keys" / "sender.key").exists():
+            generate_keypair(work / "keys")
+        xt, yt, _ = target(name, "test")
+    return {"val": (xv[-2000:], yv[-2000:]), "test": (xt, yt), "names": names}
+
+
+def one(work: Path, budget: int, seed: int, mode: str) -> tuple[Path, dict]:
+    """send (cached per budget and seed) and receive with ``--semi mode``; the student and its report."""
+    from labelcast import LinkSettings, ReceiveConfig, SendConfig, TrustSet, receive, send
+    from labelcast.sender.recipe import Recipe
+    from labelcast.sender.selection import SelectConfig
+
+    out = work / "semi-runs" / f"{budget}-{seed}"
+    if not (out / "outbox" / "send-report.json").exists():
+        cfg = SendConfig(link=LinkSettings(budget=budget), recipe=Recipe(SelectConfig("auto", seed=seed)), force=True)
+        send(work / "teacher.onnx", work / "ref", work / "keys" / "sender.key", out / "outbox", cfg)
+    with tempfile.TemporaryDirectory() as state:
+        rep = receive(
+            out / "outbox" / "frames",
+            work / "ref",
+            TrustSet.from_files(work / "keys" / "sender.pub"),
+            out / mode,
+            ReceiveConfig(semi=mode),
+            state_dir=state,
+        )
+    return out / mode / "student.onnx", dict(rep)
+
+
+def run(name: str, budgets: list[int], seeds: int) -> dict:
+    from labelcast import evaluate
+
+    work = Path(WORK[name])
+    data = setup(name, work)
+    names = data["names"]
+    teacher = {s: evaluate(work / "teacher.onnx", *data[s], class_names=names).accuracy for s in ("val", "test")}
+    runs = []
+    for budget in budgets:
+        for seed in range(seeds):
+            row: dict = {"scenario": name, "budget": budget, "seed": seed}
+            for mode in ("off", "on"):
+                t = time.time()
+                student, rep = one(work, budget, seed, mode)
+                for split in ("val", "test"):
+                    row[f"{mode}_{split}"] = evaluate(student, *data[split], class_names=names).accuracy
+                semi = rep.get("semi", {})
+                row[f"{mode}_train_s"] = rep["stage_seconds"]["train"]
+                row.update(items=rep["training"]["items"], classes=rep["classes"])
+                if mode == "on":
+                    row.update(pool=semi.get("pool_items"), kept=semi.get("kept"), semi_s=semi.get("seconds"))
+                row[f"{mode}_s"] = round(time.time() - t, 1)
+            runs.append(row)
+            print(row, flush=True)
+    return {"teacher": teacher, "runs": runs}
+
+
+def rows(result: dict) -> list[dict]:
+    out = []
+    for sc, tea in result["teachers"].items():
+        rs = [r for r in result["runs"] if r["scenario"] == sc]
+        for budget in sorted({r["budget"] for r in rs}):
+            b = [r for r in rs if r["budget"] == budget]
+
+            def m(key: str, b: list = b) -> np.ndarray:
+                return np.array([r[key] for r in b], dtype=float)
+
+            gain_v, gain_t = (m("on_val") - m("off_val")) * 100, (m("on_test") - m("off_test")) * 100
+            out.append(
+                {
+                    "scenario": sc,
+                    "budget_B": budget,
+                    "labels per class": round(float(np.mean(m("items") / m("classes"))), 1),
+                    "val gain (points)": f"{gain_v.mean():+.2f} ± {gain_v.std():.2f}",
+                    "test off": f"{m('off_test').mean():.4f} ({m('off_test').mean() / tea['test']:.3f}×)",
+                    "test on": f"{m('on_test').mean():.4f} ({m('on_test').mean() / tea['test']:.3f}×)",
+                    "test gain (points)": f"{gain_t.mean():+.2f} ± {gain_t.std():.2f}",
+                    "training time on/off": round(float(np.mean(m("on_train_s") / m("off_train_s"))), 2),
+                    "seeds": len(b),
+                }
+            )
+    return out
+
+
+def render(result: dict) -> str:
+    rs = rows(result)
+    cols = list(rs[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(f"{r[c]:,}" if isinstance(r[c], int) else str(r[c]) for c in cols) + " |" for r in rs]
+    return "\n".join(lines)
+
+
+def splice(doc: str, table_md: str) -> str:
+    return splice_block(doc, "semi:table", table_md)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scenarios", nargs="+", default=list(BUDGETS), choices=list(BUDGETS))
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--budgets", type=int, nargs="+", default=None, help="default: per scenario")
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--merge", nargs="+", default=None, help="JSONs this wrote: join them into --json")
+    ap.add_argument("--render", default=None, help="a JSON this wrote: only rewrite --doc's table from it")
+    ap.add_argument("--doc", default="docs/results.md")
+    a = ap.parse_args()
+    if a.render:
+        render_into(a.doc, a.render, render, splice)
+        return
+    if a.merge:
+        import json
+
+        parts = [json.loads(Path(p).read_text()) for p in a.merge]
+        result = {"teachers": {k: v for p in parts for k, v in p["teachers"].items()}}
+        result["runs"] = [r for p in parts for r in p["runs"]]
+    else:
+        result = {"teachers": {}, "runs": []}
+        for sc in a.scenarios:
+            part = run(sc, a.budgets or BUDGETS[sc], a.seeds)
+            result["teachers"][sc] = part["teacher"]
+            result["runs"] += part["runs"]
+    table(rows(result), list(rows(result)[0]), "the semi-supervised round: student with and without it")
+    write_json(a.json, result)
+
+
+if __name__ == "__main__":
+    main()

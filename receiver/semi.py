@@ -1,0 +1,345 @@
+"""Learn from the whole store: label propagation over the device's unlabelled reference items.
+
+The payload labels a few hundred store items; the device holds them all. With ``--semi`` the device
+trains as before (round 1), then:
+
+1. draws an **unlabelled pool** of store items (:func:`unlabelled_pool`: seeded by the payload, never an
+   item the payload labels — so never a held-back validation item), as many as fit half the profile's
+   memory (:func:`fitting_pool`, :func:`semi_memory`);
+2. links every labelled and pool item to its ``neighbours`` nearest by cosine (:func:`knn_graph`) in a
+   view of the store **independent of the student**: the items' own values, whitened PCA
+   (:func:`input_features`; a text store uses the round-1 student's penultimate features, :func:`embed`);
+3. **propagates** the labels over that graph (:func:`propagate`: Zhou et al. 2004,
+   ``Z = (I - αS)⁻¹ Y`` by iteration, ``S`` the symmetrically normalised affinity; Iscen et al. 2019);
+4. gives each pool item the class of the propagated scores averaged with the round-1 student's
+   posteriors — two views whose errors differ — keeping the most certain ``keep`` share of each class;
+5. trains **round 2** warm from round 1 on the labelled items (repeated to ``labelled_share`` of the
+   set) and the pseudo-labelled pool items, for ``fraction`` of round 1's schedule.
+
+Round 2 checkpoints to its own file, so a power cut in either round resumes where it stopped and ends
+with the weights of an uninterrupted run. The receive report's ``semi`` says what ran, how many store
+items were used, the pseudo-labels' class counts, the held-back slice's accuracy after each round and the
+seconds it took.
+
+When it runs (:func:`semi_decision`): ``on`` / ``off`` force it; ``auto`` follows the payload's hint
+``semi`` when the sender set one, else runs when the payload labels at most ``AUTO_MAX_PER_CLASS``
+training items per class (chosen on validation data: ``benchmarks/semi.py``, docs/results.md
+"Semi-supervised") and the store holds at least ``AUTO_MIN_STORE`` items.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+__all__ = [
+    "SemiConfig",
+    "SEMI_MODES",
+    "AUTO_MAX_PER_CLASS",
+    "AUTO_MIN_STORE",
+    "semi_decision",
+    "unlabelled_pool",
+    "embed",
+    "knn_graph",
+    "propagate",
+    "pseudo_labels",
+    "semi_round",
+    "semi_memory",
+    "semi_feature_dim",
+    "fitting_pool",
+    "item_bytes_of",
+]
+
+SEMI_MODES = ("auto", "on", "off")
+# validation (benchmarks/semi.py, 3 seeds): gains at 7 (digits, +1.78 points) and 30 (fashion, +1.58) labels per
+# class, losses at 42 (digits, −1.68), 330 (fashion, −0.60) and 1,108 (text, −3.27): on up to 35
+AUTO_MAX_PER_CLASS = 35
+# below this many store items there is little to propagate over (the round's pool is the store less the labels);
+# not measured smaller than the built-in stores (66,797 and 133,230 items)
+AUTO_MIN_STORE = 5_000
+
+
+@dataclass(frozen=True)
+class SemiConfig:
+    """The semi-supervised round's recipe.
+
+    Attributes:
+        pool: store items drawn for the unlabelled pool (fewer when the store is smaller)
+        neighbours: nearest neighbours per item in the graph
+        alpha: propagation's weight on the graph against the labels (0 < alpha < 1)
+        iterations: propagation steps
+        gamma: affinity = cosine ** gamma (sharper neighbourhoods)
+        keep: share of each class's pseudo-labelled pool items kept, most certain first
+        fraction: round 2's share of round 1's ``train_samples``
+        labelled_share: the labelled items' share of round 2's training set (they are repeated)
+        targets: hard: a kept pool item's class; soft: its scores (propagation and student averaged, sharpened
+            by squaring)
+        features: the graph's space: student (the round-1 student's penultimate features) or input (the items'
+            own values, whitened PCA: a view independent of the student, whose posteriors it is averaged with)
+        input_dims: PCA dimensions of ``features = "input"``
+        rounds: pseudo-label-and-train rounds after round 1, each from the one before
+    """
+
+    pool: int = 20_000
+    neighbours: int = 10
+    alpha: float = 0.99
+    iterations: int = 20
+    gamma: float = 3.0
+    keep: float = 1.0
+    fraction: float = 0.5
+    labelled_share: float = 0.1
+    targets: str = "hard"
+    features: str = "input"
+    input_dims: int = 128
+    rounds: int = 1
+
+    def __post_init__(self) -> None:
+        if self.pool < 1 or self.neighbours < 1 or self.iterations < 1 or self.rounds < 1:
+            raise ValueError("semi: pool, neighbours and iterations must be at least 1")
+        if not (0 < self.alpha < 1 and 0 < self.keep <= 1 and 0 < self.fraction and 0 < self.labelled_share < 1):
+            raise ValueError("semi: need 0 < alpha < 1, 0 < keep <= 1, fraction > 0, 0 < labelled_share < 1")
+        if self.targets not in ("hard", "soft") or self.features not in ("input", "student"):
+            raise ValueError("semi: targets is hard or soft; features is input or student")
+
+
+def semi_decision(
+    mode: str, hints: dict, train_items: int, classes: int, kind: str, store_items: int | None = None
+) -> tuple[bool, str]:
+    """Whether the semi-supervised round runs, and why (the receive report records both). ``kind`` is the
+    store's (every kind is supported; it is recorded for the report's reader); ``store_items``: under
+    ``auto`` a store with fewer than ``AUTO_MIN_STORE`` items is not propagated over."""
+    if mode not in SEMI_MODES:
+        raise ValueError(f"semi must be one of {', '.join(SEMI_MODES)}, not {mode!r}")
+    if mode != "auto":
+        return mode == "on", f"--semi {mode}"
+    hint = hints.get("semi")
+    if isinstance(hint, bool):
+        return hint, f"payload hint semi={str(hint).lower()}"
+    if store_items is not None and store_items < AUTO_MIN_STORE:
+        return False, f"auto: the {kind} store holds {store_items:,} items < {AUTO_MIN_STORE:,}"
+    per = train_items / max(classes, 1)
+    if per <= AUTO_MAX_PER_CLASS:
+        return True, f"auto: {per:.0f} labelled items per class <= {AUTO_MAX_PER_CLASS}"
+    return False, f"auto: {per:.0f} labelled items per class > {AUTO_MAX_PER_CLASS}"
+
+
+def unlabelled_pool(n: int, exclude: np.ndarray, size: int, seed: bytes | int) -> np.ndarray:
+    """``size`` store indices (sorted), drawn without the ``exclude``d ones (every item the payload labels,
+    held-back validation items included) from a stream seeded by ``seed`` (the payload's hash)."""
+    s = int.from_bytes(seed[:8], "little") if isinstance(seed, bytes) else int(seed)
+    free = np.setdiff1d(np.arange(n, dtype=np.int64), np.asarray(exclude, dtype=np.int64))
+    if free.size <= size:
+        return free
+    return np.sort(np.random.default_rng(s).choice(free, size, replace=False))
+
+
+def semi_memory(pool: int, labelled: int, item_bytes: int, feature_dim: int, classes: int, cfg: SemiConfig) -> int:
+    """Bytes the round adds before round 2's own training: the pool's items and the round-2 set (uint8),
+    features, posteriors, the graph, propagation's arrays and one similarity block."""
+    n = pool + labelled
+    items = 2 * pool * item_bytes + labelled * item_bytes
+    graph = n * cfg.neighbours * (8 + 4 + 8)
+    lp = 4 * n * classes * 8 + n * cfg.neighbours * classes * 8
+    return int(items + n * feature_dim * 4 + n * classes * 4 + graph + lp + _block(n) * n * 4)
+
+
+def fitting_pool(want: int, free: int, budget: int, **kw) -> int:
+    """The largest pool up to ``want`` (and the ``free`` store items) whose :func:`semi_memory` is within
+    half the profile's ``budget`` (round 2's training has the rest)."""
+    pool = min(want, free)
+    while pool > 100 and semi_memory(pool, **kw) > budget // 2:
+        pool = pool * 3 // 4
+    return pool
+
+
+def _block(n: int) -> int:
+    return max(64, min(1024, (16 << 20) // max(4 * n, 1)))
+
+
+def semi_feature_dim(model: torch.nn.Module) -> int:
+    """The width of the features the round embeds with: the input of the student's last Linear layer."""
+    return _last_linear(model).in_features
+
+
+def _last_linear(model: torch.nn.Module) -> torch.nn.Linear:
+    last = None
+    for m in model.modules():
+        if isinstance(m, torch.nn.Linear):
+            last = m
+    if last is None:
+        raise ValueError("semi: the student has no final Linear layer to take features before")
+    return last
+
+
+def embed(model: torch.nn.Module, x: np.ndarray, preprocess, batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """(L2-normalised inputs of the student's last Linear layer, softmax posteriors) for uint8 items ``x``."""
+    feats: list[np.ndarray] = []
+    hook = _last_linear(model).register_forward_pre_hook(lambda _m, a: feats.append(a[0].flatten(1).numpy()))
+    model.eval()
+    probs = []
+    try:
+        with torch.no_grad():
+            for s in range(0, len(x), batch):
+                probs.append(torch.softmax(model(torch.from_numpy(preprocess.apply(x[s : s + batch]))), 1).numpy())
+    finally:
+        hook.remove()
+    f = np.concatenate(feats).astype(np.float32)
+    f /= np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-8)
+    return f, np.concatenate(probs)
+
+
+def knn_graph(f: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's ``k`` nearest other rows by cosine (``f`` normalised): (indices, similarities), n × k;
+    similarities a block of rows at a time (≤ 16 MiB)."""
+    n = len(f)
+    block = _block(n)
+    k = min(k, n - 1)
+    idx = np.empty((n, k), np.int64)
+    sim = np.empty((n, k), np.float32)
+    for s in range(0, n, block):
+        S = f[s : s + block] @ f.T
+        S[np.arange(S.shape[0]), np.arange(s, s + S.shape[0])] = -np.inf
+        j = np.argpartition(-S, k - 1, axis=1)[:, :k]
+        idx[s : s + block] = j
+        sim[s : s + block] = np.take_along_axis(S, j, 1)
+    return idx, sim
+
+
+def propagate(idx: np.ndarray, sim: np.ndarray, seeds: np.ndarray, alpha: float, iterations: int, gamma: float):
+    """Label propagation on the symmetrised k-NN graph: ``Z ← α D^-½ W D^-½ Z + Y`` from ``Z = Y``."""
+    n, k = idx.shape
+    w = np.maximum(sim, 0).astype(np.float64) ** gamma
+    deg = w.sum(1) + np.bincount(idx.ravel(), weights=w.ravel(), minlength=n)
+    dinv = 1 / np.sqrt(np.maximum(deg, 1e-12))
+    z = seeds.astype(np.float64)
+    for _ in range(iterations):
+        zs = z * dinv[:, None]
+        out = np.einsum("nk,nkc->nc", w, zs[idx])  # W z
+        np.add.at(out, idx.ravel(), w.ravel()[:, None] * np.repeat(zs, k, 0))  # Wᵀ z
+        z = alpha * dinv[:, None] * out + seeds
+    return z
+
+
+def input_features(x: np.ndarray, preprocess, dims: int, fit: int = 8192) -> np.ndarray:
+    """The items' own values (the student's input, flattened), whitened PCA to ``dims`` fitted on an evenly
+    spaced ``fit`` of them, L2-normalised: a view of the store independent of the student's."""
+    flat = np.concatenate(
+        [preprocess.apply(x[s : s + 2048]).reshape(min(2048, len(x) - s), -1) for s in range(0, len(x), 2048)]
+    )
+    flat = flat.astype(np.float32)
+    mu = flat.mean(0)
+    sample = flat[np.unique(np.linspace(0, len(flat) - 1, min(fit, len(flat))).astype(np.int64))] - mu
+    _, sv, vt = np.linalg.svd(sample, full_matrices=False)
+    d = min(dims, len(sv))
+    f = (flat - mu) @ vt[:d].T / np.maximum(sv[:d] / max(sv[0], 1e-12), 1e-6)
+    return (f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-8)).astype(np.float32)
+
+
+def pseudo_labels(model, x_lab, y_lab, x_pool, preprocess, classes: int, cfg: SemiConfig, cache: dict | None = None):
+    """(pool positions kept, their targets: classes (m,) or scores (m, classes)), and what it found.
+    ``cache``: a dict kept across rounds — propagation over the input view does not depend on the model, so
+    a later round reuses it."""
+    cache = {} if cache is None else cache
+    x_all = np.concatenate([x_lab, x_pool])
+    f, probs = embed(model, x_all, preprocess)
+    nl = len(x_lab)
+    own_view = cfg.features == "input" and x_all.dtype != object  # a text's own view is the student's
+    z = cache.get("z") if own_view else None
+    if z is None:
+        if own_view:
+            f = input_features(x_all, preprocess, cfg.input_dims)
+        hard = y_lab.argmax(1) if y_lab.ndim == 2 else y_lab
+        seeds = np.zeros((len(f), classes))
+        seeds[np.arange(nl), hard] = 1.0
+        idx, sim = knn_graph(f, cfg.neighbours)
+        z = propagate(idx, sim, seeds, cfg.alpha, cfg.iterations, cfg.gamma)[nl:]
+        z /= np.maximum(z.sum(1, keepdims=True), 1e-12)
+        cache["z"] = z
+    score = (z + probs[nl:]) / 2
+    lab, conf = score.argmax(1), score.max(1)
+    kept = []
+    for c in range(classes):
+        mine = np.flatnonzero(lab == c)
+        take = int(np.ceil(cfg.keep * mine.size))
+        kept.append(mine[np.argsort(-conf[mine], kind="stable")[:take]])
+    pos = np.sort(np.concatenate(kept)) if kept else np.zeros(0, np.int64)
+    agree = float((z.argmax(1) == probs[nl:].argmax(1)).mean()) if len(z) else 1.0
+    info = {
+        "pool_items": int(len(x_pool)),
+        "kept": int(pos.size),
+        "kept_per_class": np.bincount(lab[pos], minlength=classes).tolist(),
+        "propagation_agrees_with_student": round(agree, 4),
+        "mean_confidence_kept": round(float(conf[pos].mean()), 4) if pos.size else 0.0,
+    }
+    if cfg.targets == "soft":
+        sharp = score[pos] ** 2
+        return pos, (sharp / sharp.sum(1, keepdims=True)).astype(np.float32), info
+    return pos, lab[pos], info
+
+
+def _round2_set(x_lab, y_lab, x_kept, t_kept, classes: int, share: float):
+    """The labelled items repeated to ``share`` of the set, beside the pseudo-labelled ones; soft targets
+    for both when either is soft."""
+    r = max(1, int(round(share * len(x_kept) / ((1 - share) * max(len(x_lab), 1)))))
+    yl = np.repeat(y_lab, r, axis=0)
+    if y_lab.ndim == 2 or t_kept.ndim == 2:
+        yl, t_kept = _rows(yl, classes), _rows(t_kept, classes)
+    ys = np.concatenate([yl.astype(np.float32) if yl.ndim == 2 else yl, t_kept.astype(yl.dtype)])
+    return np.concatenate([np.repeat(x_lab, r, axis=0), x_kept]), ys, r
+
+
+def _rows(t: np.ndarray, classes: int) -> np.ndarray:
+    if t.ndim == 2:
+        return t.astype(np.float32)
+    out = np.zeros((len(t), classes), np.float32)
+    out[np.arange(len(t)), t] = 1.0
+    return out
+
+
+def item_bytes_of(x: np.ndarray) -> int:
+    """Memory one item takes on the device (a text: its UTF-8 bytes and a string's overhead)."""
+    if x.dtype == object:  # texts: their UTF-8 bytes and a Python string's overhead
+        return int(np.mean([len(str(t).encode()) for t in x[:1000]])) + 64 if len(x) else 64
+    return x.nbytes // max(len(x), 1)
+
+
+def semi_round(model, x_lab, y_lab, store, exclude, classes, preprocess, profile, sc, cfg: SemiConfig, seed, **train):
+    """Round 2 from the round-1 ``model``: returns (model, info). ``seed``: the pool's (the payload's hash);
+    ``train``: the trainer's keyword arguments (checkpoint, resume, tag, progress, and ``root`` for images),
+    its checkpoint under its own name; ``trainer``: ``fn(x, targets, sc, warm=…, **train)``, default the
+    image/vector student's ``train_student``."""
+    from .train import train_student
+
+    t = time.time()
+    trainer = train.pop("trainer", None) or (
+        lambda x, y, c, **kw: train_student(x, y, classes, preprocess, profile, c, **kw)
+    )
+    shape = dict(
+        labelled=len(x_lab), item_bytes=item_bytes_of(x_lab), feature_dim=semi_feature_dim(model), classes=classes
+    )
+    size = fitting_pool(cfg.pool, store.n - len(exclude), profile.budget_bytes, cfg=cfg, **shape)
+    pool = unlabelled_pool(store.n, exclude, size, seed)
+    x_pool = store.read(pool)
+    ck, tag, cache = train.pop("checkpoint", None), train.pop("tag", None), {}
+    sc2 = replace(sc, train_samples=max(1, int(sc.train_samples * cfg.fraction)), min_epochs=1, init="")
+    info: dict = {"estimated_bytes": semi_memory(len(pool), cfg=cfg, **shape), "rounds": []}
+    for r in range(cfg.rounds):
+        t1 = time.time()
+        pos, t_kept, found = pseudo_labels(model, x_lab, y_lab, x_pool, preprocess, classes, cfg, cache)
+        found["label_seconds"] = round(time.time() - t1, 3)
+        if not len(pos):
+            return model, {**info, **found, "ran": r > 0, "why": "no pool item was kept"}
+        xs, ys, reps = _round2_set(x_lab, y_lab, x_pool[pos], t_kept, classes, cfg.labelled_share)
+        name = "-semi" if r == 0 else f"-semi{r + 1}"
+        if ck is not None:
+            train["checkpoint"] = ck.with_name(ck.stem + name + ck.suffix)
+        if tag is not None:
+            train["tag"] = tag + ":" + name[1:]
+        model, tinfo = trainer(xs, ys, sc2, warm=model.state_dict(), **train)
+        info["rounds"].append({**found, "labelled_repeats": reps, "training": tinfo})
+    info.update(info["rounds"][-1], seconds=round(time.time() - t, 3), ran=True)
+    info["round2"] = info.pop("training")
+    return model, info

@@ -1,0 +1,128 @@
+"""The semi-supervised round: what it draws from the store, when it runs, and that `--semi off` is today's path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from labelcast.codec.keys import TrustSet, generate_keypair, load_private_key
+from labelcast.receiver import semi as semi_mod
+from labelcast.receiver.receive import ReceiveConfig, _student_config, receive
+from labelcast.receiver.semi import SemiConfig, knn_graph, propagate, semi_decision, unlabelled_pool
+from labelcast.receiver.train import StudentConfig
+from tests.conftest import signed_payload
+from tests.receiver.test_watch import learnable_store
+
+FAST = StudentConfig(train_samples=800, min_epochs=1)
+
+
+def _payload(tmp: Path, k: int = 40, val_every: int = 5):
+    store, y = learnable_store(tmp / "ref")
+    priv, pub = generate_keypair(tmp / "keys")
+    idx = np.sort(np.random.default_rng(0).choice(store.n, k, replace=False))
+    data = signed_payload(store, load_private_key(priv), idx, y[idx], 4, segments=None, hints={"val_every": val_every})
+    (tmp / "p.lcst").write_bytes(data)
+    return store, y, idx, TrustSet.from_files(pub)
+
+
+def test_pool_is_seeded_and_excludes_what_it_is_told():
+    ex = np.array([0, 5, 9, 100])
+    a = unlabelled_pool(200, ex, 50, 7)
+    assert np.array_equal(a, unlabelled_pool(200, ex, 50, 7)) and not np.array_equal(a, unlabelled_pool(200, ex, 50, 8))
+    assert a.size == 50 and np.all(np.diff(a) > 0) and not set(a) & set(ex)
+    assert np.array_equal(unlabelled_pool(10, ex, 50, 7), [1, 2, 3, 4, 6, 7, 8])  # a small store: all the rest
+
+
+def test_propagation_follows_the_graph():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(0, 0.05, (30, 4)) + [1, 0, 0, 0], rng.normal(0, 0.05, (30, 4)) + [0, 1, 0, 0]
+    f = np.concatenate([a, b]).astype(np.float32)
+    f /= np.linalg.norm(f, axis=1, keepdims=True)
+    seeds = np.zeros((60, 2))
+    seeds[0, 0] = seeds[30, 1] = 1  # one label per cluster
+    z = propagate(*knn_graph(f, 5), seeds, 0.99, 30, 3.0)
+    assert np.array_equal(z.argmax(1), np.repeat([0, 1], 30))
+
+
+def test_decision():
+    assert semi_decision("off", {"semi": True}, 10, 10, "image") == (False, "--semi off")
+    assert semi_decision("on", {}, 10_000, 10, "image")[0]
+    assert semi_decision("auto", {"semi": False}, 10, 10, "image")[0] is False
+    assert semi_decision("auto", {}, 10 * semi_mod.AUTO_MAX_PER_CLASS, 10, "vector")[0]
+    assert not semi_decision("auto", {}, 10 * semi_mod.AUTO_MAX_PER_CLASS + 10, 10, "image")[0]
+    small = semi_decision("auto", {}, 10, 10, "image", semi_mod.AUTO_MIN_STORE - 1)
+    assert small[0] is False and "store" in small[1]
+    assert semi_decision("auto", {"semi": True}, 10, 10, "text", 100)[0]  # the sender's hint wins
+    with pytest.raises(ValueError, match="semi must be"):
+        semi_decision("sometimes", {}, 10, 10, "image")
+    with pytest.raises(ValueError):
+        SemiConfig(alpha=1.0)
+
+
+def test_pool_never_holds_payload_items_nor_held_back_ones(tmp_path, monkeypatch):
+    store, y, idx, trust = _payload(tmp_path)
+    seen = {}
+    real = semi_mod.unlabelled_pool
+
+    def spy(n, exclude, size, seed):
+        seen["pool"] = real(n, exclude, size, seed)
+        return seen["pool"]
+
+    monkeypatch.setattr(semi_mod, "unlabelled_pool", spy)
+    cfg = ReceiveConfig(student=FAST, semi="on", semi_recipe=SemiConfig(pool=2000, fraction=0.5))
+    rep = receive(tmp_path / "p.lcst", store, trust, tmp_path / "out", cfg, state_dir=tmp_path / "st")
+    held_back = idx[4::5]
+    assert rep["semi"]["ran"] and rep["validation"]["items"] == held_back.size == 8
+    assert seen["pool"].size == store.n - idx.size and not set(seen["pool"]) & set(idx)
+    assert rep["semi"]["pool_items"] == seen["pool"].size and 0 < rep["semi"]["kept"] <= seen["pool"].size
+    assert rep["semi"]["held_back_round2"] is not None and rep["semi"]["round2"]["items"] > 32
+
+
+def test_semi_off_is_todays_student_bit_for_bit(tmp_path, monkeypatch):
+    """`--semi off` trains exactly what the device trained before the semi-supervised round existed: the
+    round-1 student, weights equal to a plain `train_student` on the rebuilt set."""
+    from labelcast.codec.preprocess import Preprocess
+    from labelcast.receiver.receive import read_input, verify_and_decode
+    from labelcast.receiver.train import train_student
+    from labelcast.receiver.trainset import training_set
+
+    store, y, idx, trust = _payload(tmp_path)
+    monkeypatch.setattr(semi_mod, "semi_round", lambda *a, **k: pytest.fail("semi ran with --semi off"))
+    cfg = ReceiveConfig(student=FAST, semi="off")
+    rep = receive(tmp_path / "p.lcst", store, trust, tmp_path / "out", cfg, state_dir=tmp_path / "st")
+    assert rep["semi"] == {"ran": False, "why": "--semi off"}
+    got = torch.load(next((tmp_path / "st" / "chains").rglob("model-*.pt")), weights_only=True)
+
+    data, _ = read_input(tmp_path / "p.lcst")
+    p, x, step = verify_and_decode(data, store, trust, None, None, None, True, None)
+    ts = training_set(p, x, store.manifest.item_shape, True, step.labelled)
+    pp = Preprocess(size=(8, 8), channels=1, mean=(0.0,), std=(1.0,))
+    from labelcast.profiles import load_device
+
+    model, _ = train_student(ts.x, ts.targets, 4, pp, load_device("cpu-small"), _student_config(cfg, p.hints, store))
+    want = model.state_dict()
+    assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
+
+
+def test_a_dry_run_plans_the_round_and_counts_its_memory(tmp_path):
+    store, y, idx, trust = _payload(tmp_path)
+    cfg = ReceiveConfig(student=FAST, semi="on", semi_recipe=SemiConfig(pool=500))
+    plan = receive(tmp_path / "p.lcst", store, trust, None, cfg, state_dir=tmp_path / "st", dry_run=True)
+    sp = plan["would_train"]["semi"]
+    assert sp["runs"] and sp["why"] == "--semi on" and sp["pool_items"] == 500
+    from labelcast.receiver.students import build_student
+
+    dim = semi_mod.semi_feature_dim(build_student("cnn-small", 1, 4, (8, 8)))
+    assert sp["estimated_bytes"] == semi_mod.semi_memory(500, idx.size - 8, 64, dim, 4, SemiConfig(pool=500))
+    off = receive(tmp_path / "p.lcst", store, trust, None, ReceiveConfig(), state_dir=tmp_path / "st", dry_run=True)
+    assert off["would_train"]["semi"] == {"runs": False, "why": "auto: the image store holds 1,200 items < 5,000"}
+
+
+def test_the_pool_shrinks_to_fit_half_the_profile():
+    kw = dict(labelled=300, item_bytes=784, feature_dim=64, classes=10, cfg=SemiConfig())
+    assert semi_mod.fitting_pool(20_000, 60_000, 4 << 30, **kw) == 20_000
+    small = semi_mod.fitting_pool(20_000, 60_000, 64 << 20, **kw)
+    assert 100 < small < 20_000 and semi_mod.semi_memory(small, **kw) <= 32 << 20

@@ -71,6 +71,8 @@ docs: setup
 	$(BIN)/python benchmarks/field.py --render docs/results/field.json --doc docs/field.md
 	$(BIN)/python benchmarks/field.py --render-floor docs/results/field-floor.json --doc docs/field.md
 	$(BIN)/python benchmarks/field.py --render docs/results/field-digits.json --tag field:digits --doc docs/field.md
+	$(BIN)/python benchmarks/field.py --render docs/results/field-text.json --tag field:text --doc docs/field.md
+	$(BIN)/python benchmarks/field.py --render-semi docs/results/field-semi.json --doc docs/field.md
 	$(BIN)/python benchmarks/vectors.py --render docs/results/vectors.json --doc docs/results.md
 	$(BIN)/python benchmarks/semi.py --render docs/results/semi.json --doc docs/results.md
 
@@ -104,6 +106,11 @@ bench-all: setup
 	$(BIN)/python benchmarks/field.py --render docs/results/field-digits.json --tag field:digits --doc docs/field.md
 	$(BIN)/python benchmarks/field.py --floors 0.05 0.1 0.25 0.5 1.0 --budgets 270 --json docs/results/field-floor.json
 	$(BIN)/python benchmarks/field.py --render-floor docs/results/field-floor.json --doc docs/field.md
+	$(BIN)/python benchmarks/field.py --choose-semi --budgets 270 --json docs/results/field-semi.json
+	$(BIN)/python benchmarks/field.py --render-semi docs/results/field-semi.json --doc docs/field.md
+	$(BIN)/python benchmarks/field.py --scenario text --work out/bench/text-semi --budgets 270 1080 4050 \
+		--json docs/results/field-text.json
+	$(BIN)/python benchmarks/field.py --render docs/results/field-text.json --tag field:text --doc docs/field.md
 	$(BIN)/python benchmarks/vectors.py --json docs/results/vectors.json
 	$(BIN)/python benchmarks/vectors.py --render docs/results/vectors.json --doc docs/results.md
 	$(BIN)/python benchmarks/semi.py --json docs/results/semi.json

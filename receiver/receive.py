@@ -68,6 +68,8 @@ class ReceiveConfig:
         semi: auto | on | off: a second, semi-supervised round over the unlabelled store (label propagation,
             receiver/semi.py); auto: the payload's hint, else on for few labels per class
         semi_recipe: the semi-supervised round's recipe (SemiConfig); None: its defaults
+        semi_field: with ``field`` and a semi-supervised round, the field's captures join its unlabelled pool
+            first (the data the student will meet, pseudo-labelled with the store)
     """
 
     device: str = "cpu-small"
@@ -81,6 +83,7 @@ class ReceiveConfig:
     prior_adapt: bool = True
     semi: str = "auto"
     semi_recipe: SemiConfig | None = None
+    semi_field: bool = True
 
 
 def announce_key(state_path: Path, raw_hex: str, by: bytes) -> str:
@@ -320,10 +323,32 @@ def _semi(model, ts, p, step, store: ReferenceStore, cfg: ReceiveConfig, recipe,
         else:
             train["root"] = store.root
         args = (store, step.labelled.indices, classes, pp, profile, sc, cfg.semi_recipe or SemiConfig())
-        model, more = semi_round(model, ts.x, ts.targets, *args, seed=seed, **train)
-        info.update(more, held_back_round1=before, held_back_round2=_held_back_accuracy(model, ts, pp))
+        fx = None
+        if cfg.field is not None and cfg.semi_field:
+            from .field import field_images
+
+            fx = field_images(cfg.field, store)
+            if (cfg.semi_recipe or SemiConfig()).field_pool:
+                train["pool_weights"] = _field_pool_weights(fx, store)
+        train["guard"] = why.startswith("auto:")  # the rule's own decision: the agreement check applies
+        model, more = semi_round(model, ts.x, ts.targets, *args, seed=seed, field=fx, **train)
+        info.update(more, held_back_round1=before)
+        if more.get("ran"):
+            info["held_back_round2"] = _held_back_accuracy(model, ts, pp)
     report["semi"] = info
     return model
+
+
+def _field_pool_weights(fx, store: ReferenceStore) -> np.ndarray:
+    """Per store item, the odds of the semi round's draw: the device's own sketch's group shares, tempered
+    as the sender's quota is (``prior_weights``), spread over each group's items."""
+    from ..codec.field import prior_weights
+    from .field import make_sketch
+
+    groups = np.asarray(store.manifest.groups, dtype=np.int64)
+    w = prior_weights(make_sketch(fx, store).shares)
+    count = np.bincount(groups, minlength=w.size)
+    return w[groups] / np.maximum(count[groups], 1)
 
 
 def _held_back_accuracy(model, ts, pp) -> float | None:
@@ -414,7 +439,10 @@ def _semi_plan(ts, p: Payload, step, store: ReferenceStore, cfg: ReceiveConfig, 
         dim = semi_feature_dim(build_student(arch, pp.channels, p.header.classes, pp.hw))
     shape = dict(labelled=len(x), item_bytes=item_bytes_of(x), feature_dim=dim, classes=p.header.classes)
     pool = fitting_pool(rc.pool, store.n - step.labelled.k, profile.budget_bytes, cfg=rc, **shape)
-    return {"runs": True, "why": why, "pool_items": pool, "estimated_bytes": semi_memory(pool, cfg=rc, **shape)}
+    out = {"runs": True, "why": why, "pool_items": pool, "estimated_bytes": semi_memory(pool, cfg=rc, **shape)}
+    if why.startswith("auto:"):
+        out["then"] = f"round 2 when propagation and the student agree on at least {rc.min_agreement:.0%} of the pool"
+    return out
 
 
 def receive(

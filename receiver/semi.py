@@ -23,8 +23,9 @@ seconds it took.
 
 When it runs (:func:`semi_decision`): ``on`` / ``off`` force it; ``auto`` follows the payload's hint
 ``semi`` when the sender set one, else runs when the payload labels at most ``AUTO_MAX_PER_CLASS``
-training items per class (chosen on validation data: ``benchmarks/semi.py``, docs/results.md
-"Semi-supervised") and the store holds at least ``AUTO_MIN_STORE`` items.
+training items per class and the store holds at least ``AUTO_MIN_STORE`` items; then, after propagation,
+round 2 trains only when propagation and the round-1 student agree on at least ``min_agreement`` of the
+pool (both chosen on validation data: ``benchmarks/semi.py``, docs/results.md "Semi-supervised").
 """
 
 from __future__ import annotations
@@ -54,8 +55,9 @@ __all__ = [
 ]
 
 SEMI_MODES = ("auto", "on", "off")
-# validation (benchmarks/semi.py, 3 seeds): gains at 7 (digits, +1.78 points) and 30 (fashion, +1.58) labels per
-# class, losses at 42 (digits, −1.68), 330 (fashion, −0.60) and 1,108 (text, −3.27): on up to 35
+# validation (benchmarks/semi.py, 3 seeds, 10,000 train-split items): gains at 11 (text, +1.87 points) and 30
+# (fashion, +1.63) labels per class, losses at 42 (digits, −1.45), 330 (fashion, −0.17) and 1,108 (text, −0.58): on
+# up to 35. At 7 (digits, −3.22) the pool is far, which SemiConfig.min_agreement catches (agreement 0.30)
 AUTO_MAX_PER_CLASS = 35
 # below this many store items there is little to propagate over (the round's pool is the store less the labels);
 # not measured smaller than the built-in stores (66,797 and 133,230 items)
@@ -81,6 +83,13 @@ class SemiConfig:
             own values, whitened PCA: a view independent of the student, whose posteriors it is averaged with)
         input_dims: PCA dimensions of ``features = "input"``
         rounds: pseudo-label-and-train rounds after round 1, each from the one before
+        min_agreement: under ``auto``, round 2 runs only when propagation and the round-1 student agree on at
+            least this share of the pool (below it the store's structure does not carry the task: a far pool);
+            ``--semi on`` skips the check. Chosen on validation data (``benchmarks/semi.py``)
+        field_pool: with the device's field captures (``receive --field``): the store part of the pool is drawn
+            by the device's own sketch (a group's odds: its share of the captures, tempered as the sender's quota
+            is), so round 2 learns most from what the device meets; chosen on validation data
+            (``benchmarks/field.py --choose-semi``, docs/field.md)
     """
 
     pool: int = 20_000
@@ -95,6 +104,8 @@ class SemiConfig:
     features: str = "input"
     input_dims: int = 128
     rounds: int = 1
+    field_pool: bool = True
+    min_agreement: float = 0.6
 
     def __post_init__(self) -> None:
         if self.pool < 1 or self.neighbours < 1 or self.iterations < 1 or self.rounds < 1:
@@ -126,14 +137,21 @@ def semi_decision(
     return False, f"auto: {per:.0f} labelled items per class > {AUTO_MAX_PER_CLASS}"
 
 
-def unlabelled_pool(n: int, exclude: np.ndarray, size: int, seed: bytes | int) -> np.ndarray:
+def unlabelled_pool(
+    n: int, exclude: np.ndarray, size: int, seed: bytes | int, weights: np.ndarray | None = None
+) -> np.ndarray:
     """``size`` store indices (sorted), drawn without the ``exclude``d ones (every item the payload labels,
-    held-back validation items included) from a stream seeded by ``seed`` (the payload's hash)."""
+    held-back validation items included) from a stream seeded by ``seed`` (the payload's hash); ``weights``:
+    one per store item, the draw's odds (None: even)."""
     s = int.from_bytes(seed[:8], "little") if isinstance(seed, bytes) else int(seed)
     free = np.setdiff1d(np.arange(n, dtype=np.int64), np.asarray(exclude, dtype=np.int64))
     if free.size <= size:
         return free
-    return np.sort(np.random.default_rng(s).choice(free, size, replace=False))
+    p = None
+    if weights is not None:
+        p = np.asarray(weights, dtype=np.float64)[free]
+        p = p / p.sum() if p.sum() > 0 else None
+    return np.sort(np.random.default_rng(s).choice(free, size, replace=False, p=p))
 
 
 def semi_memory(pool: int, labelled: int, item_bytes: int, feature_dim: int, classes: int, cfg: SemiConfig) -> int:
@@ -306,8 +324,12 @@ def item_bytes_of(x: np.ndarray) -> int:
     return x.nbytes // max(len(x), 1)
 
 
-def semi_round(model, x_lab, y_lab, store, exclude, classes, preprocess, profile, sc, cfg: SemiConfig, seed, **train):
+def semi_round(
+    model, x_lab, y_lab, store, exclude, classes, preprocess, profile, sc, cfg: SemiConfig, seed, field=None, **train
+):
     """Round 2 from the round-1 ``model``: returns (model, info). ``seed``: the pool's (the payload's hash);
+    ``field``: the device's own captures, in the store's item form (``receive --field``): they join the pool
+    first (evenly spaced, up to its size), store items fill the rest;
     ``train``: the trainer's keyword arguments (checkpoint, resume, tag, progress, and ``root`` for images),
     its checkpoint under its own name; ``trainer``: ``fn(x, targets, sc, warm=…, **train)``, default the
     image/vector student's ``train_student``."""
@@ -320,18 +342,32 @@ def semi_round(model, x_lab, y_lab, store, exclude, classes, preprocess, profile
     shape = dict(
         labelled=len(x_lab), item_bytes=item_bytes_of(x_lab), feature_dim=semi_feature_dim(model), classes=classes
     )
-    size = fitting_pool(cfg.pool, store.n - len(exclude), profile.budget_bytes, cfg=cfg, **shape)
-    pool = unlabelled_pool(store.n, exclude, size, seed)
-    x_pool = store.read(pool)
+    extra = 0 if field is None else len(field)
+    size = fitting_pool(cfg.pool, store.n - len(exclude) + extra, profile.budget_bytes, cfg=cfg, **shape)
+    x_field = field[np.unique(np.linspace(0, extra - 1, min(extra, size)).astype(np.int64))] if extra else None
+    weights = train.pop("pool_weights", None)
+    pool = unlabelled_pool(store.n, exclude, size - (0 if x_field is None else len(x_field)), seed, weights)
+    x_pool = store.read(pool) if pool.size else None
+    if x_field is not None:
+        x_pool = x_field if x_pool is None else np.concatenate([x_field.astype(x_pool.dtype), x_pool])
     ck, tag, cache = train.pop("checkpoint", None), train.pop("tag", None), {}
+    guard = train.pop("guard", False)
     sc2 = replace(sc, train_samples=max(1, int(sc.train_samples * cfg.fraction)), min_epochs=1, init="")
-    info: dict = {"estimated_bytes": semi_memory(len(pool), cfg=cfg, **shape), "rounds": []}
+    info: dict = {"estimated_bytes": semi_memory(len(x_pool), cfg=cfg, **shape), "rounds": []}
+    info["field_items"] = 0 if x_field is None else len(x_field)
     for r in range(cfg.rounds):
         t1 = time.time()
         pos, t_kept, found = pseudo_labels(model, x_lab, y_lab, x_pool, preprocess, classes, cfg, cache)
         found["label_seconds"] = round(time.time() - t1, 3)
         if not len(pos):
             return model, {**info, **found, "ran": r > 0, "why": "no pool item was kept"}
+        agree = found["propagation_agrees_with_student"]
+        if guard and r == 0 and agree < cfg.min_agreement:
+            why = (
+                f"auto: propagation agrees with the student on {agree:.0%} of the pool < {cfg.min_agreement:.0%} "
+                "(the store's structure does not carry the task): round 2 skipped"
+            )
+            return model, {**info, **found, "ran": False, "why": why, "seconds": round(time.time() - t, 3)}
         xs, ys, reps = _round2_set(x_lab, y_lab, x_pool[pos], t_kept, classes, cfg.labelled_share)
         name = "-semi" if r == 0 else f"-semi{r + 1}"
         if ck is not None:

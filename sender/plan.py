@@ -49,7 +49,17 @@ from .budget import Encoded, Fit, LinkBudget, fit_budget
 from .exemplars import encode_mosaic, fit_exemplars, half, make_exemplars, round_robin
 from .selection import AUTO, SelectConfig, choose_auto
 
-__all__ = ["PlanConfig", "PlanSettings", "Target", "Candidate", "plan_payload", "split_target", "EXEMPLAR_CODECS"]
+__all__ = [
+    "PlanConfig",
+    "PlanSettings",
+    "Target",
+    "Candidate",
+    "plan_payload",
+    "split_target",
+    "item_weights",
+    "effective_items",
+    "EXEMPLAR_CODECS",
+]
 
 # (codec, quality, scale): scale 2 = sent at half resolution, upscaled by the device
 # Half resolution only for items of HALF_RES_FROM px and more: smaller tiles upscaled train a CNN poorly even
@@ -111,6 +121,10 @@ class PlanConfig:
             payload, receiver.semi.semi_decision)
         semi_pool: the unlabelled pool a simulated semi-supervised round draws (a short simulation, like
             ``train_samples``)
+        class_mix: the device's field class mix (``send --field``: what its sketch says it sees, one share per
+            class): each prediction is the validation accuracy per class weighted by it, and the choice rule's
+            standard error uses the weighted slice's effective size (:func:`effective_items`); None: plain
+            accuracy on the slice
     """
 
     candidates: int = 0
@@ -125,6 +139,7 @@ class PlanConfig:
     seed: int = 0
     semi: str = "auto"
     semi_pool: int = 5_000
+    class_mix: tuple[float, ...] | None = None
 
 
 @dataclass
@@ -318,7 +333,29 @@ def _simulate(fit: Fit, spec, store, classes: int, target: Target, cfg: PlanConf
     with torch.no_grad():
         xv = torch.from_numpy(pp.apply(target.x_val))
         pred = torch.cat([model(xv[s : s + 1024]) for s in range(0, len(xv), 1024)]).argmax(1).numpy()
-    return round(float((pred == target.y_val).mean()), 4)
+    return round(float(np.dot(item_weights(target.y_val, cfg.class_mix), pred == target.y_val)), 4)
+
+
+def item_weights(y: np.ndarray, class_mix: tuple[float, ...] | None) -> np.ndarray:
+    """Each validation item's weight (summing to 1): even, or with a class mix ``mix[c] / count[c]`` for an
+    item of class ``c`` — the accuracy a device whose field holds the classes in that mix would see. A class
+    of the mix the slice lacks is left out (the rest renormalised)."""
+    y = np.asarray(y, dtype=np.int64)
+    if class_mix is None or not len(y):
+        return np.full(len(y), 1 / max(len(y), 1))
+    mix = np.zeros(max(len(class_mix), int(y.max()) + 1))
+    mix[: len(class_mix)] = np.maximum(np.asarray(class_mix, dtype=np.float64), 0)
+    counts = np.bincount(y, minlength=len(mix))
+    w = mix[y] / np.maximum(counts[y], 1)
+    if w.sum() <= 0:  # the mix puts nothing on the slice's classes: fall back to even
+        return np.full(len(y), 1 / len(y))
+    return w / w.sum()
+
+
+def effective_items(y: np.ndarray, class_mix: tuple[float, ...] | None) -> int:
+    """The weighted slice's effective size (Kish: ``1 / Σ w²``), what the choice rule's standard error uses."""
+    w = item_weights(y, class_mix)
+    return int(round(1 / float(np.sum(w**2)))) if len(w) else 0
 
 
 def _simulate_semi(model, ts, p, store, classes: int, pp, profile, sc, cfg: PlanConfig):
@@ -328,12 +365,12 @@ def _simulate_semi(model, ts, p, store, classes: int, pp, profile, sc, cfg: Plan
     n = getattr(store, "n", None)
     if n is None or not hasattr(store, "root"):
         return model  # an in-memory pool (benchmarks) carries no store the round could read
-    run, _ = semi_decision(cfg.semi, p.hints, len(ts.x), classes, getattr(store, "kind", "image"), n)
+    run, why = semi_decision(cfg.semi, p.hints, len(ts.x), classes, getattr(store, "kind", "image"), n)
     if not run:
         return model
     rc = SemiConfig(pool=cfg.semi_pool)
     args = (store, p.indices, classes, pp, profile, sc, rc)
-    return semi_round(model, ts.x, ts.targets, *args, seed=cfg.seed, root=store.root)[0]
+    return semi_round(model, ts.x, ts.targets, *args, seed=cfg.seed, root=store.root, guard=why.startswith("auto:"))[0]
 
 
 def _candidates(cfg: PlanConfig, auto: dict) -> list[Candidate]:
@@ -500,7 +537,8 @@ def plan_payload(
     cached = _cache_path(cfg, _key(scored, spec, budget, target, cfg, profile, base_sel, soft_cfg))
     if cached.exists():
         prior = json.loads(cached.read_text())
-        row = choose_candidate(prior["candidates"], prior["validation_items"])  # the rule, on the cached predictions
+        n_eff = prior.get("validation_effective_items", prior["validation_items"])
+        row = choose_candidate(prior["candidates"], n_eff)  # the rule, on the cached predictions
         best = next(c for c in cands if c.name == row["name"])
         _fit_candidate(best, scored, spec, budget, target, base_sel, soft_cfg)
         best.predicted = row["predicted_accuracy"]
@@ -530,7 +568,8 @@ def plan_payload(
         if progress:
             progress(1)
     rows = [c.row() for c in cands]
-    best = next(c for c in cands if c.name == choose_candidate(rows, len(target.y_val))["name"])  # BudgetError: none
+    n_eff = effective_items(target.y_val, cfg.class_mix)
+    best = next(c for c in cands if c.name == choose_candidate(rows, n_eff)["name"])  # BudgetError: none
     result = {
         "auto": auto,
         "candidates": rows,
@@ -538,6 +577,8 @@ def plan_payload(
         "predicted_accuracy": best.predicted,
         "choice_rule": CHOICE_RULE,
         "validation_items": int(len(target.y_val)),
+        "validation_effective_items": n_eff,
+        "validation_weighting": "even" if cfg.class_mix is None else "the device's field class mix",
         "train_samples": cfg.train_samples,
         "distillation": distillation,
         "seconds": round(time.time() - t0, 1),

@@ -408,7 +408,8 @@ def send(
     if cfg.parent is not None:
         recipe, fit, auto, delta = _delta(cfg, scored, spec, budget, names_info)
     elif _plans(cfg, store.kind):
-        planned, recipe, fit, auto = _planned(cfg, scored, spec, budget, store, progress)
+        mix = tuple(field_info["class_mix"]) if field_info and field_info.get("steered") else None
+        planned, recipe, fit, auto = _planned(cfg, scored, spec, budget, store, progress, mix)
     else:
         recipes, auto = recipes_for(cfg, scored)
         recipe, fit = fit_recipes(scored, recipes, spec, budget, keep=cfg.link.keep, detector_logits=det, auto=auto)
@@ -690,8 +691,9 @@ def _target_arrays(target, shape: tuple[int, int, int]):
     return xs, y.astype(np.int64), [str(n) for n in names]
 
 
-def _planned(cfg: SendConfig, scored: Scored, spec: PayloadSpec, budget: LinkBudget, store, progress):
-    """The planner's choice: its plan (without the fitted payload), the recipe, the fit, the auto decision."""
+def _planned(cfg: SendConfig, scored: Scored, spec: PayloadSpec, budget: LinkBudget, store, progress, class_mix=None):
+    """The planner's choice: its plan (without the fitted payload), the recipe, the fit, the auto decision.
+    ``class_mix``: a steering field sketch's class mix, which the planner's validation accuracy is weighted by."""
     from ..profiles import load_device
     from .plan import _recipe, plan_payload
 
@@ -705,7 +707,7 @@ def _planned(cfg: SendConfig, scored: Scored, spec: PayloadSpec, budget: LinkBud
         target,
         cfg.select,
         load_device(cfg.plan.device),
-        replace(cfg.plan.config, seed=cfg.select.seed),
+        replace(cfg.plan.config, seed=cfg.select.seed, class_mix=class_mix),
         soft,
         progress,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -84,7 +85,8 @@ def _receive_lines(rep: dict, dry_run: bool) -> list[str]:
         semi = rep.get("semi") or {}
         if semi.get("ran"):
             lines.append(
-                f"semi-supervised round: {semi['kept']:,} of {semi['pool_items']:,} store items pseudo-labelled, "
+                f"semi-supervised round: {semi['kept']:,} of {semi['pool_items']:,} pool items pseudo-labelled "
+                f"({semi.get('field_items', 0):,} of them field captures), "
                 f"{semi['seconds']} s; held-back accuracy {semi['held_back_round1']} → {semi['held_back_round2']}"
             )
         elif semi:
@@ -179,7 +181,12 @@ def _receive_lines(rep: dict, dry_run: bool) -> list[str]:
     default="auto",
     show_default=True,
     help="A second, semi-supervised round over the unlabelled store (label propagation; docs/devices.md). "
-    "auto: the payload's hint, else on for few labels per class.",
+    "auto: the payload's hint, else on for few labels per class where propagation agrees with the student.",
+)
+@click.option(
+    "--no-semi-field",
+    is_flag=True,
+    help="With --field and a semi-supervised round: pseudo-label store items only, not the captures as well.",
 )
 @click.option("--dry-run", is_flag=True, help="Verify and decode only; report what would be trained.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted training from its checkpoint.")
@@ -238,6 +245,7 @@ def receive(
     field_source,
     no_prior_adapt,
     semi,
+    no_semi_field,
     dry_run,
     resume,
     receipts_dir,
@@ -264,6 +272,7 @@ def receive(
     ts.with_device(device_key)  # opens payloads sealed to this device (and signs its receipts)
     student = _student(arch, train_samples, None, finetune, augment, precision, accelerator)
     cfg = _receive_config(device, arch, student, hard, init, field_source, not no_prior_adapt, semi)
+    cfg = replace(cfg, semi_field=not no_semi_field)
     reporter = _reporter(receipts_dir, device_key, link, nak_after, state_dir, ts if seal_receipts else None)
     if watch_dir:
         from ...codec.manifest import ReferenceStore

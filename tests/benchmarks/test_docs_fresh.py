@@ -34,6 +34,10 @@ def test_the_field_table_is_what_its_committed_json_renders():
     assert field.splice(doc, field.render(digits), "field:digits") == doc, "docs/field.md is stale: run `make docs`"
     floors = json.loads((ROOT / "docs" / "results" / "field-floor.json").read_text())
     assert field.splice_floor(doc, field.render_floor(floors)) == doc, "docs/field.md is stale: run `make docs`"
+    text = json.loads((ROOT / "docs" / "results" / "field-text.json").read_text())
+    assert field.splice(doc, field.render(text), "field:text") == doc, "docs/field.md is stale: run `make docs`"
+    semi = json.loads((ROOT / "docs" / "results" / "field-semi.json").read_text())
+    assert field.splice_block(doc, "field:semi", field.render_semi(semi)) == doc, "docs/field.md is stale"
 
 
 def test_the_vector_table_is_what_its_committed_json_renders():

@@ -5,6 +5,7 @@ student's outputs to the field's class mix."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -92,3 +93,43 @@ def test_a_text_device_sketches_its_captures_and_adapts_its_student(tmp_path, mo
         state_dir=tmp_path / "state",
     )
     assert got["field"]["prior_adapt"] and got["field"]["field_prior"][1] > 0.9
+
+
+def test_a_planned_send_with_a_field_sketch_weights_the_planners_validation_by_its_class_mix(tmp_path, monkeypatch):
+    """`send --field --target`: the planner scores its simulations on the class mix the device sees."""
+    from labelcast import PlanSettings
+    from labelcast.sender import plan
+
+    store = _store(tmp_path / "ref", per=50)
+    rng = np.random.default_rng(0)
+    levels = rng.integers(0, 32, 400)
+    x = np.clip(8 * levels[:, None, None, None] + rng.integers(-3, 4, (400, 8, 8, 1)), 0, 255).astype(np.uint8)
+    names = ["a", "b", "c", "d"]
+    train_and_export(x, levels // 8, names, tmp_path / "t.onnx", TeacherConfig(epochs=3, width=8))
+    priv, _ = generate_keypair(tmp_path / "keys")
+    field_sketch(_field(list(range(0, 16)), n=300), store, tmp_path / "field.lcfs")  # only classes a and b
+    seen: list = []
+
+    class Planned(Exception):
+        pass
+
+    def capture(*args, **_kw):
+        seen.append(args[6])  # the PlanConfig
+        raise Planned
+
+    monkeypatch.setattr(plan, "plan_payload", capture)
+    g = np.asarray(store.manifest.groups).astype(np.int64)
+    logits = (4.0 * np.eye(4)[g // 8] + rng.normal(0, 0.5, (g.size, 4))).astype(np.float32)
+    cfg = SendConfig(
+        LinkSettings(budget=270),
+        field=tmp_path / "field.lcfs",
+        plan=PlanSettings(target=(x, levels // 8, names)),
+        validation_every=0,
+    )
+    with pytest.raises(Planned):
+        send(tmp_path / "t.onnx", store, priv, tmp_path / "out", cfg, logits=logits)
+    mix = np.asarray(seen[0].class_mix)
+    assert mix.shape == (4,) and np.isclose(mix.sum(), 1, atol=1e-3) and mix[:2].sum() > 0.95
+    with pytest.raises(Planned):  # no sketch: the plain slice
+        send(tmp_path / "t.onnx", store, priv, tmp_path / "out", replace(cfg, field=None), logits=logits)
+    assert seen[1].class_mix is None

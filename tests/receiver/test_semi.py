@@ -67,8 +67,8 @@ def test_pool_never_holds_payload_items_nor_held_back_ones(tmp_path, monkeypatch
     seen = {}
     real = semi_mod.unlabelled_pool
 
-    def spy(n, exclude, size, seed):
-        seen["pool"] = real(n, exclude, size, seed)
+    def spy(n, exclude, size, seed, weights=None):
+        seen["pool"] = real(n, exclude, size, seed, weights)
         return seen["pool"]
 
     monkeypatch.setattr(semi_mod, "unlabelled_pool", spy)
@@ -126,3 +126,81 @@ def test_the_pool_shrinks_to_fit_half_the_profile():
     assert semi_mod.fitting_pool(20_000, 60_000, 4 << 30, **kw) == 20_000
     small = semi_mod.fitting_pool(20_000, 60_000, 64 << 20, **kw)
     assert 100 < small < 20_000 and semi_mod.semi_memory(small, **kw) <= 32 << 20
+
+
+def test_the_devices_field_captures_join_the_pool_first(tmp_path, monkeypatch):
+    """`receive --field` with a semi round: the captures are pseudo-labelled beside the store items (all of them
+    when they fit, evenly spaced when not), the store fills the rest, the pool's size is unchanged."""
+    from types import SimpleNamespace
+
+    from labelcast.codec.preprocess import Preprocess
+
+    store, y = learnable_store(tmp_path / "ref")
+    idx = np.arange(0, 40)
+    captures = np.full((300, 8, 8, 1), 7, np.uint8)  # marked: no store item is constant 7
+    seen: list[np.ndarray] = []
+    real = semi_mod.pseudo_labels
+
+    def spy(model, x_lab, y_lab, x_pool, *a, **kw):
+        seen.append(x_pool)
+        return real(model, x_lab, y_lab, x_pool, *a, **kw)
+
+    monkeypatch.setattr(semi_mod, "pseudo_labels", spy)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 4))
+    args = (store.read(idx), y[idx], store, idx, 4, Preprocess(8, 1), SimpleNamespace(budget_bytes=1 << 30), FAST)
+    trainer = lambda x, t, c, **kw: (model, {"items": len(x)})  # noqa: E731  the round's set, not its training
+    for pool, want in ((500, 300), (200, 200)):
+        _, info = semi_mod.semi_round(
+            model, *args, SemiConfig(pool=pool), seed=1, field=captures, trainer=trainer, root=store.root
+        )
+        marked = (seen[-1] == 7).all(axis=(1, 2, 3))
+        assert len(seen[-1]) == pool and marked.sum() == info["field_items"] == want and marked[:want].all()
+        assert info["pool_items"] == pool
+
+
+def test_the_field_pool_draws_store_items_by_the_devices_own_sketch(tmp_path):
+    """``SemiConfig.field_pool``: a group's odds are its share of the device's captures, tempered as the sender's
+    quota is, so a group the field never meets keeps a floor; the draw follows them."""
+    from labelcast.codec.field import FIELD_FLOOR
+    from labelcast.receiver.receive import _field_pool_weights
+    from tests.codec.test_field import _field, _store
+
+    store = _store(tmp_path / "ref", per=50)  # 32 groups of 50
+    w = _field_pool_weights(_field([3, 4]), store)
+    groups = np.asarray(store.manifest.groups, dtype=np.int64)
+    per_group = np.bincount(groups, weights=w)
+    assert np.isclose(w.sum(), 1) and np.allclose(per_group[[0, 10, 31]], FIELD_FLOOR / 32)
+    assert per_group[3] + per_group[4] > 0.7  # (1 − floor) of the odds, less the sketch's 4-bit rounding
+    pool = unlabelled_pool(store.n, np.zeros(0, np.int64), 100, 5, w)
+    assert np.isin(groups[pool], [3, 4]).mean() > 0.5  # against 1/16 of an even draw
+
+
+def test_under_auto_round_2_waits_for_propagation_to_agree_with_the_student(tmp_path, monkeypatch):
+    """``SemiConfig.min_agreement``: where propagation and the round-1 student disagree on most of the pool (a far
+    pool) the rule's round keeps the round-1 model and says why; ``--semi on`` (no guard) trains round 2."""
+    from types import SimpleNamespace
+
+    from labelcast.codec.preprocess import Preprocess
+
+    store, y = learnable_store(tmp_path / "ref")
+    idx = np.arange(0, 40)
+    real = semi_mod.pseudo_labels
+
+    def disagreeing(*a, **kw):
+        pos, t, info = real(*a, **kw)
+        return pos, t, {**info, "propagation_agrees_with_student": 0.3}
+
+    monkeypatch.setattr(semi_mod, "pseudo_labels", disagreeing)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 4))
+    trained = []
+    trainer = lambda x, t, c, **kw: (trained.append(len(x)) or "round 2", {"items": len(x)})  # noqa: E731
+    args = (store.read(idx), y[idx], store, idx, 4, Preprocess(8, 1), SimpleNamespace(budget_bytes=1 << 30), FAST)
+    kw = dict(seed=1, trainer=trainer, root=store.root)
+    out, info = semi_mod.semi_round(model, *args, SemiConfig(pool=300), guard=True, **kw)
+    assert out is model and not info["ran"] and "30%" in info["why"] and not trained
+    out, info = semi_mod.semi_round(model, *args, SemiConfig(pool=300, min_agreement=0.25), guard=True, **kw)
+    assert out == "round 2" and info["ran"] and len(trained) == 1
+    out, info = semi_mod.semi_round(model, *args, SemiConfig(pool=300), guard=False, **kw)
+    assert out == "round 2" and info["ran"] and len(trained) == 2

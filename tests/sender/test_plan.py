@@ -336,3 +336,53 @@ def test_the_choice_is_the_argmax_unless_an_earlier_candidate_is_within_one_stan
     assert choose_candidate(rows(0.959, 0.964), 100_000)["name"] == "c1"
     with pytest.raises(BudgetError):
         choose_candidate(rows(None, None), 1000)
+
+
+def test_the_planner_simulates_the_devices_semi_round_by_the_devices_own_rule(monkeypatch):
+    """``_simulate`` runs the device's semi-supervised round exactly when the device would (its rule, the
+    payload's hint, ``PlanConfig.semi``), over the plan's pool size, never on an in-memory pool."""
+    from types import SimpleNamespace
+
+    from labelcast.receiver import semi
+    from labelcast.sender import plan
+
+    calls: list[dict] = []
+
+    def fake_round(model, x, y, store, exclude, classes, pp, profile, sc, rc, seed, root, guard):
+        calls.append({"pool": rc.pool, "exclude": np.asarray(exclude).tolist(), "guard": guard})
+        return "round-2 model", {}
+
+    monkeypatch.setattr(semi, "semi_round", fake_round)
+    store = SimpleNamespace(n=60_000, kind="image", root=b"r" * 32, read=lambda i: None)
+    few = SimpleNamespace(x=np.zeros((100, 4, 4, 1), np.uint8), targets=np.arange(100) % 10)
+    many = SimpleNamespace(x=np.zeros((1000, 4, 4, 1), np.uint8), targets=np.arange(1000) % 10)
+
+    def sim(ts, store=store, hints=None, **cfg):
+        p = SimpleNamespace(hints=hints or {}, indices=np.arange(len(ts.x)))
+        return plan._simulate_semi("round-1 model", ts, p, store, 10, None, None, None, plan.PlanConfig(**cfg))
+
+    assert sim(few) == "round-2 model"  # auto: 10 labelled items per class
+    assert calls[-1]["pool"] == plan.PlanConfig().semi_pool and calls[-1]["exclude"] == list(range(100))
+    assert calls[-1]["guard"]  # auto's rule: the agreement check after propagation, as on the device
+    assert sim(many) == "round-1 model"  # auto: 100 per class is over the device's threshold
+    assert sim(many, semi="on") == "round-2 model" and not calls[-1]["guard"]
+    assert sim(few, semi="off") == "round-1 model"
+    assert sim(few, hints={"semi": False}) == "round-1 model"  # the payload's hint, as on the device
+    assert sim(few, store=SimpleNamespace(x=None, read=lambda i: None)) == "round-1 model"  # a bench's in-memory pool
+    assert len(calls) == 2
+
+
+def test_a_field_class_mix_weights_the_planners_validation_accuracy():
+    """With a device's field class mix the prediction is the accuracy that device would see: per class,
+    weighted by the mix; an even mix is plain accuracy; the choice rule's slice shrinks to its effective size."""
+    from labelcast.sender.plan import effective_items, item_weights
+
+    y = np.repeat(np.arange(4), [10, 20, 30, 40])
+    right = np.isin(y, [0, 1])  # classes 0 and 1 right, 2 and 3 wrong
+    assert np.isclose(item_weights(y, None) @ right, 0.3)
+    assert np.isclose(item_weights(y, (0.25, 0.25, 0.25, 0.25)) @ right, 0.5)  # each class counts alike
+    assert np.isclose(item_weights(y, (0.5, 0.5, 0.0, 0.0)) @ right, 1.0)  # a device that only meets 0 and 1
+    assert np.isclose(item_weights(y, (0.0, 0.0, 0.0, 0.0)) @ right, 0.3)  # nothing to weight by: even
+    assert np.isclose(item_weights(y, (0.2, 0.2, 0.2, 0.2, 0.2)).sum(), 1.0)  # a class the slice lacks
+    assert effective_items(y, None) == 100
+    assert effective_items(y, (0.5, 0.5, 0.0, 0.0)) == 27  # 1 / (10 (0.05)² + 20 (0.025)²) = 26.7

@@ -347,7 +347,7 @@ def semi_round(
     x_field = field[np.unique(np.linspace(0, extra - 1, min(extra, size)).astype(np.int64))] if extra else None
     weights = train.pop("pool_weights", None)
     pool = unlabelled_pool(store.n, exclude, size - (0 if x_field is None else len(x_field)), seed, weights)
-    x_pool = store.read(pool) if pool.size else None
+    x_pool = store.read(pool) if pool.size or x_field is None else None  # a store with no free item: empty
     if x_field is not None:
         x_pool = x_field if x_pool is None else np.concatenate([x_field.astype(x_pool.dtype), x_pool])
     ck, tag, cache = train.pop("checkpoint", None), train.pop("tag", None), {}

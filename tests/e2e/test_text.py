@@ -131,13 +131,17 @@ def test_text_cli_path(corpus: Path, tmp_path: Path, monkeypatch) -> None:
     code, out, err = run_cli("evaluate", tmp_path / "device" / "student.onnx", "--data", test, "--json")
     assert code == 0, err
     assert json.loads(out.strip().splitlines()[-1])["accuracy"] > 0.85
-    # the semi-supervised round on a text store: the student's own features, the text student's round 2
-    code, out, err = run_cli("receive", tmp_path / "outbox" / "frames", "--reference", ref, "--trust",
+    # the semi-supervised round on a text store: the student's own features, the text student's round 2; a
+    # payload that labels a fifth of this small store leaves the rest as the pool
+    code, out, err = run_cli("send", "--reference", ref, "--teacher", teacher, "--key", key, "--keep", "0.2",
+                             "--budget", "1080", "--out", tmp_path / "outbox-270", "--json")  # fmt: skip
+    assert code == 0, err
+    code, out, err = run_cli("receive", tmp_path / "outbox-270" / "frames", "--reference", ref, "--trust",
                              tmp_path / "keys" / "sender.pub", "--out", tmp_path / "device-semi", "--state",
                              tmp_path / "state-semi", "--train-samples", "20000", "--arch", "fasttext-small",
                              "--semi", "on")  # fmt: skip
     assert code == 0, err
-    assert "semi-supervised round:" in out and "store items pseudo-labelled" in out
+    assert "semi-supervised round:" in out and "pool items pseudo-labelled (0 of them field captures)" in out
     code, out, err = run_cli("evaluate", tmp_path / "device-semi" / "student.onnx", "--data", test, "--json")
     assert code == 0 and json.loads(out.strip().splitlines()[-1])["accuracy"] > 0.85, err
     # an image teacher over a text store: a typed error naming both sides, nothing written

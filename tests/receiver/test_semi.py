@@ -204,3 +204,20 @@ def test_under_auto_round_2_waits_for_propagation_to_agree_with_the_student(tmp_
     assert out == "round 2" and info["ran"] and len(trained) == 1
     out, info = semi_mod.semi_round(model, *args, SemiConfig(pool=300), guard=False, **kw)
     assert out == "round 2" and info["ran"] and len(trained) == 2
+
+
+@pytest.mark.parametrize("device", ["jetson-nano-4gb", "jetson-orin-nano-8gb", "jetson-agx-orin-64gb"])
+def test_a_gpu_profile_plans_the_same_round_within_its_own_memory(tmp_path, device):
+    """The round's code path is the same on a GPU profile: its pool and memory plan follow that profile's budget
+    (the selection logic, checked on CPU; the training itself runs where the profile's accelerator is)."""
+    from labelcast.profiles import load_device
+    from labelcast.receiver.students import build_student
+
+    store, y, idx, trust = _payload(tmp_path)
+    cfg = ReceiveConfig(device=device, student=FAST, semi="on")
+    plan = receive(tmp_path / "p.lcst", store, trust, None, cfg, state_dir=tmp_path / "st", dry_run=True)
+    sp, budget = plan["would_train"]["semi"], load_device(device).budget_bytes
+    dim = semi_mod.semi_feature_dim(build_student(plan["would_train"]["arch"], 1, 4, (8, 8)))
+    kw = dict(labelled=idx.size - 8, item_bytes=64, feature_dim=dim, classes=4, cfg=SemiConfig())
+    assert sp["runs"] and sp["pool_items"] == semi_mod.fitting_pool(20_000, store.n - idx.size, budget, **kw)
+    assert sp["estimated_bytes"] <= budget // 2

@@ -75,6 +75,8 @@ docs: setup
 	$(BIN)/python benchmarks/field.py --render-semi docs/results/field-semi.json --doc docs/field.md
 	$(BIN)/python benchmarks/vectors.py --render docs/results/vectors.json --doc docs/results.md
 	$(BIN)/python benchmarks/semi.py --render docs/results/semi.json --doc docs/results.md
+	$(BIN)/python benchmarks/choices.py --render docs/results/choices.json --doc docs/results.md
+	$(BIN)/labelcast bench --replot docs/results/equitable-clipart.json --plots docs --results-section bench-clipart
 
 # the equitable benchmark (labels vs. images vs. models vs. distilled data): 52 min on 2 cores with cached teachers
 bench: setup
@@ -115,6 +117,13 @@ bench-all: setup
 	$(BIN)/python benchmarks/vectors.py --render docs/results/vectors.json --doc docs/results.md
 	$(BIN)/python benchmarks/semi.py --json docs/results/semi.json
 	$(BIN)/python benchmarks/semi.py --render docs/results/semi.json --doc docs/results.md
+	$(BIN)/python benchmarks/choices.py --json out/bench/choices.json
+	$(BIN)/python benchmarks/choices.py --scenarios clipart --only labels --json out/bench/choices-clipart.json
+	$(BIN)/python benchmarks/choices.py --merge out/bench/choices.json out/bench/choices-clipart.json \
+		--json docs/results/choices.json
+	$(BIN)/python benchmarks/choices.py --render docs/results/choices.json --doc docs/results.md
+	$(BIN)/labelcast bench --scenario clipart --payload-bytes 256 --payload-bytes 1024 --payload-bytes 4096 \
+		--payload-bytes 16384 --json docs/results/equitable-clipart.json --results-section bench-clipart
 	$(BIN)/python benchmarks/incremental.py --json out/bench/incremental.json
 	$(BIN)/python benchmarks/text.py --json out/bench/text.json --plot docs/text_accuracy.png
 	$(BIN)/python benchmarks/reliability.py --doc docs/reliability.md --json out/bench/reliability.json

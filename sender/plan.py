@@ -244,11 +244,12 @@ def _nn_proxy(x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray) -> f
     return float((y[d.argmin(1)] == yv).mean())
 
 
-def pick_exemplar_codec(cands: list[dict], tolerance: float = PROXY_TOLERANCE) -> dict | None:
+def pick_exemplar_codec(cands: list[dict], tolerance: float | None = None) -> dict | None:
     """Among codec candidates ({"n", "proxy", …}): the most images of those whose proxy is within
-    ``tolerance`` of the best (ties: the higher proxy); None when there are none."""
+    ``tolerance`` (None: :data:`PROXY_TOLERANCE`) of the best (ties: the higher proxy); None when there are none."""
     if not cands:
         return None
+    tolerance = PROXY_TOLERANCE if tolerance is None else tolerance
     top = max(c["proxy"] for c in cands)
     return max((c for c in cands if c["proxy"] >= top - tolerance), key=lambda c: (c["n"], c["proxy"]))
 

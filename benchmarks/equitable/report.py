@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["summarise", "plot", "markdown", "planner_rows", "update_results_md", "write_report"]
+__all__ = ["summarise", "plot", "markdown", "planner_rows", "update_results_md", "splice_results", "write_report"]
 
 
 def _key(r: dict) -> Any:
@@ -222,23 +222,29 @@ def _cell(s: dict) -> str:
     return f"{tag}{s['mean']:.3f}±{s['std']:.3f} ({int(round(s['bytes'])):,} B{items})"
 
 
-def update_results_md(path: str | os.PathLike, section: str) -> None:
-    """Replace the text between the bench markers in ``path`` (append the markers when absent)."""
-    p = Path(path)
-    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
-    text = p.read_text() if p.exists() else "# Results\n"
+def splice_results(text: str, section: str, tag: str = "bench") -> str:
+    """``text`` with the block between ``<!-- TAG:start -->`` and ``<!-- TAG:end -->`` replaced by ``section``
+    (the markers appended under a heading when absent)."""
+    start, end = f"<!-- {tag}:start -->", f"<!-- {tag}:end -->"
     block = f"{start}\n{section}\n{end}"
     if start in text and end in text:
-        text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
-    else:
-        title = "## Equitable benchmark: labels vs. images vs. models vs. distilled data"
-        text = text.rstrip("\n") + f"\n\n{title}\n\n" + block + "\n"
+        return text[: text.index(start)] + block + text[text.index(end) + len(end) :]
+    title = "## Equitable benchmark: labels vs. images vs. models vs. distilled data"
+    return text.rstrip("\n") + f"\n\n{title}\n\n" + block + "\n"
+
+
+def update_results_md(path: str | os.PathLike, section: str, tag: str = "bench") -> None:
+    """Replace the text between the ``tag`` markers in ``path`` (append the markers when absent)."""
+    p = Path(path)
+    text = splice_results(p.read_text() if p.exists() else "# Results\n", section, tag)
     tmp = p.with_name(p.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, p)
 
 
-def write_report(result: dict, json_path: str | os.PathLike, plots: str | os.PathLike | None, results_md) -> None:
+def write_report(
+    result: dict, json_path: str | os.PathLike, plots: str | os.PathLike | None, results_md, tag: str = "bench"
+) -> None:
     result["json"] = str(json_path)
     jp = Path(json_path)
     jp.parent.mkdir(parents=True, exist_ok=True)
@@ -249,7 +255,7 @@ def write_report(result: dict, json_path: str | os.PathLike, plots: str | os.Pat
         for name in result["scenarios"]:
             plot(result, name, Path(plots) / f"accuracy_vs_bytes_{name}.png")
     if results_md:
-        update_results_md(results_md, markdown(result))
+        update_results_md(results_md, markdown(result), tag)
 
 
 summarise = _summarise

@@ -6,8 +6,8 @@ evaluated on the scenario's held-out test split:
 
 ``labelcast-auto``
     what ``send`` does by default when it holds target data: the planner (``sender/plan.py``, its
-    default candidates, schedule and time bound; planned once per scenario at seed 0, every seed
-    refitting the choice with its own selection seed) simulates the device on the bench's
+    default candidates, schedule and work bound; planned for every seed with that seed's selection, as
+    ``send`` plans each send, its simulations seeded 0) simulates the device on the bench's
     validation slice and picks among label payloads, hybrids and exemplars only; the
     chosen signed payload (at most the budget) is decoded as the device decodes it
     (``receiver.trainset``: labels + exemplars with their repeat rule) and trained with the recipe.
@@ -151,7 +151,7 @@ def recipe(cfg: BenchConfig) -> dict:
         "batch": "min(64, memory plan of the cpu-small profile), 16..64 by set size",
         "loss": f"cross-entropy, label smoothing {sc.label_smoothing} (KL to soft targets for soft labels)",
         "augmentation": f"random translation ±{sc.shift} px, no flips",
-        "preprocessing": "pixels / 255, 28×28 grey",
+        "preprocessing": "pixels / 255 at the scenario's own size (fashion, digits: 28×28 grey; clipart: 64×64 RGB)",
     }
 
 
@@ -470,8 +470,8 @@ def _plan_setup(env: _Env, cfg: BenchConfig):
 
     names = [str(c) for c in range(env.classes)]
     target = Target(env.xtr[env.send], env.ytr[env.send], env.xtr[env.val], env.ytr[env.val], names, "bench")
-    # planned once per scenario (seed 0), like the image codec and the labelcast strategy: every seed refits the
-    # chosen candidate with its own selection seed and trains its own student on it; the short schedule is
+    # planned for every seed: the plan's key holds the selection and its seed, as send's does, so each seed plans
+    # (simulations seeded 0) and trains its own student on its own choice; the short schedule is
     # never longer than the recipe it stands for (tests run tiny recipes); DM as the `distilled` baseline runs it
     pcfg = PlanConfig(
         seed=0,

@@ -52,3 +52,20 @@ def test_the_semi_table_is_what_its_committed_json_renders():
     doc = (ROOT / "docs" / "results.md").read_text()
     result = json.loads((ROOT / "docs" / "results" / "semi.json").read_text())
     assert semi.splice(doc, semi.render(result)) == doc, "docs/results.md is stale: run `make docs`"
+
+
+def test_the_choices_tables_are_what_their_committed_json_renders():
+    choices = _load("choices")
+    doc = (ROOT / "docs" / "results.md").read_text()
+    result = json.loads((ROOT / "docs" / "results" / "choices.json").read_text())
+    assert choices.splice(doc, choices.render(result)) == doc, "docs/results.md is stale: run `make docs`"
+
+
+def test_the_held_out_scenario_table_is_what_its_committed_json_renders():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from equitable.report import markdown, splice_results
+
+    doc = (ROOT / "docs" / "results.md").read_text()
+    result = json.loads((ROOT / "docs" / "results" / "equitable-clipart.json").read_text())
+    assert list(result["scenarios"]) == ["clipart"]
+    assert splice_results(doc, markdown(result), "bench-clipart") == doc, "docs/results.md is stale: run `make docs`"

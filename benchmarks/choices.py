@@ -429,7 +429,7 @@ def render(res: dict) -> str:
             seen.append(key)
             grp = [x for x in hyb if (x["scenario"], x["budget"], x["variant"]) == key]
             lines.append(
-                f"| {key[0]} | {key[1]:,} B | {key[2]} | {_fmt(*_cell(grp))} | {grp[0].get('labels') or 0} | "
+                f"| {key[0]} | {key[1]:,} B | {key[2]} | {_fmt(*_cell(grp))} | {grp[0].get('labels') or 0:,} | "
                 f"{grp[0].get('exemplars') or 0} |"
             )
         lines += ["", _hybrid_verdict(hyb, res)]

@@ -259,6 +259,13 @@ def _train_and_export(p, x, step, store, cfg, profile, outp, report, resume, pro
     work = outp / ".work"
     ts = training_set(p, x, store.manifest.item_shape, cfg.use_soft, step.labelled)
     sc = _student_config(cfg, p.hints, store)
+    # the field's captures, read once and before training (a bad source costs no training): the semi round's
+    # pool and the prior adaptation both use them
+    fx = None
+    if cfg.field is not None:
+        from .field import field_images
+
+        fx = field_images(cfg.field, store)
     warm = step.warm
     if warm is not None:  # an incremental payload: a short schedule from the model trained on the parent set
         sc = replace(sc, train_samples=max(1, int(sc.train_samples * sc.warm_fraction)), min_epochs=sc.warm_min_epochs)
@@ -279,11 +286,11 @@ def _train_and_export(p, x, step, store, cfg, profile, outp, report, resume, pro
         model, tinfo = train_student(
             ts.x, ts.targets, h.classes, pp, profile, sc, progress=progress, root=store.root, warm=warm, **common
         )
-    model = _semi(model, ts, p, step, store, cfg, (pp, profile, sc), report, progress=progress, **common)
+    model = _semi(model, ts, p, step, store, cfg, (pp, profile, sc), report, fx, progress=progress, **common)
     tinfo["training_set"] = ts.counts
     t = time.time()
     meta = {"payload_sha256": report["payload_sha256"], "sequence": h.sequence, "classes": step.labelled.class_names}
-    served = _adapted(model, ts.targets, h.classes, pp, cfg, store, report) if cfg.field is not None else model
+    served = _adapted(model, ts.targets, h.classes, pp, cfg, fx, report) if fx is not None else model
     exp = export_onnx(served, outp / "student.onnx", pp, h.classes, meta)
     if cfg.tensorrt and profile.backend == "tensorrt" and store.kind != "text":
         if tensorrt_available():
@@ -303,9 +310,10 @@ def _train_and_export(p, x, step, store, cfg, profile, outp, report, resume, pro
     return time.time() - t, model
 
 
-def _semi(model, ts, p, step, store: ReferenceStore, cfg: ReceiveConfig, recipe, report: dict, **train):
+def _semi(model, ts, p, step, store: ReferenceStore, cfg: ReceiveConfig, recipe, report: dict, field, **train):
     """Round 2 over the unlabelled store when ``semi_decision`` says so; the report's ``semi`` says what ran
-    and the held-back slice's accuracy after each round."""
+    and the held-back slice's accuracy after each round. ``field``: the device's captures (None: none), which
+    join the pool when ``cfg.semi_field``."""
     from .semi import SemiConfig, semi_decision, semi_round
 
     pp, profile, sc = recipe
@@ -323,13 +331,9 @@ def _semi(model, ts, p, step, store: ReferenceStore, cfg: ReceiveConfig, recipe,
         else:
             train["root"] = store.root
         args = (store, step.labelled.indices, classes, pp, profile, sc, cfg.semi_recipe or SemiConfig())
-        fx = None
-        if cfg.field is not None and cfg.semi_field:
-            from .field import field_images
-
-            fx = field_images(cfg.field, store)
-            if (cfg.semi_recipe or SemiConfig()).field_pool:
-                train["pool_weights"] = _field_pool_weights(fx, store)
+        fx = field if cfg.semi_field else None
+        if fx is not None and (cfg.semi_recipe or SemiConfig()).field_pool:
+            train["pool_weights"] = _field_pool_weights(fx, store)
         train["guard"] = why.startswith("auto:")  # the rule's own decision: the agreement check applies
         model, more = semi_round(model, ts.x, ts.targets, *args, seed=seed, field=fx, **train)
         info.update(more, held_back_round1=before)
@@ -362,15 +366,14 @@ def _held_back_accuracy(model, ts, pp) -> float | None:
     return round(float((z == ts.val_y).mean()), 4)
 
 
-def _adapted(model, targets, classes: int, pp, cfg: ReceiveConfig, store: ReferenceStore, report: dict):
+def _adapted(model, targets, classes: int, pp, cfg: ReceiveConfig, x, report: dict):
     """The student corrected to the field's class mix (EM prior re-estimation on its own posteriors over the
-    field images), unless its median confidence there is below ``PRIOR_MIN_CONFIDENCE``; the report's
+    field images ``x``), unless its median confidence there is below ``PRIOR_MIN_CONFIDENCE``; the report's
     ``field`` says what ran. The chain keeps the uncorrected model."""
     import torch
 
-    from .field import PRIOR_MIN_CONFIDENCE, adapt_prior, field_images, with_logit_bias
+    from .field import PRIOR_MIN_CONFIDENCE, adapt_prior, with_logit_bias
 
-    x = field_images(cfg.field, store)
     t = np.asarray(targets)
     train_prior = t.mean(0) if t.ndim == 2 else np.bincount(t, minlength=classes) / max(len(t), 1)
     train_prior = np.maximum(train_prior, 1e-6)

@@ -162,18 +162,17 @@ def run(scenarios: tuple[str, ...], seeds: int, log=print, only: set[str] | None
         if not only or "exemplars" in only:
             saved = (P.PROXY_TOLERANCE, P.HALF_RES_FROM)
             try:
+                from equitable.runner import payload_budget
+
                 for b in EXEMPLAR_BUDGETS:
                     memo: dict = {}
                     for half_from in HALF_RES:
                         for tol in TOLERANCES:
                             P.PROXY_TOLERANCE, P.HALF_RES_FROM = tol, half_from
+                            # the planner's own pick for "exemplars only"; the same pick trains the same student
+                            ex = P.choose_exemplars(target, P.exemplar_bytes(payload_budget(b), 1.0))
+                            pick = None if ex is None else (ex["codec"], ex["quality"], ex["scale"], ex["n"])
                             for s in range(seeds):
-                                # the same pick trains the same student: measured once
-                                from equitable.runner import payload_budget
-
-                                cap = P.payload_capacity(payload_budget(b)) - 64 - 40
-                                ex = P.choose_exemplars(target, cap - P._EXEMPLAR_OVERHEAD)
-                                pick = None if ex is None else (ex["codec"], ex["quality"], ex["scale"], ex["n"])
                                 if (pick, s) not in memo:
                                     memo[pick, s] = _plan(env, target, pcfg, b, "exemplars only", s)
                                 r = memo[pick, s]
@@ -353,31 +352,12 @@ def render(res: dict) -> str:
         shift = (sc.get("auto") or {}).get("shift")
         wins = {"near": 0, "far": 0}
         for b in LABEL_BUDGETS:
-            cells = {
-                r: _cell(
-                    [
-                        x
-                        for x in rows
-                        if x["scenario"] == name
-                        and x["experiment"] == "labels"
-                        and x["budget"] == b
-                        and x["variant"] == r
-                    ]
-                )
-                for r in LABEL_RECIPES
-            }
+            cells = {r: _cell(_labels(rows, name, b, r)) for r in LABEL_RECIPES}
             if all(v[0] is None for v in cells.values()):
                 continue
             best = max((r for r in cells if cells[r][0] is not None), key=lambda r: cells[r][0])
             wins["near" if best == "near" else "far"] += 1
-            items = {
-                r: [
-                    x.get("labels")
-                    for x in rows
-                    if x["scenario"] == name and x["experiment"] == "labels" and x["budget"] == b and x["variant"] == r
-                ][:1]
-                for r in LABEL_RECIPES
-            }
+            items = {r: [x.get("labels") for x in _labels(rows, name, b, r)][:1] for r in LABEL_RECIPES}
 
             def show(r, cells=cells, items=items, best=best):
                 m, s = cells[r]

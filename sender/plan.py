@@ -472,12 +472,17 @@ def payload_capacity(budget: LinkBudget) -> int:
     return largest_fitting(fits, budget.budget_bytes)
 
 
+def exemplar_bytes(budget: LinkBudget, share: float) -> int:
+    """The bytes a candidate's exemplar mosaic may take: ``share`` of what a payload may carry beside its
+    signature and header, less the exemplars section's own overhead."""
+    return int(share * (payload_capacity(budget) - 64 - 40)) - _EXEMPLAR_OVERHEAD
+
+
 def _fit_candidate(c: Candidate, scored, spec, budget: LinkBudget, target: Target, base_sel, soft_cfg) -> None:
     from .recipe import encoder
 
-    cap = payload_capacity(budget) - 64 - 40  # what a payload may carry beside its signature and header
     if c.share > 0:
-        ex = choose_exemplars(target, int(c.share * cap) - _EXEMPLAR_OVERHEAD, source=c.source)
+        ex = choose_exemplars(target, exemplar_bytes(budget, c.share), source=c.source)
         if ex is None:
             raise BudgetError("no exemplar fits this share")
         c.exemplars = ex

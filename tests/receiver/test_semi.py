@@ -221,3 +221,21 @@ def test_a_gpu_profile_plans_the_same_round_within_its_own_memory(tmp_path, devi
     kw = dict(labelled=idx.size - 8, item_bytes=64, feature_dim=dim, classes=4, cfg=SemiConfig())
     assert sp["runs"] and sp["pool_items"] == semi_mod.fitting_pool(20_000, store.n - idx.size, budget, **kw)
     assert sp["estimated_bytes"] <= budget // 2
+
+
+def test_a_field_source_the_device_cannot_read_fails_before_any_training(tmp_path, monkeypatch):
+    """`receive --field` reads the captures once, before training: a source it cannot read is a SourceError
+    that costs no training and leaves no student behind."""
+    from labelcast.codec.errors import SourceError
+    from labelcast.receiver import train as train_mod
+
+    store, _, _, trust = _payload(tmp_path)
+
+    def trained(*a, **kw):
+        raise AssertionError("the device trained before reading its field")
+
+    monkeypatch.setattr(train_mod, "train_student", trained)
+    cfg = ReceiveConfig(student=FAST, field=tmp_path / "no-such-captures")
+    with pytest.raises(SourceError):
+        receive(tmp_path / "p.lcst", store, trust, tmp_path / "out", cfg, state_dir=tmp_path / "st")
+    assert not (tmp_path / "out" / "student.onnx").exists()

@@ -194,7 +194,7 @@ def test_the_device_keeps_its_outputs_when_the_student_does_not_commit_on_its_fi
     import torch
 
     from labelcast.codec.preprocess import Preprocess
-    from labelcast.receiver.field import PRIOR_MIN_CONFIDENCE
+    from labelcast.receiver.field import PRIOR_MIN_CONFIDENCE, field_images
     from labelcast.receiver.receive import ReceiveConfig, _adapted
 
     store = _store(tmp_path / "ref")
@@ -212,7 +212,7 @@ def test_the_device_keeps_its_outputs_when_the_student_does_not_commit_on_its_fi
     targets = np.repeat(np.arange(4), 25)
     for top, adapted in ((0.9, True), (PRIOR_MIN_CONFIDENCE - 0.1, False)):
         report: dict = {}
-        out = _adapted(Fixed(top), targets, 4, pp, ReceiveConfig(field=field), store, report)
+        out = _adapted(Fixed(top), targets, 4, pp, ReceiveConfig(field=field), field_images(field, store), report)
         f = report["field"]
         assert f["prior_adapt"] is adapted and f["field_confidence"] == pytest.approx(top, abs=1e-4)
         assert ("logit_bias" in f) is adapted and ("EM is not trusted" in f.get("why", "")) is not adapted

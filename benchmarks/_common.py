@@ -8,15 +8,21 @@ from pathlib import Path
 
 
 def table(rows: list[dict], cols: list[str], title: str = "") -> str:
+    """Print ``rows`` as a markdown table (under ``title``) and return the table."""
     if title:
         print(f"\n## {title}\n")
+    text = md_table(rows, cols)
+    print(text, flush=True)
+    return text
+
+
+def md_table(rows: list[dict], cols: list[str]) -> str:
+    """``rows`` as a padded markdown table of ``cols`` (numbers right-aligned, thousands separated)."""
     w = {c: max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in cols}
     out = ["| " + " | ".join(c.ljust(w[c]) for c in cols) + " |", "|" + "|".join("-" * (w[c] + 2) for c in cols) + "|"]
     for r in rows:
         out.append("| " + " | ".join(_fmt(r.get(c)).rjust(w[c]) for c in cols) + " |")
-    text = "\n".join(out)
-    print(text, flush=True)
-    return text
+    return "\n".join(out)
 
 
 def _fmt(v) -> str:
@@ -55,3 +61,14 @@ def render_into(doc_path: str, json_path: str, render, splice) -> None:
     """Rewrite ``doc_path``'s generated block from the JSON at ``json_path`` (``--render``)."""
     doc = Path(doc_path)
     doc.write_text(splice(doc.read_text(), render(json.loads(Path(json_path).read_text()))))
+
+
+def md_grid(rows: list[dict], cols: list[tuple[str, object]]) -> str:
+    """A compact markdown table: ``cols`` are (header, key or ``row -> text``); missing values are empty cells."""
+
+    def cell(r: dict, how) -> str:
+        v = how(r) if callable(how) else r.get(how)
+        return "" if v is None else (f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v))
+
+    head = "| " + " | ".join(h for h, _ in cols) + " |\n|" + "---|" * len(cols)
+    return head + "".join("\n| " + " | ".join(cell(r, how) for _, how in cols) + " |" for r in rows)

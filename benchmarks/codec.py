@@ -31,7 +31,7 @@ import zstandard
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import table, write_json  # noqa: E402
+from _common import md_table, render_into, splice_block, table, write_json  # noqa: E402
 
 from labelcast.codec.indexset import decode_indices, encode_indices, log2_binomial  # noqa: E402
 from labelcast.codec.labels import decode_labels, encode_labels  # noqa: E402
@@ -133,11 +133,32 @@ def run_case(name, idx, lab, n, c, segments=None, reps=1) -> dict:
     return row
 
 
+SIZE_COLS = ["labelcast_B", "payload_B", "plada_zstd19", "brotli11", "lzma", "x_plada", "encode_s", "decode_s"]
+DOC_RANDOM = ["case", "N", "k", "C", "bound_B", "labelcast_B", "x_bound", *SIZE_COLS[1:]]
+DOC_IN21K = ["case", "group_bound_B", "labelcast_B", *SIZE_COLS[1:]]
+
+
+def render(result: dict) -> dict[str, str]:
+    """docs/codec.md's two tables from a JSON this wrote."""
+    return {"codec:random": md_table(result["random"], DOC_RANDOM), "codec:in21k": md_table(result["in21k"], DOC_IN21K)}
+
+
+def splice(doc: str, blocks: dict[str, str]) -> str:
+    for tag, text in blocks.items():
+        doc = splice_block(doc, tag, text)
+    return doc
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", default=None)
     ap.add_argument("--quick", action="store_true", help="70k and 1.28M only, seed 0 of the shared selection")
+    ap.add_argument("--render", default=None, help="a JSON this wrote: only rewrite --doc's tables from it")
+    ap.add_argument("--doc", default="docs/codec.md")
     a = ap.parse_args()
+    if a.render:
+        render_into(a.doc, a.render, render, splice)
+        return
     rng = np.random.default_rng(0)
     rows = []
     sizes = [70_000, 1_281_167] if a.quick else [70_000, 1_281_167, 14_197_122]
@@ -148,8 +169,7 @@ def main() -> None:
                 idx = np.sort(rng.choice(n, k, replace=False))
                 lab = rng.integers(0, c, k)
                 rows.append(run_case(f"random {frac:.1%}", idx, lab, n, c))
-    sizes_cols = ["labelcast_B", "payload_B", "plada_zstd19", "brotli11", "lzma", "x_plada", "encode_s", "decode_s"]
-    cols = ["case", "N", "k", "C", "bound_B", "emp_bound_B", "x_bound", "x_emp_bound", *sizes_cols]
+    cols = ["case", "N", "k", "C", "bound_B", "emp_bound_B", "x_bound", "x_emp_bound", *SIZE_COLS]
     table(rows, cols, "(a) random selections")
     in21 = []
     for seed in (0,) if a.quick else (0, 1, 2):
@@ -160,9 +180,7 @@ def main() -> None:
             in21.append(
                 run_case(f"in21k seed {seed}", z["indices"], z["labels"], int(z["n"]), 200, z["group_sizes"], reps=3)
             )
-    table(
-        in21, ["case", "N", "k", "C", "group_bound_B", "emp_bound_B", *sizes_cols], "(b) ImageNet-21K-scale selection"
-    )
+    table(in21, ["case", "N", "k", "C", "group_bound_B", "emp_bound_B", *SIZE_COLS], "(b) ImageNet-21K-scale selection")
     write_json(a.json, {"random": rows, "in21k": in21})
 
 

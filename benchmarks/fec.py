@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import table, write_json  # noqa: E402
+from _common import md_grid, render_into, splice_block, table, write_json  # noqa: E402
 
 SYM, OVER, LOSS, TRIALS = 250, 0.34, 0.20, 20
 
@@ -97,10 +97,37 @@ def run_reedsolo(data: bytes, rng) -> tuple[float, float, int, bool]:
     return te, time.perf_counter() - t, sum(c.shape[0] for c in coded), ok
 
 
+def render(rows: list[dict]) -> str:
+    """docs/link.md's erasure-code table from a JSON this wrote."""
+
+    def ms(key):
+        return lambda r: None if r.get(key) is None else f"{r[key]:.1f} ms"
+
+    return md_grid(
+        rows,
+        [
+            ("library", "library"),
+            ("encode", ms("encode_ms")),
+            ("decode", ms("decode_ms")),
+            ("symbols sent", "symbols_sent"),
+            ("rebuilt", "rebuilt"),
+        ],
+    )
+
+
+def splice(doc: str, table_md: str) -> str:
+    return splice_block(doc, "fec:table", table_md)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--render", default=None, help="a JSON this wrote: only rewrite --doc's table from it")
+    ap.add_argument("--doc", default="docs/link.md")
     a = ap.parse_args()
+    if a.render:
+        render_into(a.doc, a.render, render, splice)
+        return
     data = np.random.default_rng(0).integers(0, 256, 100_000, dtype=np.uint8).tobytes()
     rows = []
     for name, fn, trials in (

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import table, write_json  # noqa: E402
+from _common import md_grid, render_into, splice_block, table, write_json  # noqa: E402
 
 from labelcast.codec import framing  # noqa: E402
 from labelcast.codec.framing import Reassembler, make_frames  # noqa: E402
@@ -70,11 +70,41 @@ def run(frames_wanted: int, frame_size: int, cls, seed: int = 0) -> dict:
     }
 
 
+def render(result: dict) -> str:
+    """docs/reliability.md's reassembly table from a JSON this wrote."""
+
+    def secs(key):
+        return lambda r: None if r.get(key) is None else f"{r[key]:.3g}"
+
+    return md_grid(
+        result["rows"],
+        [
+            ("method", "method"),
+            ("frames", "frames"),
+            ("frames added", "frames_added"),
+            ("add seconds", secs("add_seconds")),
+            ("frames / s", "frames_per_second"),
+            ("× before", "x_before"),
+            ("rebuild seconds", secs("rebuild_seconds")),
+            ("rebuilt", lambda r: {True: "yes", False: "no"}.get(r.get("rebuilt"))),
+        ],
+    )
+
+
+def splice(doc: str, table_md: str) -> str:
+    return splice_block(doc, "reassembly:table", table_md)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", default=None)
     ap.add_argument("--frame", type=int, default=64, help="frame size in bytes")
+    ap.add_argument("--render", default=None, help="a JSON this wrote: only rewrite --doc's table from it")
+    ap.add_argument("--doc", default="docs/reliability.md")
     a = ap.parse_args()
+    if a.render:
+        render_into(a.doc, a.render, render, splice)
+        return
     rows = [run(n, a.frame, Reassembler) for n in (1_000, 10_000, 64_000)]
     rows += [run(n, a.frame, _Quadratic) for n in (1_000, 10_000)]
     base = {r["frames"]: r["frames_per_second"] for r in rows if r["method"].startswith("quadratic")}

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import table, write_json  # noqa: E402
+from _common import md_table, splice_block, table, write_json  # noqa: E402
 
 from labelcast.codec.errors import (  # noqa: E402
     ExpiredError,
@@ -348,6 +348,18 @@ def splice_table(doc: str | None, table_md: str, fuzz_line: str = "") -> str:
     return "\n".join(out) + "\n"
 
 
+COLS = ["class", "attack or fault", "cases", "outcome"]
+
+
+def render(rows: list[dict]) -> str:
+    """docs/reliability.md's attack table from a JSON this wrote."""
+    return md_table(rows, COLS)
+
+
+def splice(doc: str, table_md: str) -> str:
+    return splice_block(doc, "reliability:table", table_md)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kills", type=int, default=20)
@@ -356,7 +368,7 @@ def main() -> None:
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         rows = run(a.kills, Path(d))
-    text = table(rows, ["class", "attack or fault", "cases", "outcome"], "reliability")
+    text = table(rows, COLS, "reliability")
     if a.doc:
         fuzz = Path("out/bench/fuzz.json")
         extra = ""

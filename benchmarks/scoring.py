@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import table, write_json  # noqa: E402
+from _common import md_grid, render_into, splice_block, table, write_json  # noqa: E402
 
 
 def compare(t, store, x, batch: int) -> tuple[float, float]:
@@ -78,13 +78,37 @@ def rgb_rows(d: Path, n: int, batch: int) -> list[dict]:
     return rows
 
 
+def render(rows: list[dict]) -> str:
+    """docs/results.md's scoring table from a JSON this wrote."""
+    return md_grid(
+        rows,
+        [
+            ("teacher", "teacher"),
+            ("items", "items"),
+            ("batch", "batch"),
+            ("score_store items/s", "score_store_items_s"),
+            ("bare ORT items/s", "bare_ort_items_s"),
+            ("ratio", lambda r: f"{r['ratio']:.3f}"),
+        ],
+    )
+
+
+def splice(doc: str, table_md: str) -> str:
+    return splice_block(doc, "scoring:table", table_md)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--items", type=int, default=60_000)
     ap.add_argument("--rgb-items", type=int, default=8000)
     ap.add_argument("--batch", type=int, default=1024)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--render", default=None, help="a JSON this wrote: only rewrite --doc's table from it")
+    ap.add_argument("--doc", default="docs/results.md")
     a = ap.parse_args()
+    if a.render:
+        render_into(a.doc, a.render, render, splice)
+        return
     from labelcast.codec.manifest import ReferenceStore, hash_items, write_manifest
     from labelcast.datasets.builtin import fashion, target
     from labelcast.sender.teacher import Teacher, TeacherConfig, train_and_export
@@ -104,7 +128,7 @@ def main() -> None:
             best_ours, best_bare = compare(Teacher(path), store, x, a.batch)
             rows.append(
                 {
-                    "teacher": f"CNN width {width}",
+                    "teacher": f"CNN width {width}, 28×28 grey",
                     "items": len(x),
                     "batch": a.batch,
                     "score_store_items_s": round(best_ours),

@@ -4,7 +4,9 @@ For each seed, ``send`` makes the default payload twice — signed (Ed25519, 64 
 (ChaCha20-Poly1305, 16 B tag) — and the device's default ``receive`` trains a student on each; accuracy on
 the Fashion-MNIST test split, against the teacher.
 
-    python benchmarks/sealed.py [--work out/bench/sealed] [--seeds 3] [--json out/bench/sealed.json]
+    python benchmarks/sealed.py [--work out/bench/sealed] [--seeds 3] [--json docs/results/sealed.json]
+
+``make docs`` renders docs/results.md's table and docs/security.md's paragraph from the JSON.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _common import splice_block  # noqa: E402
 
 from labelcast.codec.keys import TrustSet, generate_keypair  # noqa: E402
 from labelcast.datasets.sources import load_labelled  # noqa: E402
@@ -71,11 +76,55 @@ def one(work: Path, seed: int, sealed: bool, xt, yt, names) -> dict:
     }
 
 
+def render(result: dict) -> dict[str, str]:
+    """docs/results.md's table and docs/security.md's paragraph from a JSON this wrote."""
+    rows, teacher, s = result["rows"], result["teacher"], result["summary"]
+    by = {(r["mode"], r["seed"]): r for r in rows}
+    seeds = sorted({r["seed"] for r in rows})
+    lines = ["| seed | signed: labels | signed: student | sealed: labels | sealed: student |", "|---|---|---|---|---|"]
+    for seed in seeds:
+        a, b = by[("signed", seed)], by[("sealed", seed)]
+        lines.append(
+            f"| {seed} | {a['labels']:,} | {a['student_accuracy']:.4f} | "
+            f"{b['labels']:,} | {b['student_accuracy']:.4f} |"
+        )
+    sm, ss = s["signed"]["student_mean"], s["sealed"]["student_mean"]
+    lines.append(
+        f"| mean | {s['signed']['labels_mean']:,.0f} | {sm:.4f} ({sm / teacher:.3f}×) | "
+        f"{s['sealed']['labels_mean']:,.0f} ({result['ratio']:.2f}×) | {ss:.4f} ({ss / teacher:.3f}×) |"
+    )
+    saved = by[("signed", seeds[0])]["auth_bytes"] - by[("sealed", seeds[0])]["auth_bytes"]
+    table = "\n".join(lines) + (
+        f"\n\nThe {saved} bytes the tag saves carry {100 * (result['ratio'] - 1):.0f} % more labels, for "
+        f"{100 * (ss - sm):+.1f} points of student accuracy (teacher {teacher:.4f})."
+    )
+    para = (
+        f"Measured on `fashion` in one Iridium SBD MT message (270 framed bytes; `python benchmarks/sealed.py`, "
+        f"{len(seeds)} seeds, `send`'s defaults, the device's default `receive`, JSON in `docs/results/sealed.json`): "
+        f"the signed payload carries {' / '.join(str(by[('signed', x)]['labels']) for x in seeds)} labels and the "
+        f"sealed one {' / '.join(str(by[('sealed', x)]['labels']) for x in seeds)}, **{result['ratio']:.2f}× as "
+        f"many**. The {saved} bytes the tag saves carry labels and their positions. The student gets {sm:.4f} "
+        f"signed and {ss:.4f} sealed (mean; the teacher: {teacher:.4f}), that is {sm / teacher:.3f}× and "
+        f"{ss / teacher:.3f}× the teacher (`docs/results.md`)."
+    )
+    return {"sealed:table": table, "sealed:measured": para}
+
+
+def splice(doc: str, blocks: dict[str, str]) -> str:
+    """Each block this document holds, rewritten (results.md holds the table, security.md the paragraph)."""
+    held = [tag for tag in blocks if f"<!-- {tag} -->" in doc]
+    if not held:
+        raise SystemExit(f"the document has none of the blocks {sorted(blocks)}")
+    for tag in held:
+        doc = splice_block(doc, tag, blocks[tag])
+    return doc
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", default="out/bench/sealed")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--json", default="out/bench/sealed.json")
+    ap.add_argument("--json", default="docs/results/sealed.json")
     a = ap.parse_args(argv)
     work = Path(a.work)
     setup(work)

@@ -199,7 +199,12 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--budgets", type=int, nargs="+", default=None, help="default: per scenario")
     ap.add_argument("--json", default=None)
-    ap.add_argument("--merge", nargs="+", default=None, help="JSONs this wrote: join them into --json")
+    ap.add_argument(
+        "--merge",
+        nargs="+",
+        default=None,
+        help="JSONs this wrote: join them into --json (a later one's (scenario, budget) cells replace the earlier)",
+    )
     ap.add_argument("--render", default=None, help="a JSON this wrote: only rewrite --doc's table from it")
     ap.add_argument("--doc", default="docs/results.md")
     ap.add_argument("--rescore", default=None, help="a JSON this wrote: score its students again on today's slice")
@@ -219,7 +224,13 @@ def main() -> None:
 
         parts = [json.loads(Path(p).read_text()) for p in a.merge]
         result = {"teachers": {k: v for p in parts for k, v in p["teachers"].items()}}
-        result["runs"] = [r for p in parts for r in p["runs"]]
+        cells: dict = {}  # (scenario, budget) → its runs; a later JSON's cell replaces an earlier one's
+        for part in parts:
+            mine: dict = {}
+            for r in part["runs"]:
+                mine.setdefault((r["scenario"], r["budget"]), []).append(r)
+            cells.update(mine)
+        result["runs"] = [r for runs in cells.values() for r in runs]
         slices = {p.get("validation") for p in parts}
         if len(slices) != 1 or None in slices:
             raise SystemExit(f"the runs were scored on different validation slices ({slices}): --rescore them first")

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import table, write_json  # noqa: E402
+from _common import md_grid, render_into, splice_block, table, write_json  # noqa: E402
 
 STRATEGIES = {  # name → SelectConfig fields (keyed: the strategy's count per cluster, random items in keyed order)
     "random": {"strategy": "random"},
@@ -173,6 +173,39 @@ def plot(rows: list[dict], teacher_acc: float, path: str) -> None:
     print(f"wrote {path}")
 
 
+TABLE_METHODS = ("random", "random-keyed", "auto", "sentences (compressed)")  # the rows docs/ show
+
+
+def render(result: dict) -> str:
+    """The wordnet table of docs/results.md and docs/text.md from a JSON this wrote."""
+
+    def method(r: dict) -> str:
+        return {"auto": "**auto (default)**", "sentences (compressed)": "sentences, compressed"}.get(
+            r["method"], r["method"]
+        )
+
+    def acc(r: dict) -> str:
+        s = f"{r['mean']:.3f} ± {r['std']:.3f}"
+        return f"**{s}**" if r["method"] == "auto" else s
+
+    rows = [r for r in result["rows"] if r["method"] in TABLE_METHODS]
+    return md_grid(
+        rows,
+        [
+            ("framed bytes", "budget"),
+            ("method", method),
+            ("sends", "chose"),
+            ("items", "items"),
+            ("accuracy (mean ± sd)", acc),
+            ("× teacher", lambda r: f"{r['x_teacher']:.3f}"),
+        ],
+    )
+
+
+def splice(doc: str, table_md: str) -> str:
+    return splice_block(doc, "text:table", table_md)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", default="out/bench/text")
@@ -182,7 +215,12 @@ def main() -> None:
     ap.add_argument("--link", default="iridium-sbd-mt")
     ap.add_argument("--json", default=None)
     ap.add_argument("--plot", default=None)
+    ap.add_argument("--render", default=None, help="a JSON this wrote: only rewrite --doc's table from it")
+    ap.add_argument("--doc", default="docs/results.md")
     a = ap.parse_args()
+    if a.render:
+        render_into(a.doc, a.render, render, splice)
+        return
     from labelcast.datasets.sources import load_labelled
     from labelcast.receiver.evaluate import evaluate
 
@@ -216,7 +254,8 @@ def main() -> None:
     table(rows, ["budget", "method", "chose", "items", "mean", "std", "x_teacher"], "wordnet: student accuracy")
     if a.plot:
         plot(rows, teacher_acc, a.plot)
-    write_json(a.json, {"teacher_accuracy": teacher_acc, "pool": store.n, "rows": rows, "runs": runs})
+    cmd = "python benchmarks/text.py " + " ".join(sys.argv[1:])
+    write_json(a.json, {"command": cmd, "teacher_accuracy": teacher_acc, "pool": store.n, "rows": rows, "runs": runs})
 
 
 if __name__ == "__main__":

@@ -70,9 +70,9 @@ def load_equitable():
 )
 @click.option(
     "--results-section",
-    default="bench",
-    show_default=True,
-    help="The block of --results-md rewritten: between <!-- NAME:start --> and <!-- NAME:end -->.",
+    default=None,
+    help="The block of --results-md rewritten: between <!-- NAME:start --> and <!-- NAME:end --> "
+    "(default: a block bench-SCENARIO per scenario).",
 )
 @click.option(
     "--replot", type=click.Path(exists=True, dir_okay=False), help="Re-render plots and tables from a JSON report."

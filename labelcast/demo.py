@@ -158,6 +158,8 @@ def run_demo(scenario: str = "fashion", workdir: str | Path = "out/demo", *, see
         "student_over_teacher": round(student_acc / teacher_acc, 4) if teacher_acc else None,
         "student_onnx_bytes": got["export"]["onnx_bytes"],
         "training": {k: got["training"][k] for k in ("arch", "items", "epochs", "batch", "device", "train_seconds")},
+        # the items held back for the device's A/B check, and how often the student agrees with the teacher there
+        "held_back": got.get("validation"),
         "seconds": round(time.time() - t0, 2),
         "stage_seconds": stages,
         "peak_rss_mb": round(peak_rss_mb(), 1),

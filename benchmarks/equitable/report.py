@@ -243,8 +243,10 @@ def update_results_md(path: str | os.PathLike, section: str, tag: str = "bench")
 
 
 def write_report(
-    result: dict, json_path: str | os.PathLike, plots: str | os.PathLike | None, results_md, tag: str = "bench"
+    result: dict, json_path: str | os.PathLike, plots: str | os.PathLike | None, results_md, tag: str | None = None
 ) -> None:
+    """Write the JSON, a plot per scenario and the results.md block(s): one ``bench-SCENARIO`` block per scenario
+    unless ``tag`` names one block for them all."""
     result["json"] = str(json_path)
     jp = Path(json_path)
     jp.parent.mkdir(parents=True, exist_ok=True)
@@ -254,8 +256,11 @@ def write_report(
     if plots:
         for name in result["scenarios"]:
             plot(result, name, Path(plots) / f"accuracy_vs_bytes_{name}.png")
-    if results_md:
+    if results_md and tag:
         update_results_md(results_md, markdown(result), tag)
+    elif results_md:
+        for name, sc in result["scenarios"].items():
+            update_results_md(results_md, markdown({**result, "scenarios": {name: sc}}), f"bench-{name}")
 
 
 summarise = _summarise

@@ -197,6 +197,8 @@ def test_tiny_bench_reports_every_method_within_budget(tmp_path):
     )
     result = bench.run_bench(cfg, log=lambda m: None)
     bench.write_report(result, tmp_path / "r.json", tmp_path / "plots", tmp_path / "results.md")
+    md = (tmp_path / "results.md").read_text()
+    assert md.count("<!-- bench-digits:start -->") == 1 and "### digits:" in md  # one block per scenario
     sc = result["scenarios"]["digits"]
     assert sc["strategy"] in cfg.strategies and set(sc["strategy_validation_accuracy"]) == set(cfg.strategies)
     seen = {r["method"] for r in sc["runs"] if r["accuracy"] is not None}

@@ -47,6 +47,31 @@ def test_propagation_follows_the_graph():
     assert np.array_equal(z.argmax(1), np.repeat([0, 1], 30))
 
 
+def test_the_graph_is_the_exact_k_nearest_and_propagation_the_dense_formula():
+    """knn_graph against a full sort of the cosine matrix; propagate against the dense matrix iteration."""
+    rng = np.random.default_rng(1)
+    f = rng.normal(size=(2500, 16)).astype(np.float32)  # over two similarity blocks
+    f /= np.linalg.norm(f, axis=1, keepdims=True)
+    idx, sim = knn_graph(f, 7)
+    s = f @ f.T
+    np.fill_diagonal(s, -np.inf)
+    want = np.argsort(-s, axis=1, kind="stable")[:, :7]
+    assert all(set(a) == set(b) for a, b in zip(idx, want, strict=True))
+    assert np.allclose(sim, np.take_along_axis(s, idx, 1), atol=1e-5) and np.all(np.diff(sim, axis=1) <= 0)
+    n, k = 300, 5
+    idx, sim = knn_graph(f[:n], k)
+    seeds = np.zeros((n, 3))
+    seeds[np.arange(12), np.arange(12) % 3] = 1
+    w = np.zeros((n, n))
+    np.add.at(w, (np.repeat(np.arange(n), k), idx.ravel()), np.maximum(sim, 0).astype(np.float64).ravel() ** 3)
+    w += w.T
+    d = 1 / np.sqrt(w.sum(1))
+    z = seeds.copy()
+    for _ in range(20):
+        z = 0.99 * d[:, None] * (w @ (d[:, None] * z)) + seeds
+    assert np.allclose(propagate(idx, sim, seeds, 0.99, 20, 3.0), z, rtol=1e-10, atol=1e-12)
+
+
 def test_decision():
     assert semi_decision("off", {"semi": True}, 10, 10, "image") == (False, "--semi off")
     assert semi_decision("on", {}, 10_000, 10, "image")[0]

@@ -38,7 +38,7 @@ def test_a_closed_loop_round(tmp_path: Path):
     )
     lc("reference", "build", "npy:" + str(d / "pool.npy"), "--out", d / "ref")
     lc("teacher", "train", "--data", f"npy:{d / 'train.npy'}", "--labels", d / "train-labels.npy",
-       "--out", d / "t.onnx", "--epochs", "3", "--width", "4")  # fmt: skip
+       "--out", d / "t.onnx", "--epochs", "10", "--width", "8")  # fmt: skip
     lc("fleet", "add", "buoy1", "--key", d / "dev" / "device.pub", "--reference", d / "ref",
        "--link", "lora-eu868-dr5", *led)  # fmt: skip
     send = ["send", "--teacher", d / "t.onnx", "--reference", d / "ref", "--key", d / "ground" / "sender.key",
@@ -101,7 +101,7 @@ def test_a_sealed_payload_opens_on_its_device_only(tmp_path: Path):
     lc("keygen", "--role", "device", "--out", d / "other")
     lc("reference", "build", "npy:" + str(d / "pool.npy"), "--out", d / "ref", "--clusters", "0")
     lc("teacher", "train", "--data", f"npy:{d / 'train.npy'}", "--labels", d / "train-labels.npy",
-       "--out", d / "t.onnx", "--epochs", "3", "--width", "4")  # fmt: skip
+       "--out", d / "t.onnx", "--epochs", "10", "--width", "8")  # fmt: skip
     send = ["send", "--teacher", d / "t.onnx", "--reference", d / "ref", "--key", d / "ground" / "sender.key",
             "--link", "iridium-sbd-mt", "--budget", "270", "--strategy", "margin", "--json"]  # fmt: skip
     _, out, _ = lc(*send, "--out", d / "signed")

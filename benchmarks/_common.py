@@ -57,6 +57,17 @@ def splice_block(doc: str, tag: str, text: str) -> str:
     return pat.sub(lambda m: m.group(1) + text + m.group(2), doc)
 
 
+def splice_blocks(doc: str, blocks: dict[str, str], every: bool = True) -> str:
+    """``doc`` with each ``<!-- TAG -->`` block of ``blocks`` replaced; ``every=False``: only the blocks this
+    document holds (a result rendered into several documents), at least one."""
+    held = [tag for tag in blocks if every or f"<!-- {tag} -->" in doc]
+    if not held:
+        raise SystemExit(f"the document has none of the blocks {sorted(blocks)}")
+    for tag in held:
+        doc = splice_block(doc, tag, blocks[tag])
+    return doc
+
+
 def render_into(doc_path: str, json_path: str, render, splice) -> None:
     """Rewrite ``doc_path``'s generated block from the JSON at ``json_path`` (``--render``)."""
     doc = Path(doc_path)

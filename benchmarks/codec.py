@@ -31,7 +31,7 @@ import zstandard
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import md_table, render_into, splice_block, table, write_json  # noqa: E402
+from _common import md_table, render_into, splice_blocks, table, write_json  # noqa: E402
 
 from labelcast.codec.indexset import decode_indices, encode_indices, log2_binomial  # noqa: E402
 from labelcast.codec.labels import decode_labels, encode_labels  # noqa: E402
@@ -144,9 +144,7 @@ def render(result: dict) -> dict[str, str]:
 
 
 def splice(doc: str, blocks: dict[str, str]) -> str:
-    for tag, text in blocks.items():
-        doc = splice_block(doc, tag, text)
-    return doc
+    return splice_blocks(doc, blocks)
 
 
 def main() -> None:

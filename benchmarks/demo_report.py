@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import splice_block, write_json  # noqa: E402
+from _common import splice_blocks, write_json  # noqa: E402
 
 STAGES = (
     ("teacher_train", "teacher training"),
@@ -95,12 +95,7 @@ def render(r: dict) -> dict[str, str]:
 
 def splice(doc: str, blocks: dict[str, str]) -> str:
     """Each block this document holds, rewritten (README holds the table, results.md the paragraph)."""
-    held = [tag for tag in blocks if f"<!-- {tag} -->" in doc]
-    if not held:
-        raise SystemExit(f"the document has none of the blocks {sorted(blocks)}")
-    for tag in held:
-        doc = splice_block(doc, tag, blocks[tag])
-    return doc
+    return splice_blocks(doc, blocks, every=False)
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import splice_block  # noqa: E402
+from _common import splice_blocks  # noqa: E402
 
 from labelcast.codec.keys import TrustSet, generate_keypair  # noqa: E402
 from labelcast.datasets.sources import load_labelled  # noqa: E402
@@ -112,12 +112,7 @@ def render(result: dict) -> dict[str, str]:
 
 def splice(doc: str, blocks: dict[str, str]) -> str:
     """Each block this document holds, rewritten (results.md holds the table, security.md the paragraph)."""
-    held = [tag for tag in blocks if f"<!-- {tag} -->" in doc]
-    if not held:
-        raise SystemExit(f"the document has none of the blocks {sorted(blocks)}")
-    for tag in held:
-        doc = splice_block(doc, tag, blocks[tag])
-    return doc
+    return splice_blocks(doc, blocks, every=False)
 
 
 def main(argv=None) -> int:

@@ -84,19 +84,21 @@ bench-quick: setup
 
 # every per-issue benchmark (hours on 2 cores)
 bench-all: bench
+	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python benchmarks/codec.py --json docs/results/codec.json
 	$(BIN)/python benchmarks/link.py --json docs/results/link.json
-	$(BIN)/python benchmarks/selection.py --json out/bench/selection.json
+	$(BIN)/python benchmarks/selection.py --clusters 32 --budgets 1024 4096 --seeds 3 --strategies random random+quota \
+		random-keyed+quota energy-high+quota el2n-easy+quota energy-high+quota+soft energy-high+quota+soft4-T2 \
+		--plots docs --json docs/results/selection.json
 	$(BIN)/python benchmarks/scoring.py --json docs/results/scoring.json
-	$(BIN)/python benchmarks/receiver.py --json out/bench/receiver.json
-	$(BIN)/python benchmarks/device_training.py --json out/bench/device.json
-	$(BIN)/python benchmarks/reference.py --json out/bench/reference.json
-	$(BIN)/python benchmarks/scale.py --json out/bench/scale.json
+	$(BIN)/python benchmarks/receiver.py --json docs/results/receiver.json
+	$(BIN)/python benchmarks/device_training.py --json docs/results/device-training.json
+	$(BIN)/python benchmarks/reference.py --json docs/results/reference.json
+	$(BIN)/python benchmarks/scale.py --json docs/results/scale.json
 	$(BIN)/python benchmarks/reassembly.py --json docs/results/reassembly.json
-	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python benchmarks/fec.py --json docs/results/fec.json
-	$(BIN)/python benchmarks/byo_teacher.py --json out/bench/byo_teacher.json
-	$(BIN)/python benchmarks/fleet.py --json out/bench/fleet.json
+	$(BIN)/python benchmarks/byo_teacher.py --json docs/results/byo.json
+	$(BIN)/python benchmarks/fleet.py --json docs/results/fleet.json
 	$(BIN)/python benchmarks/sealed.py --json docs/results/sealed.json
 	$(BIN)/python benchmarks/field.py --json docs/results/field.json
 	$(BIN)/python benchmarks/field.py --scenario digits --work out/bench/field-digits --seeds 1 --budgets 270 1024 \
@@ -113,7 +115,7 @@ bench-all: bench
 		--json docs/results/choices.json
 	$(BIN)/labelcast bench --scenario clipart --payload-bytes 256 --payload-bytes 1024 --payload-bytes 4096 \
 		--payload-bytes 16384 --json docs/results/equitable-clipart.json --results-section bench-clipart
-	$(BIN)/python benchmarks/incremental.py --json out/bench/incremental.json
+	$(BIN)/python benchmarks/incremental.py --json docs/results/incremental.json
 	$(BIN)/python benchmarks/text.py --methods random,random-keyed,auto --json docs/results/text.json --plot docs/text_accuracy.png
 	$(BIN)/python benchmarks/reliability.py --doc docs/reliability.md --json docs/results/reliability.json
 	$(BIN)/python benchmarks/docblocks.py

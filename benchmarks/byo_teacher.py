@@ -1,6 +1,7 @@
 """Bring your own teacher, end to end on the CLI (issue #18).
 
-    python benchmarks/byo_teacher.py [--workdir out/bench/byo] [--budget 8192] [--json out/bench/byo.json]
+    python benchmarks/byo_teacher.py [--workdir out/bench/byo] [--budget 8192] [--json docs/results/byo.json]
+    python benchmarks/byo_teacher.py --render docs/results/byo.json   # only rewrite docs/results.md's table
 
 A user trains their own classifier the way they would anywhere — plain torch, on Fashion-MNIST
 train brought to 32×32 RGB, normalised with mean/std 0.5, NHWC input, ending in a softmax —
@@ -32,7 +33,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import table, write_json  # noqa: E402
+from _common import md_grid, render_into, splice_block, table, write_json  # noqa: E402
 
 SPEC = {"size": 32, "channels": 3, "mean": 0.5, "std": 0.5, "layout": "nhwc", "output": "probs"}
 
@@ -217,8 +218,39 @@ def run_teacher(model: str, spec: dict, described: str, wd: Path, a) -> tuple[di
     return cal, teacher, rows
 
 
+TEACHER_NAMES = {
+    "torch": "plain torch CNN: NHWC 32×32×3, mean/std 0.5, softmax output",
+    "sklearn": "scikit-learn MLP (256 hidden) on flattened pixels, skl2onnx defaults: flat 784, /255, label + "
+    "ZipMap outputs",
+}
+
+
+def render(result: dict) -> str:
+    """docs/results.md's table from a JSON this wrote: one row per teacher and seed."""
+    rows = [{**r, "kind": kind} for kind, res in result.items() if kind in TEACHER_NAMES for r in res["rows"]]
+    return md_grid(
+        rows,
+        [
+            ("teacher", lambda r: TEACHER_NAMES[r["kind"]]),
+            ("train s", lambda r: f"{result[r['kind']]['train_seconds'][r['teacher']]:.1f}"),
+            ("teacher accuracy", lambda r: f"{r['teacher_acc']:.4f}"),
+            ("framed bytes", "framed_bytes"),
+            ("labels", "labels"),
+            ("strategy (auto)", "strategy"),
+            ("student accuracy", lambda r: f"{r['student_acc']:.4f}"),
+            ("student / teacher", lambda r: f"{r['ratio']:.3f}"),
+        ],
+    )
+
+
+def splice(doc: str, text: str) -> str:
+    return splice_block(doc, "byo:table", text)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--render", default=None, help="a JSON this wrote: only rewrite --doc's table from it")
+    ap.add_argument("--doc", default="docs/results.md")
     ap.add_argument("--workdir", default="out/bench/byo")
     ap.add_argument("--budget", type=int, default=8192)
     ap.add_argument("--seeds", type=int, default=1)
@@ -226,6 +258,9 @@ def main() -> None:
     ap.add_argument("--no-torch", action="store_true", help="skip the torch teacher")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
+    if a.render:
+        render_into(a.doc, a.render, render, splice)
+        return
     wd = Path(a.workdir)
     wd.mkdir(parents=True, exist_ok=True)
     if not (wd / "ref" / "manifest.lcm").exists():

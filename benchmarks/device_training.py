@@ -1,6 +1,7 @@
 """Device training: pretrained backbones and sparse updates, against random weights (issue #19).
 
-    python benchmarks/device_training.py [--scenarios fashion digits] [--json out/bench/device.json]
+    python benchmarks/device_training.py [--scenarios fashion digits] [--json docs/results/device-training.json]
+    python benchmarks/device_training.py --render docs/results/device-training.json   # only docs/devices.md's tables
 
 For each scenario (the built-in reference store, its teacher trained here) and each framed budget
 (Iridium SBD MT: 1, 4 and 15 messages = 270 B, 1,080 B, 4,050 B — the framed budgets nearest
@@ -42,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import table, write_json  # noqa: E402
+from _common import md_grid, render_into, splice_blocks, table, write_json  # noqa: E402
 
 BUDGETS = (270, 1080, 4050)
 RUNS = {  # name: (--init, --finetune, --train-samples, --augment)
@@ -202,8 +203,61 @@ def memory_runs(log) -> list[dict]:
     return rows
 
 
+def render(result: dict) -> dict[str, str]:
+    """docs/devices.md's two tables from a JSON this wrote: accuracy per initialisation and fine-tuning on the
+    same payload (Δ points against random weights), and training memory per student and fine-tuning."""
+    acc = result["accuracy"]
+    cells = list(dict.fromkeys((r["scenario"], r["framed_bytes"], r["items"]) for r in acc))  # as run
+    runs = ["random", "random-half", "pretrained", "pretrained-half", "last:1", "head"]
+    heads = [
+        "random",
+        "random, ½ schedule",
+        "pretrained (`--init auto`)",
+        "pretrained, ½ schedule",
+        "`last:1`",
+        "`head`",
+    ]
+    lines = [
+        "| scenario | framed B | items | " + " | ".join(heads) + " | train s: random / pretrained / pretrained ½ |"
+    ]
+    lines.append("|" + "---|" * (len(heads) + 4))
+    for sc, fb, k in cells:
+        by = {r["run"]: r for r in acc if (r["scenario"], r["framed_bytes"]) == (sc, fb)}
+        row = [sc, f"{fb:,}", f"{k:,}"]
+        for name in runs:
+            r = by.get(name)
+            if r is None:
+                row.append("")
+            elif name == "random":
+                row.append(f"{r['accuracy']:.3f}")
+            else:
+                row.append(f"{r['accuracy']:.3f} ({r['d_acc_pts']:+.1f})".replace("-", "−"))
+        t = [by[n]["train_s"] for n in ("random", "pretrained", "pretrained-half") if n in by]
+        ratio = f" ({t[2] / t[0]:.2f}×)" if len(t) == 3 else ""
+        row.append(" / ".join(f"{v:.0f}" for v in t) + ratio)
+        lines.append("| " + " | ".join(row) + " |")
+    mem = md_grid(
+        result.get("memory", []),
+        [
+            ("student", "arch"),
+            ("fine-tuned", lambda r: f"`{r['finetune']}`"),
+            ("trainable / all parameters", lambda r: f"{r['trainable']:,} / {r['params']:,}"),
+            ("planned", lambda r: f"{r['planned_mb']:.1f} MB"),
+            ("measured peak", lambda r: f"{r['peak_mb']:.1f} MB"),
+            ("× `all`", lambda r: f"{r['x_peak']:.2f}"),
+        ],
+    )
+    return {"device:accuracy": "\n".join(lines), "device:memory": mem}
+
+
+def splice(doc: str, blocks: dict[str, str]) -> str:
+    return splice_blocks(doc, blocks)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--render", default=None, help="a JSON this wrote: only rewrite --doc's tables from it")
+    ap.add_argument("--doc", default="docs/devices.md")
     ap.add_argument("--scenarios", nargs="+", default=["fashion", "digits"])
     ap.add_argument("--work", default="out/bench/device")
     ap.add_argument("--skip-memory", action="store_true")
@@ -211,12 +265,19 @@ def main() -> None:
     ap.add_argument("--runs", nargs="+", choices=[*RUNS, *EXTRA_RUNS], default=list(RUNS), help="default: no extras")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
+    if a.render:
+        render_into(a.doc, a.render, render, splice)
+        return
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
     runs = {k: {**RUNS, **EXTRA_RUNS}[k] for k in a.runs}
-    result: dict = {"budgets": BUDGETS, "runs": runs}
+    import os
+    import platform
+
+    machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+    result: dict = {"command": " ".join(sys.argv), "machine": machine, "budgets": BUDGETS, "runs": runs}
     if not a.skip_memory:
         mem = memory_runs(log)
         result["memory"] = mem

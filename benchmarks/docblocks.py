@@ -95,6 +95,10 @@ BLOCKS: tuple[Block, ...] = (
     Block("docs/results/sealed.json", "docs/security.md", _simple("sealed")),
     Block("docs/results/demo-fashion.json", "README.md", _simple("demo_report")),
     Block("docs/results/demo-fashion.json", "docs/results.md", _simple("demo_report")),
+    Block("docs/results/reference.json", "docs/reference.md", _simple("reference")),
+    Block("docs/results/scale.json", "docs/scale.md", _simple("scale")),
+    Block("docs/results/fleet.json", "docs/receipts.md", _simple("fleet")),
+    Block("docs/results/incremental.json", "docs/results.md", _simple("incremental")),
 )
 
 

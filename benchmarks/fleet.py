@@ -16,7 +16,8 @@ Everything is the real code: frames, erasure code, signatures, the device's orde
 (``verify_and_decode``, ``Chains.commit``), receipts, the SQLite ledger. Training is left out (it does not
 move a byte of either link): a device "applies" a payload as ``receive`` does, up to the student.
 
-    python benchmarks/fleet.py [--devices 50] [--loss 0.1 0.3] [--json out/bench/fleet.json]
+    python benchmarks/fleet.py [--devices 50] [--loss 0.1 0.3] [--json docs/results/fleet.json]
+    python benchmarks/fleet.py --render docs/results/fleet.json   # only rewrite docs/receipts.md's table
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _common import md_grid, render_into, splice_block  # noqa: E402
 
 from labelcast.codec.delta import LabelledSet, diff_sets  # noqa: E402
 from labelcast.codec.errors import LabelcastError, MissingParentError  # noqa: E402
@@ -276,12 +280,51 @@ def _close(members, ledger: Ledger, data: bytes, link, loss: float, rng, stats: 
     return -1
 
 
+def render(result: dict) -> str:
+    """docs/receipts.md's closed-vs-open table, and the forward-byte ratio per loss rate, from a JSON this wrote."""
+
+    def dash(v, fmt="{:,}"):
+        return "—" if v is None else fmt.format(v)
+
+    closed = lambda r: r["loop"] == "closed"  # noqa: E731
+    tab = md_grid(
+        result["rows"],
+        [
+            ("L", "loss"),
+            ("loop", "loop"),
+            ("forward bytes", "forward_bytes"),
+            ("of which repair", lambda r: dash(r["repair_bytes"] if closed(r) else None)),
+            ("return bytes", lambda r: dash(r["return_bytes"] if closed(r) else None)),
+            ("payloads", "payloads"),
+            ("devices at the final head", "converged"),
+            ("stuck", "stuck"),
+            ("NAK cycles (max)", lambda r: dash(max(r["rounds_to_delivery"]) if closed(r) else None)),
+            ("ingest", lambda r: dash(r["ingest_receipts_per_second"], "{:,.0f} receipts/s")),
+            (
+                "ledger per device",
+                lambda r: dash(r["ledger_bytes_per_device"] and r["ledger_bytes_per_device"] / 1000, "{:.0f} KB"),
+            ),
+        ],
+    )
+    ratios = ", ".join(f"**{v:.3f}×** at {float(k):.0%} loss" for k, v in result["closed_over_open"].items())
+    return tab + f"\n\nClosed loop over open loop, forward bytes: {ratios}."
+
+
+def splice(doc: str, text: str) -> str:
+    return splice_block(doc, "fleet:table", text)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--devices", type=int, default=50)
     ap.add_argument("--loss", type=float, nargs="+", default=[0.1, 0.3])
     ap.add_argument("--json", dest="out", default="out/bench/fleet.json")
+    ap.add_argument("--render", default=None, help="a JSON this wrote: only rewrite --doc's table from it")
+    ap.add_argument("--doc", default="docs/receipts.md")
     a = ap.parse_args(argv)
+    if a.render:
+        render_into(a.doc, a.render, render, splice)
+        return 0
     rows = []
     for loss in a.loss:
         for closed in (False, True):
@@ -303,8 +346,13 @@ def main(argv=None) -> int:
         o, c = (next(r for r in rows if r["loss"] == loss and r["loop"] == lp) for lp in ("open", "closed"))
         ratios[str(loss)] = round(c["forward_bytes"] / o["forward_bytes"], 3)
         print(f"loss {loss}: closed / open forward bytes = {ratios[str(loss)]}")
+    import os
+    import platform
+
+    machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+    out = {"command": " ".join(sys.argv), "machine": machine, "rows": rows, "closed_over_open": ratios}
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps({"rows": rows, "closed_over_open": ratios}, indent=1))
+    Path(a.out).write_text(json.dumps(out, indent=1))
     return 0
 
 

@@ -1,6 +1,7 @@
 """Incremental payloads: a campaign of updates, sending only the difference (issue #21).
 
-    python benchmarks/incremental.py [--scenario fashion] [--json out/bench/incremental.json]
+    python benchmarks/incremental.py [--scenario fashion] [--json docs/results/incremental.json]
+    python benchmarks/incremental.py --render docs/results/incremental.json   # only rewrite docs/results.md's table
 
 Round 0 sends a full payload at 4 KiB (framed, Iridium SBD MT) from a teacher that knows all classes
 but the last. Then three rounds, each changing about 10 % of the device's labelled set:
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import table, write_json  # noqa: E402
+from _common import md_grid, render_into, splice_block, table, write_json  # noqa: E402
 
 
 def teacher(work: Path, name: str, x, y, names, epochs: int, seed: int):
@@ -38,13 +39,52 @@ def teacher(work: Path, name: str, x, y, names, epochs: int, seed: int):
     return Teacher(path)
 
 
+def render(result: dict) -> str:
+    """docs/results.md's campaign table from a JSON this wrote."""
+
+    def num(key: str, fmt: str):
+        return lambda r: None if r.get(key) is None else fmt.format(r[key])
+
+    return md_grid(
+        result["rows"],
+        [
+            ("round", "round"),
+            ("items", "items"),
+            ("added", "added"),
+            ("relabelled", "relabelled"),
+            ("changed", num("changed_pct", "{:.1f} %")),
+            ("delta bytes", "bytes"),
+            ("full payload of the same set", "full_bytes"),
+            ("× full", num("x_full", "{:.3f}")),
+            ("warm s", num("warm_s", "{:.1f}")),
+            ("scratch s", num("scratch_s", "{:.1f}")),
+            ("× time", num("x_time", "{:.3f}")),
+            ("acc warm", num("acc_warm", "{:.4f}")),
+            ("acc scratch", num("acc_scratch", "{:.4f}")),
+            (
+                "Δ points",
+                lambda r: None if r.get("acc_diff_pts") is None else f"{r['acc_diff_pts']:+.2f}".replace("-", "−"),
+            ),
+        ],
+    )
+
+
+def splice(doc: str, text: str) -> str:
+    return splice_block(doc, "incremental:table", text)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scenario", default="fashion", choices=["fashion", "digits"])
     ap.add_argument("--work", default="out/bench/incremental")
     ap.add_argument("--change", type=float, default=0.10, help="fraction of the set changed per round")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--render", default=None, help="a JSON this wrote: only rewrite --doc's table from it")
+    ap.add_argument("--doc", default="docs/results.md")
     a = ap.parse_args()
+    if a.render:
+        render_into(a.doc, a.render, render, splice)
+        return
     from labelcast.codec.keys import TrustSet, generate_keypair, load_private_key
     from labelcast.codec.manifest import ReferenceStore
     from labelcast.datasets.sources import load_labelled
@@ -177,7 +217,11 @@ def main() -> None:
         "acc_diff_pts",
     ]
     table(rows, cols, f"{a.scenario}: a campaign of deltas (4 KiB first payload, Iridium SBD MT)")
-    write_json(a.json, {"scenario": a.scenario, "rows": rows})
+    import os
+    import platform
+
+    machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+    write_json(a.json, {"command": " ".join(sys.argv), "machine": machine, "scenario": a.scenario, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Receiver benchmark: training throughput of `receive`'s trainer vs. a bare torch loop, and
 peak memory per device profile vs. the profile's budget (each in its own process).
 
-    python benchmarks/receiver.py [--json out/bench/receiver.json]
+    python benchmarks/receiver.py [--json docs/results/receiver.json]
+    python benchmarks/receiver.py --render docs/results/receiver.json   # only rewrite docs/devices.md's tables
 
 Throughput: the same student, data (2,000 Fashion-MNIST items), batch and number
 of steps; the bare loop is the minimum a hand-written script would do
@@ -20,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import table, write_json  # noqa: E402
+from _common import md_grid, render_into, splice_blocks, table, write_json  # noqa: E402
 
 CHILD = r"""
 import json, resource, sys, time, numpy as np
@@ -90,10 +91,46 @@ def throughput(arch: str, k: int, steps: int) -> dict:
     }
 
 
+def render(result: dict) -> dict[str, str]:
+    """docs/devices.md's throughput and per-profile memory tables from a JSON this wrote."""
+    thr = md_grid(
+        result["throughput"],
+        [
+            ("student", lambda r: f"`{r['arch']}`"),
+            ("`receive`'s trainer img/s", "receive_img_s"),
+            ("bare torch loop img/s", "bare_torch_img_s"),
+            ("ratio", lambda r: f"{r['ratio']:.3f}×"),
+            ("steps × batch", lambda r: f"{r['steps']} × {r['batch']}"),
+        ],
+    )
+    mem = md_grid(
+        result["memory"],
+        [
+            ("profile", "profile"),
+            ("memory", lambda r: f"{r['memory_mb']:,} MB" if "memory_mb" in r else None),
+            ("training budget", lambda r: f"{r['budget_mb']:,} MB"),
+            ("batch", "batch"),
+            ("planned", lambda r: f"{r['planned_mb']:,} MB" if "planned_mb" in r else None),
+            ("peak RSS", lambda r: f"{r['peak_rss_mb']:,} MB" if "peak_rss_mb" in r else r.get("outcome")),
+            ("under budget", lambda r: ("yes" if r["under_budget"] else "**no**") if "under_budget" in r else "**no**"),
+        ],
+    )
+    return {"receiver:throughput": thr, "receiver:memory": mem}
+
+
+def splice(doc: str, blocks: dict[str, str]) -> str:
+    return splice_blocks(doc, blocks)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--render", default=None, help="a JSON this wrote: only rewrite --doc's tables from it")
+    ap.add_argument("--doc", default="docs/devices.md")
     a = ap.parse_args()
+    if a.render:
+        render_into(a.doc, a.render, render, splice)
+        return
     rows = [throughput(arch, 2000, 150) for arch in ("cnn-small", "resnet8")]
     table(rows, list(rows[0]), "training throughput: receive's trainer vs. a bare torch loop (cpu-small)")
     from labelcast.profiles import list_profiles, load_device
@@ -114,7 +151,7 @@ def main() -> None:
                 "memory_mb": prof.memory_mb,
                 "budget_mb": prof.budget_bytes >> 20,
                 "batch": info["batch"],
-                "planned_mb": info["memory_plan"]["estimated_bytes"] >> 20,
+                "planned_mb": info["memory_plan"]["estimate"]["estimated_bytes"] >> 20,
                 "peak_rss_mb": round(info["rss_mb"]),
                 "under_budget": info["rss_mb"] < prof.budget_bytes / 2**20,
             }
@@ -124,7 +161,11 @@ def main() -> None:
         ["profile", "memory_mb", "budget_mb", "batch", "planned_mb", "peak_rss_mb", "under_budget"],
         "peak memory per device profile (CPU run, RLIMIT_AS = profile memory + 3 GiB of torch address space)",
     )
-    write_json(a.json, {"throughput": rows, "memory": mem})
+    import os
+    import platform
+
+    machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+    write_json(a.json, {"command": " ".join(sys.argv), "machine": machine, "throughput": rows, "memory": mem})
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Reference-store benchmark: build, full verify and selective verify, on ≥ 50,000 real image files
 and on an array store — against `sha256sum` (and `b3sum` when installed) over the same bytes.
 
-    python benchmarks/reference.py [--files 50000] [--json out/bench/reference.json]
+    python benchmarks/reference.py [--files 50000] [--json docs/results/reference.json]
+    python benchmarks/reference.py --render docs/results/reference.json   # only rewrite docs/reference.md's tables
 
 The folder is made from Fashion-MNIST images written as PNG and JPEG files in
 100 synset-like folders. Builds run in a subprocess so their peak RSS is their own.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -22,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import table, write_json  # noqa: E402
+from _common import md_grid, render_into, splice_blocks, table, write_json  # noqa: E402
 
 BUILD = r"""
 import json, resource, sys, time
@@ -153,11 +155,62 @@ def hash_choice(store_dir: Path) -> list[dict]:
     return rows
 
 
+def _rgb(row: dict) -> bool:
+    return row.get("source", row.get("store", "")).startswith(("Openclipart", "64×", "128×"))
+
+
+def render(result: dict) -> dict[str, str]:
+    """docs/reference.md's tables from a JSON this wrote: the hash choice, and build and verify of the grey
+    (Fashion-MNIST files) and RGB (Openclipart) stores."""
+    build = [
+        ("source", "source"),
+        ("items", "items"),
+        ("build items/s", "build_items_s"),
+        ("build s", "build_s"),
+        ("peak RSS MB", "peak_rss_mb"),
+        ("under 1 GB", lambda r: "yes" if r["under_1GB"] else "no"),
+    ]
+    verify = [
+        ("store", "store"),
+        ("items", "items"),
+        ("MB", "store_MB"),
+        ("full verify MB/s", lambda r: f"{r['full_verify_MB_s']:,.0f}"),
+        ("`sha256sum` MB/s", lambda r: None if r["sha256sum_MB_s"] is None else f"{r['sha256sum_MB_s']:,.0f}"),
+        ("× `sha256sum`", lambda r: None if r["x_sha256sum"] is None else f"{r['x_sha256sum']:.2f}"),
+        ("1 % selective s", lambda r: f"{r['verify_1pct_s']:.4f}"),
+        ("full s", lambda r: f"{r['verify_full_s']:.3f}"),
+        ("1 % selective / full", lambda r: f"{r['selective_over_full']:.3f}"),
+    ]
+    hashes = [
+        ("hash", "hash"),
+        ("item bytes", "item_bytes"),
+        ("items/s", "items_s"),
+        ("MB/s", "MB_s"),
+        ("one buffer MB/s", "one_buffer_MB_s"),
+    ]
+    return {
+        "reference:hash": md_grid(result["hash"], hashes),
+        "reference:build": md_grid([r for r in result["build"] if not _rgb(r)], build),
+        "reference:verify": md_grid([r for r in result["verify"] if not _rgb(r)], verify),
+        "reference:rgb-build": md_grid([r for r in result["build"] if _rgb(r)], build),
+        "reference:rgb-verify": md_grid([r for r in result["verify"] if _rgb(r)], verify),
+    }
+
+
+def splice(doc: str, blocks: dict[str, str]) -> str:
+    return splice_blocks(doc, blocks)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--files", type=int, default=50_000)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--render", default=None, help="a JSON this wrote: only rewrite --doc's tables from it")
+    ap.add_argument("--doc", default="docs/reference.md")
     a = ap.parse_args()
+    if a.render:
+        render_into(a.doc, a.render, render, splice)
+        return
     from labelcast.datasets.builtin import fashion
 
     with tempfile.TemporaryDirectory() as d:
@@ -190,7 +243,10 @@ def main() -> None:
         table(ver, list(ver[0]), "verify: full re-hash vs. the command-line hasher, and 1% selective")
         hc = hash_choice(d / "folder")
         table(hc, list(hc[0]), "per-item hash: SHA-256 vs. BLAKE3")
-    write_json(a.json, {"build": builds, "verify": ver, "hash": hc})
+    import platform
+
+    machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+    write_json(a.json, {"command": " ".join(sys.argv), "machine": machine, "build": builds, "verify": ver, "hash": hc})
 
 
 if __name__ == "__main__":

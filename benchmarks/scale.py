@@ -2,7 +2,8 @@
 pipeline at ImageNet-21K size (N = 14,197,122 in 21,841 groups) with the Ray engine.
 
     python benchmarks/scale.py [--items 14197122] [--engine-items 1000000] [--size 16]
-                               [--skip-pipeline] [--json out/bench/scale.json]
+                               [--skip-pipeline] [--json docs/results/scale.json]
+    python benchmarks/scale.py --render docs/results/scale.json   # only rewrite docs/scale.md's tables
 
 Part 1 (engines, same store, same teacher, same run): items/s of the local engine (one process, ONNX
 Runtime on both cores), Ray on one node (a ``ray start --head`` process with 2 CPUs, 2 actors) and Ray
@@ -32,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import table, write_json  # noqa: E402
+from _common import md_grid, render_into, splice_blocks, table, write_json  # noqa: E402
 
 BUILD = r"""
 import json, sys, time
@@ -180,8 +181,70 @@ def pipeline(d: Path, n: int, size: int) -> list[dict]:
     return [{"stage": "build synthetic store (own process)", "seconds": secs, "items": n}, *rows]
 
 
+ENGINE_NAMES = {
+    "local": "local (one process, ORT on both cores)",
+    "ray, 1 node × 2 CPUs": "Ray, 1 node × 2 CPUs",
+    "ray, 2 nodes × 1 CPU": "Ray, 2 nodes × 1 CPU (two `ray start` processes)",
+}
+
+
+def _note(r: dict) -> str:
+    if "items_per_s" in r:
+        return f"{r['items_per_s']:,} items/s"
+    if "k" in r and r["stage"].startswith("select "):
+        return f"k = {r['k']:,}"
+    if "payload_bytes" in r:
+        return f"{r['payload_bytes']:,} B"
+    if "frames" in r:
+        return f"{r['frames']} frames"
+    return ""
+
+
+def _n(n: int) -> str:
+    return f"{n / 1e6:.1f}M".replace(".0M", "M")
+
+
+def render(result: dict) -> dict[str, str]:
+    """docs/scale.md's two tables from a JSON this wrote: the engines, and the pipeline's stages at each N."""
+    eng = md_grid(
+        result["engines"],
+        [
+            ("engine", lambda r: ENGINE_NAMES.get(r["engine"], r["engine"])),
+            ("seconds", lambda r: f"{r['seconds']:.2f}"),
+            ("items/s", "items_per_s"),
+            ("× local", lambda r: f"{r['x_local']:.3f}"),
+            ("× one node", lambda r: f"{r['x_one_node']:.3f}" if "x_one_node" in r else None),
+            ("cluster start", lambda r: None if r["cluster_start_s"] is None else f"{r['cluster_start_s']:.0f} s"),
+            ("actors", "actors"),
+            ("shards per node", lambda r: (r["shards_per_node"] or "").replace("/", " / ") or None),
+            ("payload identical", lambda r: "yes" if r["payload_same"] else "**no**"),
+        ],
+    )
+    runs = sorted((int(k.split("_")[1]), v) for k, v in result.items() if k.startswith("pipeline_"))
+    stages = [r["stage"] for r in runs[-1][1]]
+    head = ["stage"]
+    for n, _ in runs:
+        head += [f"{_n(n)}: seconds", f"{_n(n)}: driver peak RSS"]
+    lines = ["| " + " | ".join([*head, ""]) + " |", "|" + "---|" * (len(head) + 1)]
+    for st in stages:
+        cells, note = [st.replace("selective verify of the k items", "selective verify of the k items (receiver)")], ""
+        for _, rows in runs:
+            r = next((x for x in rows if x["stage"] == st), {})
+            rss = r.get("driver_peak_rss_mb")
+            cells += [f"{r['seconds']:.2f}" if "seconds" in r else "", f"{rss:,} MB" if rss else ""]
+            note = _note(r) if r else note
+        lines.append("| " + " | ".join([*cells, note]) + " |")
+    return {"scale:engines": eng, "scale:pipeline": "\n".join(lines)}
+
+
+def splice(doc: str, blocks: dict[str, str]) -> str:
+    return splice_blocks(doc, blocks)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--render", default=None, help="a JSON this wrote: only rewrite --doc's tables from it")
+    ap.add_argument("--doc", default="docs/scale.md")
     ap.add_argument("--items", type=int, default=14_197_122)
     ap.add_argument("--engine-items", type=int, default=1_000_000)
     ap.add_argument("--size", type=int, default=16)
@@ -189,6 +252,9 @@ def main() -> None:
     ap.add_argument("--work", default="out" if Path("out").exists() else None)
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
+    if a.render:
+        render_into(a.doc, a.render, render, splice)
+        return
     out = {}
     with tempfile.TemporaryDirectory(dir=a.work) as d:
         out["engines"] = engines(Path(d), a.engine_items, a.size)
@@ -200,6 +266,11 @@ def main() -> None:
             with tempfile.TemporaryDirectory(dir=a.work) as d:
                 out[f"pipeline_{n}"] = pipeline(Path(d), n, a.size)
             table(out[f"pipeline_{n}"], [*cols, "frames"], f"pipeline at N = {n:,}, Ray engine ({a.size}²×3 items)")
+    import os
+    import platform
+
+    out["command"] = " ".join(sys.argv)
+    out["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
     write_json(a.json, out)
 
 

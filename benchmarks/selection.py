@@ -1,6 +1,7 @@
 """Selection benchmark: student accuracy vs. framed payload bytes, every strategy, both scenarios.
 
     python benchmarks/selection.py [--quick] [--scenarios fashion digits] [--clusters K] [--json PATH]
+    python benchmarks/selection.py --render docs/results/selection.json   # only rewrite docs/results.md's tables
 
 ``--clusters K`` reorders the pool into K content clusters first, as
 ``labelcast reference build --clusters K`` stores it (for ``random-keyed`` and ``--keyed``).
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import table, write_json  # noqa: E402
+from _common import render_into, splice_blocks, table, write_json  # noqa: E402
 
 from labelcast.codec.payload import build_payload  # noqa: E402
 from labelcast.codec.preprocess import Preprocess  # noqa: E402
@@ -220,8 +221,62 @@ def plot(rows, scenario: str, teacher_acc: float, path: Path) -> None:
     plt.close(fig)
 
 
+def _label(name: str) -> str:
+    spec = CONFIGS[name]
+    if not spec.get("soft"):
+        return name
+    base = name.split("+soft")[0]
+    levels = f", {spec['soft_levels']} levels" if spec.get("soft_levels", 16) != 16 else ""
+    return f"{base} + soft labels (E {spec.get('soft_extra', 2)}, T {spec.get('soft_t', 1.0):g}{levels})"
+
+
+def render(result: dict) -> dict[str, str]:
+    """docs/results.md's table per scenario from a JSON this wrote: test accuracy mean ± std over seeds, × the
+    teacher, items, and the validation slice's accuracy in brackets; bold: the best on validation per budget."""
+    blocks = {}
+    for scenario, res in result["scenarios"].items():
+        runs = res["runs"]
+        names = list(dict.fromkeys(r["strategy"] for r in runs))
+        budgets = sorted({r["budget"] for r in runs})
+        cell = {}
+        for n in names:
+            for b in budgets:
+                rs = [r for r in runs if r["strategy"] == n and r["budget"] == b]
+                if rs:
+                    acc = [r["accuracy"] for r in rs]
+                    val = [r["val_accuracy"] for r in rs]
+                    cell[n, b] = (float(np.mean(acc)), float(np.std(acc)), float(np.mean(val)), rs)
+        best = {b: max((n for n in names if (n, b) in cell), key=lambda n: cell[n, b][2]) for b in budgets}
+        t = res["teacher_accuracy"]
+        lines = [
+            f"**{scenario}** (teacher {t:.3f}; {len(runs) // max(len(cell), 1)} seeds)",
+            "",
+            "| strategy | " + " | ".join(f"{b:,} B" for b in budgets) + " |",
+            "|---|" + "---|" * len(budgets),
+        ]
+        for n in names:
+            row = []
+            for b in budgets:
+                if (n, b) not in cell:
+                    row.append("")
+                    continue
+                m, sd, v, rs = cell[n, b]
+                k = int(round(np.mean([r["k"] for r in rs])))
+                text = f"{m:.3f} ± {sd:.3f} ({m / t:.2f}×, k = {k:,}) [{v:.3f}]"
+                row.append(f"**{text}**" if best[b] == n else text)
+            lines.append(f"| {_label(n)} | " + " | ".join(row) + " |")
+        blocks[f"selection:{scenario}"] = "\n".join(lines)
+    return blocks
+
+
+def splice(doc: str, blocks: dict[str, str]) -> str:
+    return splice_blocks(doc, blocks)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--render", default=None, help="a JSON this wrote: only rewrite --doc's tables from it")
+    ap.add_argument("--doc", default="docs/results.md")
     ap.add_argument("--scenarios", nargs="+", default=["fashion", "digits"])
     ap.add_argument("--budgets", nargs="+", type=int, default=[1024, 2048, 4096, 8192])
     ap.add_argument("--seeds", type=int, default=3)
@@ -248,6 +303,9 @@ def main() -> None:
         "--clusters", type=int, default=0, help="reorder the pool into K content clusters (reference build --clusters)"
     )
     a = ap.parse_args()
+    if a.render:
+        render_into(a.doc, a.render, render, splice)
+        return
     if a.quick:
         a.seeds, a.budgets = 1, [1024, 4096]
         a.strategies = ["random", "random+quota", "energy+quota", "el2n-easy+quota"]
@@ -287,7 +345,14 @@ def main() -> None:
         suffix = f"_k{a.clusters}" if a.clusters else ""
         plot(rows, scenario, env["teacher_acc"], Path(a.plots) / f"selection_{scenario}{suffix}.png")
         out[scenario] = {"teacher_accuracy": env["teacher_acc"], "runs": rows}
-    write_json(a.json, out)
+    import os
+    import platform
+
+    machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+    config = {"clusters": a.clusters, "budgets": a.budgets, "seeds": a.seeds, "strategies": a.strategies,
+              "train_samples": a.train_samples, "student": student, "validation_items": a.val,
+              "link": "iridium-sbd-mt"}  # fmt: skip
+    write_json(a.json, {"command": " ".join(sys.argv), "machine": machine, "config": config, "scenarios": out})
 
 
 if __name__ == "__main__":

@@ -286,7 +286,8 @@ def _train_and_export(p, x, step, store, cfg, profile, outp, report, resume, pro
         model, tinfo = train_student(
             ts.x, ts.targets, h.classes, pp, profile, sc, progress=progress, root=store.root, warm=warm, **common
         )
-    model = _semi(model, ts, p, step, store, cfg, (pp, profile, sc), report, fx, progress=progress, **common)
+    seen = int(tinfo.get("epochs", 0)) * len(ts.x) or None  # round 2's schedule is a share of what round 1 saw
+    model = _semi(model, ts, p, step, store, cfg, (pp, profile, sc), report, fx, progress=progress, seen=seen, **common)
     tinfo["training_set"] = ts.counts
     t = time.time()
     meta = {"payload_sha256": report["payload_sha256"], "sequence": h.sequence, "classes": step.labelled.class_names}

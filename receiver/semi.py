@@ -14,7 +14,7 @@ trains as before (round 1), then:
 4. gives each pool item the class of the propagated scores averaged with the round-1 student's
    posteriors — two views whose errors differ — keeping the most certain ``keep`` share of each class;
 5. trains **round 2** warm from round 1 on the labelled items (repeated to ``labelled_share`` of the
-   set) and the pseudo-labelled pool items, for ``fraction`` of round 1's schedule.
+   set) and the pseudo-labelled pool items, for ``fraction`` of the images round 1 saw.
 
 Round 2 checkpoints to its own file, so a power cut in either round resumes where it stopped and ends
 with the weights of an uninterrupted run. The receive report's ``semi`` says what ran, how many store
@@ -75,7 +75,8 @@ class SemiConfig:
         iterations: propagation steps
         gamma: affinity = cosine ** gamma (sharper neighbourhoods)
         keep: share of each class's pseudo-labelled pool items kept, most certain first
-        fraction: round 2's share of round 1's ``train_samples``
+        fraction: round 2's share of the images round 1 saw (its ``train_samples``, or fewer when its
+            ``max_epochs`` capped a small set: a few hundred labels see at most 300 passes)
         labelled_share: the labelled items' share of round 2's training set (they are repeated)
         targets: hard: a kept pool item's class; soft: its scores (propagation and student averaged, sharpened
             by squaring)
@@ -333,11 +334,26 @@ def item_bytes_of(x: np.ndarray) -> int:
 
 
 def semi_round(
-    model, x_lab, y_lab, store, exclude, classes, preprocess, profile, sc, cfg: SemiConfig, seed, field=None, **train
+    model,
+    x_lab,
+    y_lab,
+    store,
+    exclude,
+    classes,
+    preprocess,
+    profile,
+    sc,
+    cfg: SemiConfig,
+    seed,
+    field=None,
+    seen: int | None = None,
+    **train,
 ):
     """Round 2 from the round-1 ``model``: returns (model, info). ``seed``: the pool's (the payload's hash);
     ``field``: the device's own captures, in the store's item form (``receive --field``): they join the pool
-    first (evenly spaced, up to its size), store items fill the rest;
+    first (evenly spaced, up to its size), store items fill the rest; ``seen``: the images round 1 actually
+    saw (its passes × its items: fewer than ``sc.train_samples`` when ``max_epochs`` capped a small set),
+    which round 2's ``fraction`` is of (None: ``sc.train_samples``);
     ``train``: the trainer's keyword arguments (checkpoint, resume, tag, progress, and ``root`` for images),
     its checkpoint under its own name; ``trainer``: ``fn(x, targets, sc, warm=…, **train)``, default the
     image/vector student's ``train_student``."""
@@ -360,7 +376,8 @@ def semi_round(
         x_pool = x_field if x_pool is None else np.concatenate([x_field.astype(x_pool.dtype), x_pool])
     ck, tag, cache = train.pop("checkpoint", None), train.pop("tag", None), {}
     guard = train.pop("guard", False)
-    sc2 = replace(sc, train_samples=max(1, int(sc.train_samples * cfg.fraction)), min_epochs=1, init="")
+    base = sc.train_samples if seen is None else min(sc.train_samples, max(1, int(seen)))
+    sc2 = replace(sc, train_samples=max(1, int(base * cfg.fraction)), min_epochs=1, init="")
     info: dict = {"estimated_bytes": semi_memory(len(x_pool), cfg=cfg, **shape), "rounds": []}
     info["field_items"] = 0 if x_field is None else len(x_field)
     for r in range(cfg.rounds):

@@ -329,8 +329,8 @@ def _simulate(fit: Fit, spec, store, classes: int, target: Target, cfg: PlanConf
     h, w, c = store.manifest.item_shape
     pp = Preprocess((h, w), c)
     sc = StudentConfig(train_samples=cfg.train_samples, min_epochs=1, seed=cfg.seed)
-    model, _ = train_student(ts.x, ts.targets, classes, pp, profile, sc)
-    model = _simulate_semi(model, ts, p, store, classes, pp, profile, sc, cfg)
+    model, info = train_student(ts.x, ts.targets, classes, pp, profile, sc)
+    model = _simulate_semi(model, ts, p, store, classes, pp, profile, sc, cfg, info["epochs"] * len(ts.x))
     with torch.no_grad():
         xv = torch.from_numpy(pp.apply(target.x_val))
         pred = torch.cat([model(xv[s : s + 1024]) for s in range(0, len(xv), 1024)]).argmax(1).numpy()
@@ -359,7 +359,7 @@ def effective_items(y: np.ndarray, class_mix: tuple[float, ...] | None) -> int:
     return int(round(1 / float(np.sum(w**2)))) if len(w) else 0
 
 
-def _simulate_semi(model, ts, p, store, classes: int, pp, profile, sc, cfg: PlanConfig):
+def _simulate_semi(model, ts, p, store, classes: int, pp, profile, sc, cfg: PlanConfig, seen: int | None = None):
     """The device's semi-supervised round, when its rule (or ``cfg.semi``) runs it on this payload."""
     from ..receiver.semi import SemiConfig, semi_decision, semi_round
 
@@ -371,7 +371,8 @@ def _simulate_semi(model, ts, p, store, classes: int, pp, profile, sc, cfg: Plan
         return model
     rc = SemiConfig(pool=cfg.semi_pool)
     args = (store, p.indices, classes, pp, profile, sc, rc)
-    return semi_round(model, ts.x, ts.targets, *args, seed=cfg.seed, root=store.root, guard=why.startswith("auto:"))[0]
+    guard = why.startswith("auto:")
+    return semi_round(model, ts.x, ts.targets, *args, seed=cfg.seed, root=store.root, guard=guard, seen=seen)[0]
 
 
 def _candidates(cfg: PlanConfig, auto: dict) -> list[Candidate]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -229,6 +230,27 @@ def test_under_auto_round_2_waits_for_propagation_to_agree_with_the_student(tmp_
     assert out == "round 2" and info["ran"] and len(trained) == 1
     out, info = semi_mod.semi_round(model, *args, SemiConfig(pool=300), guard=False, **kw)
     assert out == "round 2" and info["ran"] and len(trained) == 2
+
+
+def test_round_2_is_a_share_of_the_images_round_1_actually_saw(tmp_path):
+    """``SemiConfig.fraction`` is of what round 1 saw: a few labels capped by ``max_epochs`` see fewer images than
+    ``train_samples`` asks, and round 2 follows them, not the larger figure."""
+    from types import SimpleNamespace
+
+    from labelcast.codec.preprocess import Preprocess
+
+    store, y = learnable_store(tmp_path / "ref")
+    idx = np.arange(0, 40)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 4))
+    asked = []
+    trainer = lambda x, t, c, **kw: (asked.append(c.train_samples) or model, {"items": len(x)})  # noqa: E731
+    args = (store.read(idx), y[idx], store, idx, 4, Preprocess(8, 1), SimpleNamespace(budget_bytes=1 << 30))
+    sc = replace(FAST, train_samples=100_000)
+    cfg = SemiConfig(pool=300, fraction=0.5)
+    for seen, want in ((None, 50_000), (12_000, 6_000), (400_000, 50_000)):
+        semi_mod.semi_round(model, *args, sc, cfg, seed=1, trainer=trainer, root=store.root, seen=seen)
+        assert asked[-1] == want
 
 
 @pytest.mark.parametrize("device", ["jetson-nano-4gb", "jetson-orin-nano-8gb", "jetson-agx-orin-64gb"])

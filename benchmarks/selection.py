@@ -36,7 +36,7 @@ from labelcast.codec.softlabels import soft_from_probs  # noqa: E402
 from labelcast.datasets import builtin  # noqa: E402
 from labelcast.profiles import load_device, load_link  # noqa: E402
 from labelcast.receiver.train import StudentConfig, train_student  # noqa: E402
-from labelcast.sender.budget import fit_budget  # noqa: E402
+from labelcast.sender.budget import Encoded, fit_budget, link_budget  # noqa: E402
 from labelcast.sender.clusters import ClusterConfig, cluster_items, cluster_order  # noqa: E402
 from labelcast.sender.refine import refine  # noqa: E402
 from labelcast.sender.selection import (  # noqa: E402
@@ -142,7 +142,7 @@ def run_one(env, cfg_name, budget, seed, link, train_samples, student: dict | No
             idx, _ = refine(idx, pl, order, z, env["logits"]["detector"])
         chosen[idx.size] = idx
         soft = _soft(spec, probs[idx], pl[idx]) if probs is not None else None
-        return build_payload(
+        data, sections = build_payload(
             idx,
             pl[idx],
             n_items=len(pl),
@@ -155,8 +155,9 @@ def run_one(env, cfg_name, budget, seed, link, train_samples, student: dict | No
             soft=soft,
             prefix_key=prefix_key(sc),
         )
+        return Encoded(data, sections, idx, pl[idx])
 
-    fit = fit_budget(build, len(pl), budget, link.frame_bytes, link.fec_overhead_percent)
+    fit = fit_budget(build, len(pl), link_budget(link, budget))
     idx = chosen[fit.k] if fit.k in chosen else select(z, fit.k, sc, order, env["segs"])
     targets = pl[idx]
     if probs is not None:

@@ -64,9 +64,11 @@ VAL_ITEMS = 10_000
 VAL_NOTE = f"the train split's first {VAL_ITEMS:,} items (fewer when it holds fewer)"
 
 
-def one(work: Path, budget: int, seed: int, mode: str) -> tuple[Path, dict]:
-    """send (cached per budget and seed) and receive with ``--semi mode``; the student and its report."""
+def one(work: Path, budget: int, seed: int, mode: str, recipe: dict | None = None) -> tuple[Path, dict]:
+    """send (cached per budget and seed) and receive with ``--semi mode`` (``recipe``: SemiConfig fields other than
+    the defaults); the student and its report."""
     from labelcast import LinkSettings, ReceiveConfig, SendConfig, TrustSet, receive, send
+    from labelcast.receiver.semi import SemiConfig
     from labelcast.sender.recipe import Recipe
     from labelcast.sender.selection import SelectConfig
 
@@ -80,13 +82,13 @@ def one(work: Path, budget: int, seed: int, mode: str) -> tuple[Path, dict]:
             work / "ref",
             TrustSet.from_files(work / "keys" / "sender.pub"),
             out / mode,
-            ReceiveConfig(semi=mode),
+            ReceiveConfig(semi=mode, semi_recipe=SemiConfig(**recipe) if recipe else None),
             state_dir=state,
         )
     return out / mode / "student.onnx", dict(rep)
 
 
-def run(name: str, budgets: list[int], seeds: int) -> dict:
+def run(name: str, budgets: list[int], seeds: int, recipe: dict | None = None) -> dict:
     from labelcast import evaluate
 
     work = Path(WORK[name])
@@ -96,10 +98,10 @@ def run(name: str, budgets: list[int], seeds: int) -> dict:
     runs = []
     for budget in budgets:
         for seed in range(seeds):
-            row: dict = {"scenario": name, "budget": budget, "seed": seed}
+            row: dict = {"scenario": name, "budget": budget, "seed": seed, **({"recipe": recipe} if recipe else {})}
             for mode in ("off", "on"):
                 t = time.time()
-                student, rep = one(work, budget, seed, mode)
+                student, rep = one(work, budget, seed, mode, recipe)
                 for split in ("val", "test"):
                     row[f"{mode}_{split}"] = evaluate(student, *data[split], class_names=names).accuracy
                 semi = rep.get("semi", {})
@@ -193,12 +195,32 @@ def splice(doc: str, table_md: str) -> str:
     return splice_block(doc, "semi:table", table_md)
 
 
+def _recipe(items: list[str]) -> dict:
+    from labelcast.receiver.semi import SemiConfig
+
+    out, base = {}, SemiConfig()
+    for item in items:
+        name, _, value = item.partition("=")
+        if not hasattr(base, name) or not value:
+            raise SystemExit(f"--recipe wants FIELD=VALUE with a SemiConfig field, not {item!r}")
+        kind = type(getattr(base, name))
+        out[name] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scenarios", nargs="+", default=list(BUDGETS), choices=list(BUDGETS))
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--budgets", type=int, nargs="+", default=None, help="default: per scenario")
     ap.add_argument("--json", default=None)
+    ap.add_argument(
+        "--recipe",
+        nargs="+",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="SemiConfig fields other than the defaults, e.g. text_input=true pool=10000 (recorded per run)",
+    )
     ap.add_argument(
         "--merge",
         nargs="+",
@@ -238,7 +260,7 @@ def main() -> None:
     else:
         result = {"teachers": {}, "runs": [], "validation": VAL_NOTE}
         for sc in a.scenarios:
-            part = run(sc, a.budgets or BUDGETS[sc], a.seeds)
+            part = run(sc, a.budgets or BUDGETS[sc], a.seeds, _recipe(a.recipe))
             result["teachers"][sc] = part["teacher"]
             result["runs"] += part["runs"]
     table(rows(result), list(rows(result)[0]), "the semi-supervised round: student with and without it")

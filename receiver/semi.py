@@ -91,6 +91,8 @@ class SemiConfig:
             by the device's own sketch (a group's odds: its share of the captures, tempered as the sender's quota
             is), so round 2 learns most from what the device meets; chosen on validation data
             (``benchmarks/field.py --choose-semi``, docs/field.md)
+        text_input: with ``features = "input"`` on a text store, the graph's space is the texts' own hashed words
+            (log-count × idf, whitened PCA: :func:`input_features`) instead of the round-1 student's features
     """
 
     pool: int = 20_000
@@ -107,6 +109,7 @@ class SemiConfig:
     rounds: int = 1
     field_pool: bool = True
     min_agreement: float = 0.6
+    text_input: bool = False
 
     def __post_init__(self) -> None:
         if self.pool < 1 or self.neighbours < 1 or self.iterations < 1 or self.rounds < 1:
@@ -251,11 +254,21 @@ def propagate(idx: np.ndarray, sim: np.ndarray, seeds: np.ndarray, alpha: float,
 
 
 def input_features(x: np.ndarray, preprocess, dims: int, fit: int = 8192) -> np.ndarray:
-    """The items' own values (the student's input, flattened), whitened PCA to ``dims`` fitted on an evenly
-    spaced ``fit`` of them, L2-normalised: a view of the store independent of the student's."""
-    flat = np.concatenate(
-        [preprocess.apply(x[s : s + 2048]).reshape(min(2048, len(x) - s), -1) for s in range(0, len(x), 2048)]
-    )
+    """The items' own values, whitened PCA to ``dims`` fitted on an evenly spaced ``fit`` of them, L2-normalised:
+    a view of the store independent of the student's. Images and vectors: the student's input, flattened;
+    texts: their words hashed into 1,024 dims, log(1 + count) × idf over these items
+    (:func:`labelcast.codec.text.text_features`, what a text store's clusters are built on)."""
+    if x.dtype == object:
+        from ..codec.text import text_features
+
+        plain = text_features(x)
+        idf = (np.log((1 + len(plain)) / (1 + (plain > 0).sum(0))) + 1).astype(np.float32)
+        flat = plain * idf
+        flat /= np.maximum(np.linalg.norm(flat, axis=1, keepdims=True), 1e-6)
+    else:
+        flat = np.concatenate(
+            [preprocess.apply(x[s : s + 2048]).reshape(min(2048, len(x) - s), -1) for s in range(0, len(x), 2048)]
+        )
     flat = flat.astype(np.float32)
     mu = flat.mean(0)
     sample = flat[np.unique(np.linspace(0, len(flat) - 1, min(fit, len(flat))).astype(np.int64))] - mu
@@ -273,7 +286,7 @@ def pseudo_labels(model, x_lab, y_lab, x_pool, preprocess, classes: int, cfg: Se
     x_all = np.concatenate([x_lab, x_pool])
     f, probs = embed(model, x_all, preprocess)
     nl = len(x_lab)
-    own_view = cfg.features == "input" and x_all.dtype != object  # a text's own view is the student's
+    own_view = cfg.features == "input" and (x_all.dtype != object or cfg.text_input)
     z = cache.get("z") if own_view else None
     if z is None:
         if own_view:

@@ -99,6 +99,10 @@ BLOCKS: tuple[Block, ...] = (
     Block("docs/results/scale.json", "docs/scale.md", _simple("scale")),
     Block("docs/results/fleet.json", "docs/receipts.md", _simple("fleet")),
     Block("docs/results/incremental.json", "docs/results.md", _simple("incremental")),
+    Block("docs/results/device-training.json", "docs/devices.md", _simple("device_training")),
+    Block("docs/results/receiver.json", "docs/devices.md", _simple("receiver")),
+    Block("docs/results/selection.json", "docs/results.md", _simple("selection")),
+    Block("docs/results/byo.json", "docs/results.md", _simple("byo_teacher")),
 )
 
 

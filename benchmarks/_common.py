@@ -35,6 +35,13 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def machine() -> dict:
+    """What a result JSON records of the machine it ran on."""
+    import platform
+
+    return {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+
+
 def write_json(path: str | None, data) -> None:
     if not path:
         return

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import md_grid, render_into, splice_blocks, table, write_json  # noqa: E402
+from _common import machine, md_grid, render_into, splice_blocks, table, write_json  # noqa: E402
 
 BUDGETS = (270, 1080, 4050)
 RUNS = {  # name: (--init, --finetune, --train-samples, --augment)
@@ -250,8 +250,7 @@ def render(result: dict) -> dict[str, str]:
     return {"device:accuracy": "\n".join(lines), "device:memory": mem}
 
 
-def splice(doc: str, blocks: dict[str, str]) -> str:
-    return splice_blocks(doc, blocks)
+splice = splice_blocks
 
 
 def main() -> None:
@@ -273,11 +272,7 @@ def main() -> None:
         print(msg, file=sys.stderr, flush=True)
 
     runs = {k: {**RUNS, **EXTRA_RUNS}[k] for k in a.runs}
-    import os
-    import platform
-
-    machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
-    result: dict = {"command": " ".join(sys.argv), "machine": machine, "budgets": BUDGETS, "runs": runs}
+    result: dict = {"command": " ".join(sys.argv), "machine": machine(), "budgets": BUDGETS, "runs": runs}
     if not a.skip_memory:
         mem = memory_runs(log)
         result["memory"] = mem

@@ -103,6 +103,7 @@ BLOCKS: tuple[Block, ...] = (
     Block("docs/results/receiver.json", "docs/devices.md", _simple("receiver")),
     Block("docs/results/selection.json", "docs/results.md", _simple("selection")),
     Block("docs/results/byo.json", "docs/results.md", _simple("byo_teacher")),
+    Block("docs/results/recipes.json", "docs/results.md", _simple("recipes")),
 )
 
 

@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import md_grid, render_into, splice_block  # noqa: E402
+from _common import machine, md_grid, render_into, splice_block  # noqa: E402
 
 from labelcast.codec.delta import LabelledSet, diff_sets  # noqa: E402
 from labelcast.codec.errors import LabelcastError, MissingParentError  # noqa: E402
@@ -346,11 +346,7 @@ def main(argv=None) -> int:
         o, c = (next(r for r in rows if r["loss"] == loss and r["loop"] == lp) for lp in ("open", "closed"))
         ratios[str(loss)] = round(c["forward_bytes"] / o["forward_bytes"], 3)
         print(f"loss {loss}: closed / open forward bytes = {ratios[str(loss)]}")
-    import os
-    import platform
-
-    machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
-    out = {"command": " ".join(sys.argv), "machine": machine, "rows": rows, "closed_over_open": ratios}
+    out = {"command": " ".join(sys.argv), "machine": machine(), "rows": rows, "closed_over_open": ratios}
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(out, indent=1))
     return 0

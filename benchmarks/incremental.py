@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import md_grid, render_into, splice_block, table, write_json  # noqa: E402
+from _common import machine, md_grid, render_into, splice_block, table, write_json  # noqa: E402
 
 
 def teacher(work: Path, name: str, x, y, names, epochs: int, seed: int):
@@ -217,11 +217,7 @@ def main() -> None:
         "acc_diff_pts",
     ]
     table(rows, cols, f"{a.scenario}: a campaign of deltas (4 KiB first payload, Iridium SBD MT)")
-    import os
-    import platform
-
-    machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
-    write_json(a.json, {"command": " ".join(sys.argv), "machine": machine, "scenario": a.scenario, "rows": rows})
+    write_json(a.json, {"command": " ".join(sys.argv), "machine": machine(), "scenario": a.scenario, "rows": rows})
 
 
 if __name__ == "__main__":

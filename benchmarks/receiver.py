@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import md_grid, render_into, splice_blocks, table, write_json  # noqa: E402
+from _common import machine, md_grid, render_into, splice_blocks, table, write_json  # noqa: E402
 
 CHILD = r"""
 import json, resource, sys, time, numpy as np
@@ -118,8 +118,7 @@ def render(result: dict) -> dict[str, str]:
     return {"receiver:throughput": thr, "receiver:memory": mem}
 
 
-def splice(doc: str, blocks: dict[str, str]) -> str:
-    return splice_blocks(doc, blocks)
+splice = splice_blocks
 
 
 def main() -> None:
@@ -161,11 +160,7 @@ def main() -> None:
         ["profile", "memory_mb", "budget_mb", "batch", "planned_mb", "peak_rss_mb", "under_budget"],
         "peak memory per device profile (CPU run, RLIMIT_AS = profile memory + 3 GiB of torch address space)",
     )
-    import os
-    import platform
-
-    machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
-    write_json(a.json, {"command": " ".join(sys.argv), "machine": machine, "throughput": rows, "memory": mem})
+    write_json(a.json, {"command": " ".join(sys.argv), "machine": machine(), "throughput": rows, "memory": mem})
 
 
 if __name__ == "__main__":

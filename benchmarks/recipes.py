@@ -17,8 +17,6 @@ target's train split, which the student never sees); the test split is reported 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -26,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import md_grid, render_into, splice_blocks, table, write_json  # noqa: E402
+from _common import machine, md_grid, render_into, splice_blocks, table, write_json  # noqa: E402
 
 TEACHERS = {  # name: TeacherConfig fields other than the defaults
     "12 epochs, batch 128, lr 3e-3, width 32 (the default)": {},
@@ -132,8 +130,7 @@ def render(result: dict) -> dict[str, str]:
     return {"recipes:teacher": teacher, "recipes:student": student}
 
 
-def splice(doc: str, blocks: dict[str, str]) -> str:
-    return splice_blocks(doc, blocks)
+splice = splice_blocks
 
 
 def main() -> None:
@@ -152,7 +149,7 @@ def main() -> None:
 
     t0 = time.time()
     result = {"command": " ".join(sys.argv)}
-    result["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+    result["machine"] = machine()
     result["teacher"] = teachers()
     table(result["teacher"], ["schedule", "validation_accuracy", "seconds"], "teacher schedules (fashion)")
     result["student"] = students(a.seeds, Path(a.work))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import md_grid, render_into, splice_blocks, table, write_json  # noqa: E402
+from _common import machine, md_grid, render_into, splice_blocks, table, write_json  # noqa: E402
 
 BUILD = r"""
 import json, resource, sys, time
@@ -197,8 +196,7 @@ def render(result: dict) -> dict[str, str]:
     }
 
 
-def splice(doc: str, blocks: dict[str, str]) -> str:
-    return splice_blocks(doc, blocks)
+splice = splice_blocks
 
 
 def main() -> None:
@@ -243,10 +241,8 @@ def main() -> None:
         table(ver, list(ver[0]), "verify: full re-hash vs. the command-line hasher, and 1% selective")
         hc = hash_choice(d / "folder")
         table(hc, list(hc[0]), "per-item hash: SHA-256 vs. BLAKE3")
-    import platform
-
-    machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
-    write_json(a.json, {"command": " ".join(sys.argv), "machine": machine, "build": builds, "verify": ver, "hash": hc})
+    result = {"command": " ".join(sys.argv), "machine": machine(), "build": builds, "verify": ver, "hash": hc}
+    write_json(a.json, result)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import md_grid, render_into, splice_blocks, table, write_json  # noqa: E402
+from _common import machine, md_grid, render_into, splice_blocks, table, write_json  # noqa: E402
 
 BUILD = r"""
 import json, sys, time
@@ -237,8 +237,7 @@ def render(result: dict) -> dict[str, str]:
     return {"scale:engines": eng, "scale:pipeline": "\n".join(lines)}
 
 
-def splice(doc: str, blocks: dict[str, str]) -> str:
-    return splice_blocks(doc, blocks)
+splice = splice_blocks
 
 
 def main() -> None:
@@ -266,11 +265,8 @@ def main() -> None:
             with tempfile.TemporaryDirectory(dir=a.work) as d:
                 out[f"pipeline_{n}"] = pipeline(Path(d), n, a.size)
             table(out[f"pipeline_{n}"], [*cols, "frames"], f"pipeline at N = {n:,}, Ray engine ({a.size}²×3 items)")
-    import os
-    import platform
-
     out["command"] = " ".join(sys.argv)
-    out["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+    out["machine"] = machine()
     write_json(a.json, out)
 
 

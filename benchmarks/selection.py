@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import render_into, splice_blocks, table, write_json  # noqa: E402
+from _common import machine, render_into, splice_blocks, table, write_json  # noqa: E402
 
 from labelcast.codec.payload import build_payload  # noqa: E402
 from labelcast.codec.preprocess import Preprocess  # noqa: E402
@@ -270,8 +270,7 @@ def render(result: dict) -> dict[str, str]:
     return blocks
 
 
-def splice(doc: str, blocks: dict[str, str]) -> str:
-    return splice_blocks(doc, blocks)
+splice = splice_blocks
 
 
 def main() -> None:
@@ -346,14 +345,10 @@ def main() -> None:
         suffix = f"_k{a.clusters}" if a.clusters else ""
         plot(rows, scenario, env["teacher_acc"], Path(a.plots) / f"selection_{scenario}{suffix}.png")
         out[scenario] = {"teacher_accuracy": env["teacher_acc"], "runs": rows}
-    import os
-    import platform
-
-    machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
     config = {"clusters": a.clusters, "budgets": a.budgets, "seeds": a.seeds, "strategies": a.strategies,
               "train_samples": a.train_samples, "student": student, "validation_items": a.val,
               "link": "iridium-sbd-mt"}  # fmt: skip
-    write_json(a.json, {"command": " ".join(sys.argv), "machine": machine, "config": config, "scenarios": out})
+    write_json(a.json, {"command": " ".join(sys.argv), "machine": machine(), "config": config, "scenarios": out})
 
 
 if __name__ == "__main__":

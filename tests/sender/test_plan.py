@@ -348,8 +348,8 @@ def test_the_planner_simulates_the_devices_semi_round_by_the_devices_own_rule(mo
 
     calls: list[dict] = []
 
-    def fake_round(model, x, y, store, exclude, classes, pp, profile, sc, rc, seed, root, guard):
-        calls.append({"pool": rc.pool, "exclude": np.asarray(exclude).tolist(), "guard": guard})
+    def fake_round(model, x, y, store, exclude, classes, pp, profile, sc, rc, seed, root, guard, seen=None):
+        calls.append({"pool": rc.pool, "exclude": np.asarray(exclude).tolist(), "guard": guard, "seen": seen})
         return "round-2 model", {}
 
     monkeypatch.setattr(semi, "semi_round", fake_round)
@@ -359,9 +359,10 @@ def test_the_planner_simulates_the_devices_semi_round_by_the_devices_own_rule(mo
 
     def sim(ts, store=store, hints=None, **cfg):
         p = SimpleNamespace(hints=hints or {}, indices=np.arange(len(ts.x)))
-        return plan._simulate_semi("round-1 model", ts, p, store, 10, None, None, None, plan.PlanConfig(**cfg))
+        return plan._simulate_semi("round-1 model", ts, p, store, 10, None, None, None, plan.PlanConfig(**cfg), 3000)
 
     assert sim(few) == "round-2 model"  # auto: 10 labelled items per class
+    assert calls[-1]["seen"] == 3000  # round 2 is sized by what the simulated round 1 saw, as on the device
     assert calls[-1]["pool"] == plan.PlanConfig().semi_pool and calls[-1]["exclude"] == list(range(100))
     assert calls[-1]["guard"]  # auto's rule: the agreement check after propagation, as on the device
     assert sim(many) == "round-1 model"  # auto: 100 per class is over the device's threshold

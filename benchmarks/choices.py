@@ -13,6 +13,9 @@ schedule (12,000 images), three seeds. What each experiment decides:
   measured shift, bounds the ``AUTO["shift"]`` threshold; on the far scenario, where soft labels overtake
   hard ones, as items per class grow, bounds ``soft_min_per_class``.
 * ``hybrid`` — the labels beside a hybrid's distilled exemplars (``HYBRID_LABELS``).
+* ``repeat`` — how a hybrid's exemplars sit beside its labels on the device (``trainset.EXEMPLAR_SHARE``):
+  repeated to ½ or ¾ of the images trained on, or a two-phase schedule (labels alone for half the images,
+  then labels and exemplars, or exemplars alone, warm).
 * ``exemplars`` — the codec rule for exemplars only: the 1-NN proxy's tolerance (``PROXY_TOLERANCE``) and
   whether 28-px items may travel at half resolution (``HALF_RES_FROM``).
 
@@ -33,6 +36,7 @@ import argparse
 import json
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -47,6 +51,14 @@ LABEL_BUDGETS = (256, 1024, 2048, 4096)
 HYBRID_CELLS = {  # scenario: (budgets, shares, label recipes)
     "digits": ((1024, 4096), (0.9, 0.5), ("far", "far_easy", "far_small")),
     "fashion": ((4096, 16384), (0.25,), ("near", "near_soft", "far_easy")),
+}
+# scenario: (its pool as AUTO calls it, (budget, exemplar share) cells)
+REPEAT_CELLS = {"digits": ("far", ((1024, 0.9), (1024, 0.75), (4096, 0.75)))}
+REPEAT_RULES = {  # variant: what the device does with a hybrid's exemplars
+    "share 0.5": "exemplars ½ of images",
+    "share 0.75": "exemplars ¾ of images",
+    "labels, then both": "labels first, then both",
+    "labels, then exemplars": "labels, then exemplars only",
 }
 EXEMPLAR_BUDGETS = (1024, 4096, 16384)
 TOLERANCES = (0.0, 0.01, 0.03, 0.05, 0.1)
@@ -98,7 +110,47 @@ def _plan(env, target, pcfg, budget: int, only: str, seed: int) -> dict:
     }
 
 
+@contextmanager
+def _repeat_rule(variant: str):
+    """The device's hybrid rule ``variant`` in force for the planner's simulation: ``share S`` sets
+    ``EXEMPLAR_SHARE``; a two-phase variant trains on the labels alone for half the images, then, warm, on
+    labels and exemplars (½ rule) or on the exemplars alone for the other half."""
+    from labelcast.receiver import train as T
+    from labelcast.receiver import trainset as TS
+    from labelcast.sender import plan as P
+
+    saved = (TS.EXEMPLAR_SHARE, TS.training_set, T.train_student, P._key)
+    seen: dict = {}
+
+    def rebuild(*a, **kw):
+        ts = saved[1](*a, **kw)
+        seen["labels"] = ts.counts["reference_items"]
+        return ts
+
+    def two_phase(x, targets, classes, pp, profile, cfg, **kw):
+        n, half = seen["labels"], replace(cfg, train_samples=cfg.train_samples // 2)
+        if n == 0 or n == len(x):
+            return saved[2](x, targets, classes, pp, profile, cfg, **kw)
+        m, first = saved[2](x[:n], targets[:n], classes, pp, profile, half, **kw)
+        x2, t2 = (x, targets) if variant == "labels, then both" else (x[n:], targets[n:])
+        m, info = saved[2](x2, t2, classes, pp, profile, half, warm=m.state_dict(), **kw)
+        return m, {**info, "epochs": first["epochs"] + info["epochs"]}
+
+    def key(*a, **kw):  # the plan cache keys the device's share rule; a two-phase schedule exists only here
+        return {**saved[3](*a, **kw), "bench_rule": variant}
+
+    try:
+        if variant.startswith("share "):
+            TS.EXEMPLAR_SHARE = float(variant.split()[1])
+        else:
+            TS.training_set, T.train_student, P._key = rebuild, two_phase, key
+        yield
+    finally:
+        TS.EXEMPLAR_SHARE, TS.training_set, T.train_student, P._key = saved
+
+
 def run(scenarios: tuple[str, ...], seeds: int, log=print, only: set[str] | None = None) -> dict:
+    from labelcast.receiver import trainset as TS
     from labelcast.sender import plan as P
 
     out: dict = {
@@ -113,6 +165,7 @@ def run(scenarios: tuple[str, ...], seeds: int, log=print, only: set[str] | None
             "hybrid_labels": dict((("far" if k else "near"), v) for k, v in P.HYBRID_LABELS.items()),
             "proxy_tolerance": P.PROXY_TOLERANCE,
             "half_res_from": P.HALF_RES_FROM,
+            "exemplar_share": TS.EXEMPLAR_SHARE,
         },
         "scenarios": {},
         "rows": [],
@@ -159,6 +212,18 @@ def run(scenarios: tuple[str, ...], seeds: int, log=print, only: set[str] | None
             finally:
                 P.HYBRID_LABELS.clear()
                 P.HYBRID_LABELS.update(saved)
+        if (not only or "repeat" in only) and name in REPEAT_CELLS:
+            pool, cells = REPEAT_CELLS[name]
+            recipe = P.HYBRID_LABELS[pool == "far"]
+            for b, share in cells:
+                for variant in REPEAT_RULES:
+                    for s in range(seeds):
+                        with _repeat_rule(variant):
+                            r = _plan(env, target, pcfg, b, f"hybrid: {int(share * 100)} % distilled + {recipe}", s)
+                        if r.get("auto") and bool(r["auto"]["far"]) != (pool == "far"):
+                            raise SystemExit(f"{name}: AUTO no longer calls the pool {pool}; fix REPEAT_CELLS")
+                        sc.setdefault("auto", r["auto"])
+                        add("repeat", b, variant, s, r, share=share, labels_recipe=recipe)
         if not only or "exemplars" in only:
             saved = (P.PROXY_TOLERANCE, P.HALF_RES_FROM)
             try:
@@ -331,6 +396,61 @@ def _exemplar_verdict(ex: list[dict], k: dict) -> str:
     )
 
 
+def _repeat_table(rep: list[dict], share: float | None) -> list[str]:
+    """The hybrid rule's table (one row per payload, one column per rule) and its verdict: the mean over the
+    payloads of each rule."""
+    kept = f"share {share:g}" if share is not None else None
+    names = [v for v in REPEAT_RULES if any(r["variant"] == v for r in rep)]
+    head = [REPEAT_RULES[v] + (" (kept)" if v == kept else "") for v in names]
+    lines = [
+        f"**`EXEMPLAR_SHARE` = {share:g}** (receiver/trainset.py): how the device trains a hybrid's exemplars "
+        "beside its labels — repeated to a share of the images, or a two-phase schedule (the labels alone for "
+        "half the images, then, warm, both or the exemplars alone).",
+        "",
+        "| payload | " + " | ".join(head) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    payloads = []
+    for r in rep:
+        key = (r["scenario"], r["budget"], r["share"])
+        if key not in payloads:
+            payloads.append(key)
+    means: dict[str, list[float]] = {v: [] for v in names}
+    for key in payloads:
+        grp = {
+            v: [r for r in rep if (r["scenario"], r["budget"], r["share"]) == key and r["variant"] == v] for v in names
+        }
+        cells = {v: _cell(g) for v, g in grp.items()}
+        best = max((v for v in names if cells[v][0] is not None), key=lambda v: cells[v][0], default=None)
+        for v in names:
+            if cells[v][0] is not None:
+                means[v].append(cells[v][0])
+        g0 = next(g[0] for g in grp.values() if g)
+        what = (
+            f"{key[0]} {key[1]:,} B, {int(key[2] * 100)} % exemplars ({g0.get('exemplars') or 0} + "
+            f"{g0.get('labels') or 0:,} labels, `{g0.get('labels_recipe')}`)"
+        )
+        shown = [("**" + _fmt(*cells[v]) + "**") if v == best else _fmt(*cells[v]) for v in names]
+        lines.append(f"| {what} | " + " | ".join(shown) + " |")
+    avg = {v: float(np.mean(m)) for v, m in means.items() if len(m) == len(payloads)}
+    ranked = ", ".join(f"{REPEAT_RULES[v]} {avg[v]:.3f}" for v in sorted(avg, key=avg.get, reverse=True))
+    best = max(avg, key=avg.get)
+    if kept in avg:
+        lead = (avg[best] - avg[kept]) * 100
+        order = sorted(avg, key=avg.get, reverse=True)
+        gap = (avg[order[0]] - avg[order[1]]) * 100 if len(order) > 1 else 0.0
+        verdict = (
+            "the kept rule is best and stays"
+            + (f" ({REPEAT_RULES[order[1]]} is {gap:.1f} points behind, within the seeds' spread)." if gap < 1 else ".")
+            if best == kept
+            else f"{REPEAT_RULES[best]} leads the kept rule by {lead:.1f} points"
+            + (" (within the seeds' spread: the rule stays)." if lead < 1.0 else ".")
+        )
+    else:
+        verdict = ""
+    return lines + ["", f"Mean over the payloads: {ranked}; {verdict}", "", ""]
+
+
 def render(res: dict) -> str:
     rows = res["rows"]
     k = res["constants"]
@@ -414,6 +534,9 @@ def render(res: dict) -> str:
             )
         lines += ["", _hybrid_verdict(hyb, res)]
         lines += ["", ""]
+    rep = [r for r in rows if r["experiment"] == "repeat"]
+    if rep:
+        lines += _repeat_table(rep, k.get("exemplar_share"))
     ex = [r for r in rows if r["experiment"] == "exemplars"]
     if ex:
         lines += [
@@ -466,7 +589,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--scenarios", nargs="+", default=["fashion", "digits"], help="clipart: reported as held out")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--only", nargs="+", choices=["labels", "hybrid", "exemplars"])
+    ap.add_argument("--only", nargs="+", choices=["labels", "hybrid", "repeat", "exemplars"])
     ap.add_argument("--json", default="out/bench/choices.json")
     ap.add_argument("--merge", nargs="+", help="join JSON files of runs made apart (rows appended in order)")
     ap.add_argument("--render", help="render a JSON report instead of running")
@@ -476,8 +599,11 @@ def main() -> None:
         parts = [json.loads(Path(p).read_text()) for p in a.merge]
         res = parts[0]
         for p in parts[1:]:
-            if p["constants"] != res["constants"] or p["protocol"] != res["protocol"]:
+            shared = res["constants"].keys() & p["constants"].keys()
+            if any(p["constants"][c] != res["constants"][c] for c in shared) or p["protocol"] != res["protocol"]:
                 raise SystemExit("the runs differ in their constants or protocol: not merged")
+            # a run of one experiment records the constant it measures; the others' runs predate it
+            res["constants"] = {**res["constants"], **p["constants"]}
             for name, sc in p["scenarios"].items():
                 res["scenarios"].setdefault(name, {}).update({k: v for k, v in sc.items() if v is not None})
             res["rows"] += p["rows"]

@@ -55,8 +55,8 @@ __all__ = [
 ]
 
 SEMI_MODES = ("auto", "on", "off")
-# validation (benchmarks/semi.py, 3 seeds, 10,000 train-split items): gains at 11 (text, +1.87 points) and 30
-# (fashion, +1.63) labels per class, losses at 42 (digits, −1.45), 330 (fashion, −0.17) and 1,108 (text, −0.58): on
+# validation (benchmarks/semi.py, 3 seeds, 10,000 train-split items): gains at 11 (text, +2.88 points) and 30
+# (fashion, +2.07) labels per class, losses at 42 (digits, −1.45), 329 (fashion, −0.36) and 1,108 (text, −0.58): on
 # up to 35. At 7 (digits, −3.22) the pool is far, which SemiConfig.min_agreement catches (agreement 0.30)
 AUTO_MAX_PER_CLASS = 35
 # below this many store items there is little to propagate over (the round's pool is the store less the labels);
@@ -91,6 +91,8 @@ class SemiConfig:
             by the device's own sketch (a group's odds: its share of the captures, tempered as the sender's quota
             is), so round 2 learns most from what the device meets; chosen on validation data
             (``benchmarks/field.py --choose-semi``, docs/field.md)
+        mass_keep: share of the pool kept by propagated mass (the unnormalised scores' sum: how strongly an item
+            is linked to the labelled ones through the graph), most first, before ``keep``; 1: every item
         text_input: with ``features = "input"`` on a text store, the graph's space is the texts' own hashed words
             (log-count × idf, whitened PCA: :func:`input_features`) instead of the round-1 student's features
     """
@@ -110,10 +112,13 @@ class SemiConfig:
     field_pool: bool = True
     min_agreement: float = 0.6
     text_input: bool = False
+    mass_keep: float = 1.0
 
     def __post_init__(self) -> None:
         if self.pool < 1 or self.neighbours < 1 or self.iterations < 1 or self.rounds < 1:
             raise ValueError("semi: pool, neighbours and iterations must be at least 1")
+        if not 0 < self.mass_keep <= 1:
+            raise ValueError("semi: need 0 < mass_keep <= 1")
         if not (0 < self.alpha < 1 and 0 < self.keep <= 1 and 0 < self.fraction and 0 < self.labelled_share < 1):
             raise ValueError("semi: need 0 < alpha < 1, 0 < keep <= 1, fraction > 0, 0 < labelled_share < 1")
         if self.targets not in ("hard", "soft") or self.features not in ("input", "student"):
@@ -296,13 +301,18 @@ def pseudo_labels(model, x_lab, y_lab, x_pool, preprocess, classes: int, cfg: Se
         seeds[np.arange(nl), hard] = 1.0
         idx, sim = knn_graph(f, cfg.neighbours)
         z = propagate(idx, sim, seeds, cfg.alpha, cfg.iterations, cfg.gamma)[nl:]
-        z /= np.maximum(z.sum(1, keepdims=True), 1e-12)
+        cache["mass"] = z.sum(1)
+        z /= np.maximum(cache["mass"][:, None], 1e-12)
         cache["z"] = z
     score = (z + probs[nl:]) / 2
     lab, conf = score.argmax(1), score.max(1)
+    near = np.ones(len(z), dtype=bool)
+    mass = cache.get("mass")
+    if cfg.mass_keep < 1 and mass is not None and len(mass):
+        near = mass >= np.quantile(mass, 1 - cfg.mass_keep)
     kept = []
     for c in range(classes):
-        mine = np.flatnonzero(lab == c)
+        mine = np.flatnonzero((lab == c) & near)
         take = int(np.ceil(cfg.keep * mine.size))
         kept.append(mine[np.argsort(-conf[mine], kind="stable")[:take]])
     pos = np.sort(np.concatenate(kept)) if kept else np.zeros(0, np.int64)

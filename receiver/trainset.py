@@ -5,10 +5,11 @@ ground's planner (``sender/plan.py``) apply, so the ground simulates exactly wha
   store), with soft targets when the payload carries them, minus the items held back for the A/B
   check (hint ``val_every``);
 * exemplars (payload v2): target images decoded from the payload, brought to the store's item
-  size — never written into the store — and **repeated** ``max(1, ⌈k / n⌉)`` times, where k is the
-  number of reference items trained on and n the number of exemplars: a few exemplars beside many
-  labels make up about half of the images seen (they are the target's own domain; a third was
-  measured worse on digits), and exemplars alone are used as they are.
+  size — never written into the store — and **repeated** ``max(1, ⌈s / (1 − s) · k / n⌉)`` times, where
+  k is the number of reference items trained on, n the number of exemplars and s ``EXEMPLAR_SHARE``
+  (½: ``⌈k / n⌉``): a few exemplars beside many labels make up about half of the images seen (they are
+  the target's own domain; the rule's evidence, on validation data, is docs/results.md "How choices are
+  made"), and exemplars alone are used as they are.
 """
 
 from __future__ import annotations
@@ -21,7 +22,18 @@ import numpy as np
 from ..codec.delta import LabelledSet
 from ..codec.payload import Payload
 
-__all__ = ["TrainingSet", "training_set", "exemplar_repeats", "validation_mask", "rebuild_bytes", "check_rebuild"]
+__all__ = [
+    "TrainingSet",
+    "training_set",
+    "exemplar_repeats",
+    "validation_mask",
+    "rebuild_bytes",
+    "check_rebuild",
+    "EXEMPLAR_SHARE",
+]
+
+# The exemplars' share of a hybrid's training images (set on validation data: benchmarks/choices.py, "repeat")
+EXEMPLAR_SHARE = 0.5
 
 
 def validation_mask(k: int, hints: dict) -> np.ndarray:
@@ -34,8 +46,10 @@ def validation_mask(k: int, hints: dict) -> np.ndarray:
 
 
 def exemplar_repeats(k_ref: int, n_ex: int) -> int:
-    """How many times each exemplar is repeated beside ``k_ref`` labelled reference items."""
-    return max(1, math.ceil(k_ref / max(n_ex, 1)))
+    """How many times each exemplar is repeated beside ``k_ref`` labelled reference items, so that the
+    exemplars make up about ``EXEMPLAR_SHARE`` of the images trained on."""
+    ratio = EXEMPLAR_SHARE / (1.0 - EXEMPLAR_SHARE)
+    return max(1, math.ceil(round(ratio * k_ref, 9) / max(n_ex, 1)))
 
 
 def rebuild_bytes(p: Payload, item_bytes: int, use_soft: bool = True, k_total: int | None = None) -> int:

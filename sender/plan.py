@@ -45,6 +45,7 @@ from ..codec.keys import TrustSet, key_id
 from ..codec.payload import decode_payload, verify_payload
 from ..codec.preprocess import Preprocess
 from ..codec.storage import atomic_write
+from ..receiver import trainset as _trainset
 from .budget import Encoded, Fit, LinkBudget, fit_budget
 from .exemplars import encode_mosaic, fit_exemplars, half, make_exemplars, round_robin
 from .selection import AUTO, SelectConfig, choose_auto
@@ -514,7 +515,7 @@ def _key(scored, spec, budget: LinkBudget, target: Target, cfg: PlanConfig, prof
         "soft": list(soft_cfg),
         "signed": {"names": spec.class_names, "hints": spec.hints, "sealed_to": _recipients(spec.seal_to)},
         "cfg": {k: v for k, v in asdict(cfg).items() if k != "cache_dir"},
-        "planner": [PLANNER_VERSION, EXEMPLAR_CODECS, HALF_RES_FROM, PROXY_TOLERANCE],
+        "planner": [PLANNER_VERSION, EXEMPLAR_CODECS, HALF_RES_FROM, PROXY_TOLERANCE, _trainset.EXEMPLAR_SHARE],
     }
 
 

@@ -286,3 +286,32 @@ def test_a_field_source_the_device_cannot_read_fails_before_any_training(tmp_pat
     with pytest.raises(SourceError):
         receive(tmp_path / "p.lcst", store, trust, tmp_path / "out", cfg, state_dir=tmp_path / "st")
     assert not (tmp_path / "out" / "student.onnx").exists()
+
+
+def test_mass_keep_drops_the_pool_items_the_labels_do_not_reach():
+    """Two labelled clusters and a third the payload labels nowhere: with ``mass_keep`` the round keeps the items
+    propagation links to the labels, and the unreached cluster is what it drops."""
+    from labelcast.codec.preprocess import Preprocess
+
+    rng = np.random.default_rng(3)
+
+    def cluster(value: int, n: int) -> np.ndarray:
+        base = np.zeros((n, 8, 8, 1), np.float64)
+        base[:, value % 8, :, 0] = 200.0  # a bright row each cluster puts in its own place
+        return np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)
+
+    x_lab = np.concatenate([cluster(1, 5), cluster(5, 5)])
+    y_lab = np.repeat([0, 1], 5)
+    x_pool = np.concatenate([cluster(1, 60), cluster(5, 60), cluster(3, 60)])  # the last: no label reaches it
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 2))
+    pp = Preprocess((8, 8), 1)
+    base = SemiConfig(input_dims=16, neighbours=5)
+    pos_all, _, _ = semi_mod.pseudo_labels(model, x_lab, y_lab, x_pool, pp, 2, base)
+    pos, _, info = semi_mod.pseudo_labels(model, x_lab, y_lab, x_pool, pp, 2, replace(base, mass_keep=2 / 3))
+    assert pos_all.size == 180 and pos.size == info["kept"] <= 121
+    assert np.mean(pos < 120) > 0.9  # what is kept is the labelled clusters' items
+    dropped = np.setdiff1d(np.arange(180), pos)
+    assert dropped.size >= 59 and np.mean(dropped >= 120) > 0.9  # what is dropped is the unreached cluster
+    with pytest.raises(ValueError):
+        SemiConfig(mass_keep=0)

@@ -387,3 +387,27 @@ def test_a_field_class_mix_weights_the_planners_validation_accuracy():
     assert np.isclose(item_weights(y, (0.2, 0.2, 0.2, 0.2, 0.2)).sum(), 1.0)  # a class the slice lacks
     assert effective_items(y, None) == 100
     assert effective_items(y, (0.5, 0.5, 0.0, 0.0)) == 27  # 1 / (10 (0.05)² + 20 (0.025)²) = 26.7
+
+
+def test_the_plan_cache_key_holds_the_devices_exemplar_share_rule(monkeypatch):
+    """A device that mixes exemplars into a hybrid at another share trains another student: no cached plan of
+    the old rule is reused, and the repeats follow the share."""
+    from dataclasses import make_dataclass
+    from types import SimpleNamespace
+
+    from labelcast.profiles import load_device
+    from labelcast.receiver import trainset
+    from labelcast.sender import plan as P
+    from labelcast.sender.selection import SelectConfig
+
+    link = make_dataclass("Link", [("name", str)])("iridium-sbd-mt")
+    budget = SimpleNamespace(budget_bytes=1024, link=link, delivery=0.99, overhead=0)
+    scored = SimpleNamespace(logits=np.zeros((4, 3), np.float32))
+    spec = SimpleNamespace(root=b"\0" * 32, class_names=["a", "b", "c"], hints={}, seal_to=None)
+    target = SimpleNamespace(digest=lambda: "t")
+    args = (scored, spec, budget, target, P.PlanConfig(), load_device("cpu-small"), SelectConfig("auto"), (4, 2, 2.0))
+    half = P._key(*args)
+    assert trainset.exemplar_repeats(300, 20) == 15 and trainset.exemplar_repeats(10, 20) == 1
+    monkeypatch.setattr(trainset, "EXEMPLAR_SHARE", 0.75)
+    assert P._key(*args) != half
+    assert trainset.exemplar_repeats(300, 20) == 45  # three times the labels: ¾ of the images

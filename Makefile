@@ -109,6 +109,14 @@ bench-all: bench
 		--json docs/results/field-text.json
 	$(BIN)/python benchmarks/vectors.py --json docs/results/vectors.json
 	$(BIN)/python benchmarks/semi.py --json docs/results/semi.json
+	for r in agree_only=true features=both propagation_weight=0.7 iterations=50 erase=0.5 \
+		"student.flip=true flip_views=true" fraction=0.7 pool=10000; do $(BIN)/python benchmarks/semi.py --scenarios fashion \
+		--budgets 270 --recipe $$r --json out/bench/semi-recipe-$$(echo $$r | tr ' =' '__').json || exit 1; done
+	$(BIN)/python benchmarks/semi.py --scenarios fashion --budgets 270 --recipes out/bench/semi-recipe-*.json \
+		--json docs/results/semi-recipes.json
+	$(BIN)/python benchmarks/semi.py --scenarios text --budgets 270 --recipe pool=20000 --json out/bench/semi-text-pool.json
+	$(BIN)/python benchmarks/semi.py --scenarios text --budgets 270 --recipes out/bench/semi-text-pool.json \
+		--json docs/results/semi-recipes-text.json
 	$(BIN)/python benchmarks/choices.py --json out/bench/choices.json
 	$(BIN)/python benchmarks/choices.py --scenarios clipart --only labels --json out/bench/choices-clipart.json
 	$(BIN)/python benchmarks/choices.py --merge out/bench/choices.json out/bench/choices-clipart.json \

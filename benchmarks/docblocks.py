@@ -80,6 +80,12 @@ BLOCKS: tuple[Block, ...] = (
     Block("docs/results/field-semi.json", "docs/field.md", _field_semi),
     Block("docs/results/vectors.json", "docs/results.md", _simple("vectors")),
     Block("docs/results/semi.json", "docs/results.md", _simple("semi")),
+    Block("docs/results/semi-recipes.json", "docs/results.md", _simple("semi", "render_recipes", "splice_recipes")),
+    Block(
+        "docs/results/semi-recipes-text.json",
+        "docs/results.md",
+        _simple("semi", "render_recipes", "splice_recipes", tag="semi:recipes-text"),
+    ),
     Block("docs/results/choices.json", "docs/results.md", _simple("choices")),
     Block("docs/results/equitable-fashion.json", "docs/results.md", _equitable("bench-fashion")),
     Block("docs/results/equitable-digits.json", "docs/results.md", _equitable("bench-digits")),

@@ -2,6 +2,8 @@
 
     python benchmarks/semi.py [--scenarios fashion digits text] [--seeds 3] [--json docs/results/semi.json]
     python benchmarks/semi.py --render docs/results/semi.json      # only rewrite docs/results.md's table
+    python benchmarks/semi.py --scenarios fashion --budgets 270 --recipe erase=0.5 --json r.json  # one recipe
+    python benchmarks/semi.py --scenarios fashion --budgets 270 --recipes r.json … --json docs/results/semi-recipes.json
 
 For each scenario, framed budget (Iridium SBD MT) and seed: the real ``send`` (default ``auto``), then the
 real ``receive`` twice on the same frames — ``--semi off`` (the round-1 student alone) and ``--semi on``
@@ -66,8 +68,9 @@ VAL_NOTE = f"the train split's first {VAL_ITEMS:,} items (fewer when it holds fe
 
 def one(work: Path, budget: int, seed: int, mode: str, recipe: dict | None = None) -> tuple[Path, dict]:
     """send (cached per budget and seed) and receive with ``--semi mode`` (``recipe``: SemiConfig fields other than
-    the defaults); the student and its report."""
-    from labelcast import LinkSettings, ReceiveConfig, SendConfig, TrustSet, receive, send
+    the defaults, and under ``"student"`` StudentConfig fields); the student (a recipe's in its own folder, so the
+    default's students stay for ``--rescore``) and its report."""
+    from labelcast import LinkSettings, ReceiveConfig, SendConfig, StudentConfig, TrustSet, receive, send
     from labelcast.receiver.semi import SemiConfig
     from labelcast.sender.recipe import Recipe
     from labelcast.sender.selection import SelectConfig
@@ -76,16 +79,32 @@ def one(work: Path, budget: int, seed: int, mode: str, recipe: dict | None = Non
     if not (out / "outbox" / "send-report.json").exists():
         cfg = SendConfig(link=LinkSettings(budget=budget), recipe=Recipe(SelectConfig("auto", seed=seed)), force=True)
         send(work / "teacher.onnx", work / "ref", work / "keys" / "sender.key", out / "outbox", cfg)
+    recipe = recipe or {}
+    student = recipe.get("student", {})
+    semi_fields = {k: v for k, v in recipe.items() if k != "student"}
     with tempfile.TemporaryDirectory() as state:
         rep = receive(
             out / "outbox" / "frames",
             work / "ref",
             TrustSet.from_files(work / "keys" / "sender.pub"),
-            out / mode,
-            ReceiveConfig(semi=mode, semi_recipe=SemiConfig(**recipe) if recipe else None),
+            out / (mode + recipe_slug(recipe)),
+            ReceiveConfig(
+                semi=mode,
+                semi_recipe=SemiConfig(**semi_fields) if semi_fields else None,
+                student=StudentConfig(**student) if student else None,
+            ),
             state_dir=state,
         )
-    return out / mode / "student.onnx", dict(rep)
+    return out / (mode + recipe_slug(recipe)) / "student.onnx", dict(rep)
+
+
+def recipe_slug(recipe: dict | None) -> str:
+    """A recipe's folder suffix: "" for the defaults, else ``-field=value-…``."""
+    flat = {
+        **{k: v for k, v in (recipe or {}).items() if k != "student"},
+        **{f"student.{k}": v for k, v in (recipe or {}).get("student", {}).items()},
+    }
+    return "".join(f"-{k}={v}" for k, v in sorted(flat.items()))
 
 
 def run(name: str, budgets: list[int], seeds: int, recipe: dict | None = None) -> dict:
@@ -195,17 +214,89 @@ def splice(doc: str, table_md: str) -> str:
     return splice_block(doc, "semi:table", table_md)
 
 
+def splice_recipes(doc: str, table_md: str, tag: str = "semi:recipes") -> str:
+    return splice_block(doc, tag, table_md)
+
+
 def _recipe(items: list[str]) -> dict:
+    from labelcast import StudentConfig
     from labelcast.receiver.semi import SemiConfig
 
-    out, base = {}, SemiConfig()
+    out: dict = {}
     for item in items:
         name, _, value = item.partition("=")
-        if not hasattr(base, name) or not value:
-            raise SystemExit(f"--recipe wants FIELD=VALUE with a SemiConfig field, not {item!r}")
-        kind = type(getattr(base, name))
-        out[name] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+        base, field, into = SemiConfig(), name, out
+        if name.startswith("student."):
+            base, field, into = StudentConfig(), name.removeprefix("student."), out.setdefault("student", {})
+        if not hasattr(base, field) or not value:
+            raise SystemExit(f"--recipe wants FIELD=VALUE (a SemiConfig field, or student.FIELD), not {item!r}")
+        kind = int if getattr(base, field) is None else type(getattr(base, field))
+        into[field] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
     return out
+
+
+def recipe_rows(result: dict) -> list[dict]:
+    """The recipes tried beside the default on one cell (``--recipes``): validation mean ± std over the seeds,
+    its difference from the default's on the same payloads, test (reported only), training time on/off."""
+    default = [r for r in result["runs"] if not r.get("recipe")]
+    base = {r["seed"]: r["on_val"] for r in default}
+    v0 = np.array([r["off_val"] for r in default])
+    d0 = np.array([100 * (r["off_val"] - base[r["seed"]]) for r in default])
+    out = [
+        {
+            "recipe": "round 1 alone (--semi off)",
+            "val": f"{v0.mean():.4f} ± {v0.std():.4f}",
+            "val − default (points)": f"{d0.mean():+.2f} ± {d0.std():.2f}",
+            "test": round(float(np.mean([r["off_test"] for r in default])), 4),
+            "training time on/off": 1.0,
+            "seeds": len(default),
+        }
+    ]
+    for name in result["order"]:
+        rs = [r for r in result["runs"] if recipe_slug(r.get("recipe")).lstrip("-") == name]
+        v = np.array([r["on_val"] for r in rs])
+        d = np.array([100 * (r["on_val"] - base[r["seed"]]) for r in rs])
+        out.append(
+            {
+                "recipe": name.replace("-", " + ") or "default (SemiConfig())",
+                "val": f"{v.mean():.4f} ± {v.std():.4f}",
+                "val − default (points)": "" if not name else f"{d.mean():+.2f} ± {d.std():.2f}",
+                "test": round(float(np.mean([r["on_test"] for r in rs])), 4),
+                "training time on/off": round(float(np.mean([r["on_train_s"] / r["off_train_s"] for r in rs])), 2),
+                "seeds": len(rs),
+            }
+        )
+    return out
+
+
+def render_recipes(result: dict) -> str:
+    rs = recipe_rows(result)
+    cols = list(rs[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+
+    def cell(r: dict, c: str) -> str:
+        if c == "recipe" and "=" in r[c]:
+            return " + ".join(f"`{part}`" for part in r[c].split(" + "))
+        return str(r[c])
+
+    lines += ["| " + " | ".join(cell(r, c) for c in cols) + " |" for r in rs]
+    return "\n".join(lines)
+
+
+def join_recipes(paths: list[str], default: str, scenario: str, budget: int) -> dict:
+    """One JSON of recipe runs (each a ``--recipe`` run's JSON) and the default's runs of the same cell (from
+    ``default``, e.g. docs/results/semi.json): the same sends, so the seeds pair up."""
+    import json
+
+    base = json.loads(Path(default).read_text())
+    runs = [r for r in base["runs"] if r["scenario"] == scenario and r["budget"] == budget]
+    order = [""]
+    for p in paths:
+        part = json.loads(Path(p).read_text())
+        mine = [r for r in part["runs"] if r["scenario"] == scenario and r["budget"] == budget and r.get("recipe")]
+        runs += mine
+        order += [recipe_slug(mine[0]["recipe"]).lstrip("-")] if mine else []
+    return {"scenario": scenario, "budget": budget, "teachers": base["teachers"], "runs": runs, "order": order}
 
 
 def main() -> None:
@@ -219,7 +310,8 @@ def main() -> None:
         nargs="+",
         default=[],
         metavar="FIELD=VALUE",
-        help="SemiConfig fields other than the defaults, e.g. text_input=true pool=10000 (recorded per run)",
+        help="SemiConfig fields other than the defaults, e.g. text_input=true pool=10000, and StudentConfig ones as "
+        "student.FIELD=VALUE (recorded per run)",
     )
     ap.add_argument(
         "--merge",
@@ -230,7 +322,24 @@ def main() -> None:
     ap.add_argument("--render", default=None, help="a JSON this wrote: only rewrite --doc's table from it")
     ap.add_argument("--doc", default="docs/results.md")
     ap.add_argument("--rescore", default=None, help="a JSON this wrote: score its students again on today's slice")
+    ap.add_argument(
+        "--recipes",
+        nargs="+",
+        default=None,
+        help="--recipe runs' JSONs (one cell): join them with --default's runs of that cell into --json",
+    )
+    ap.add_argument("--default", default="docs/results/semi.json", help="with --recipes: the default's runs")
+    ap.add_argument("--render-recipes", default=None, help="a --recipes JSON: only rewrite --doc's recipe table")
     a = ap.parse_args()
+    if a.recipes:
+        budget = (a.budgets or [270])[0]
+        result = join_recipes(a.recipes, a.default, a.scenarios[0], budget)
+        table(recipe_rows(result), list(recipe_rows(result)[0]), f"{a.scenarios[0]} at {budget} B: recipes tried")
+        write_json(a.json, result)
+        return
+    if a.render_recipes:
+        render_into(a.doc, a.render_recipes, render_recipes, splice_recipes)
+        return
     if a.rescore:
         import json
 

@@ -44,6 +44,8 @@ __all__ = [
     "divergence",
     "FIELD_FLOOR",
     "DRIFT_THRESHOLD",
+    "FIELD_MIN_SHIFT",
+    "mix_shift",
 ]
 
 MAGIC = b"FS"
@@ -58,6 +60,12 @@ FIELD_FLOOR = 0.25
 # reports drift (a class mix that moved by a third or more; measured on fashion: 0.02 between two halves of
 # one field folder, 0.31 between a 4-class field and the whole target)
 DRIFT_THRESHOLD = 0.1
+# total variation between the field's estimated class mix and the even mix below which the sender leaves the quota
+# even: such a field is what the labels already cover, and steering only trades one item for another. Measured on
+# fashion: a field of 2,000 images of the whole target reads 0.043 (its sample and the teacher's view), the
+# 4-class field 0.568; steering the even field lost 0.12-0.23 points on validation at 270 B-4 KiB
+# (benchmarks/field.py, docs/field.md)
+FIELD_MIN_SHIFT = 0.1
 
 
 def thumbnails(x: np.ndarray) -> np.ndarray:
@@ -208,6 +216,14 @@ def class_mix(sketch: Sketch, pseudo: np.ndarray, groups: np.ndarray, classes: i
     cond = joint / np.maximum(joint.sum(1, keepdims=True), 1.0)
     mix = sketch.shares @ cond
     return mix / mix.sum() if mix.sum() else np.full(classes, 1.0 / classes)
+
+
+def mix_shift(mix: np.ndarray) -> float:
+    """Total variation (0 … 1 − 1/C) between a class mix and the even mix: how far a field is from what an even
+    quota already covers."""
+    m = np.asarray(mix, dtype=np.float64)
+    m = m / m.sum() if m.sum() else np.full(m.size, 1.0 / max(m.size, 1))
+    return float(0.5 * np.abs(m - 1.0 / m.size).sum())
 
 
 def prior_weights(mix: np.ndarray, floor: float = FIELD_FLOOR) -> np.ndarray:

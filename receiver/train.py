@@ -62,6 +62,7 @@ __all__ = [
     "amp_settings",
     "load_backbone",
     "random_crop",
+    "random_erase",
     "lr_at",
     "peak_rss_mb",
     "rss_bytes",
@@ -89,6 +90,8 @@ class StudentConfig:
         shift: crop padding / max shift, pixels
         flip: horizontal flips (a payload hint; off for digits)
         mosaic: fraction of a batch replaced by 2×2 mosaics of same-label items
+        erase: probability an image gets a random rectangle (2–25 % of its area) set to 0, the preprocessed
+            mean (cutout, DeVries & Taylor 2017; random erasing, Zhong et al. 2020); 0: none
         seed: seed of the weights, the batch order and the augmentation
         checkpoint_every: steps between checkpoints
         threads: torch intra-op threads; 0: the profile's cores
@@ -114,6 +117,7 @@ class StudentConfig:
     shift: int = 2
     flip: bool = False
     mosaic: float = 0.0
+    erase: float = 0.0
     seed: int = 0
     checkpoint_every: int = 200
     threads: int = 0
@@ -303,7 +307,27 @@ def _augment(xb: torch.Tensor, cfg: StudentConfig, rng: np.random.Generator) -> 
     if cfg.flip:
         m = torch.from_numpy(rng.random(xb.shape[0]) < 0.5).to(xb.device)
         xb = torch.where(m[:, None, None, None], torch.flip(xb, dims=(3,)), xb)
+    if cfg.erase > 0:
+        xb = random_erase(xb, cfg.erase, rng)
     return xb
+
+
+def random_erase(xb: torch.Tensor, p: float, rng: np.random.Generator) -> torch.Tensor:
+    """Each image, with probability ``p``, gets one rectangle of 2–25 % of its area (aspect 0.3–3.3, inside the
+    image) set to 0: the preprocessed inputs' mean. Drawn from ``rng`` alone, so a resumed step erases the same."""
+    n, h, w = xb.shape[0], xb.shape[2], xb.shape[3]
+    hit = rng.random(n) < p
+    area = rng.uniform(0.02, 0.25, n) * h * w
+    aspect = np.exp(rng.uniform(np.log(0.3), np.log(1 / 0.3), n))
+    eh = np.clip(np.round(np.sqrt(area * aspect)), 1, h).astype(np.int64)
+    ew = np.clip(np.round(np.sqrt(area / aspect)), 1, w).astype(np.int64)
+    y0 = (rng.random(n) * (h - eh + 1)).astype(np.int64)
+    x0 = (rng.random(n) * (w - ew + 1)).astype(np.int64)
+    ys, xs = np.arange(h)[None, :], np.arange(w)[None, :]
+    rows = (ys >= y0[:, None]) & (ys < (y0 + eh)[:, None]) & hit[:, None]
+    cols = (xs >= x0[:, None]) & (xs < (x0 + ew)[:, None])
+    mask = torch.from_numpy(rows[:, :, None] & cols[:, None, :]).to(xb.device)[:, None]
+    return xb.masked_fill(mask, 0.0)
 
 
 class _Items:

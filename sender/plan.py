@@ -370,7 +370,7 @@ def _simulate_semi(model, ts, p, store, classes: int, pp, profile, sc, cfg: Plan
     run, why = semi_decision(cfg.semi, p.hints, len(ts.x), classes, getattr(store, "kind", "image"), n)
     if not run:
         return model
-    rc = SemiConfig(pool=cfg.semi_pool)
+    rc = SemiConfig(pool=cfg.semi_pool, text_pool=min(cfg.semi_pool, SemiConfig().text_pool))
     args = (store, p.indices, classes, pp, profile, sc, rc)
     guard = why.startswith("auto:")
     return semi_round(model, ts.x, ts.targets, *args, seed=cfg.seed, root=store.root, guard=guard, seen=seen)[0]
@@ -500,6 +500,8 @@ def _fit_candidate(c: Candidate, scored, spec, budget: LinkBudget, target: Targe
 
 def _key(scored, spec, budget: LinkBudget, target: Target, cfg: PlanConfig, profile, base_sel, soft_cfg) -> dict:
     """Everything a plan depends on; a plan is reused only when all of it is the same."""
+    from ..receiver.semi import SemiConfig
+
     logits = hashlib.sha256()
     for s in range(0, len(scored.logits), 1 << 16):  # the whole array, in chunks (a large store never doubles)
         logits.update(np.ascontiguousarray(scored.logits[s : s + (1 << 16)]).tobytes())
@@ -516,6 +518,7 @@ def _key(scored, spec, budget: LinkBudget, target: Target, cfg: PlanConfig, prof
         "signed": {"names": spec.class_names, "hints": spec.hints, "sealed_to": _recipients(spec.seal_to)},
         "cfg": {k: v for k, v in asdict(cfg).items() if k != "cache_dir"},
         "planner": [PLANNER_VERSION, EXEMPLAR_CODECS, HALF_RES_FROM, PROXY_TOLERANCE, _trainset.EXEMPLAR_SHARE],
+        "semi": asdict(SemiConfig()),  # the device's round the simulation runs
     }
 
 

@@ -464,7 +464,7 @@ def _spec(cfg: SendConfig, priv, key_path: Path, store: ReferenceStore, tea: Tea
 
 def _with_field(cfg: SendConfig, scored: Scored, store: ReferenceStore) -> tuple[SendConfig, dict]:
     """The config with the quota weighted by the device's field class mix, and what the report records."""
-    from ..codec.field import class_mix, decode_sketch, prior_weights
+    from ..codec.field import FIELD_MIN_SHIFT, class_mix, decode_sketch, mix_shift, prior_weights
 
     raw = cfg.field if isinstance(cfg.field, bytes) else Path(cfg.field).read_bytes()
     sketch = decode_sketch(raw)
@@ -475,11 +475,16 @@ def _with_field(cfg: SendConfig, scored: Scored, store: ReferenceStore) -> tuple
         "sketch": str(cfg.field) if not isinstance(cfg.field, bytes) else f"{len(raw)} bytes",
         "images": sketch.images,
         "class_mix": [round(float(v), 4) for v in mix],
+        "shift": round(mix_shift(mix), 4),
     }
     conf = getattr(scored.teacher, "confidence", None)
     far = choose_auto(scored.logits, conf) if conf is not None else {"far": False}
     if far["far"]:  # the class mix stands on the teacher's view of the store, which a far pool makes unreliable
         info.update(steered=False, why=f"far pool (auto's confidence shift {far['shift']}): the quota is not steered")
+        return cfg, info
+    if info["shift"] < FIELD_MIN_SHIFT:  # an even field: the labels already cover it, the quota stays even
+        why = f"the field's class mix is {info['shift']:.3f} from even (< {FIELD_MIN_SHIFT}): the quota is not steered"
+        info.update(steered=False, why=why)
         return cfg, info
     w = prior_weights(mix, cfg.field_floor)
     sel = replace(cfg.select, class_weights=tuple(float(v) for v in w))

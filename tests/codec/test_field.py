@@ -190,6 +190,28 @@ def test_a_far_pool_does_not_steer_the_quota_and_says_why(tmp_path):
     assert not far["steered"] and "far pool" in far["why"] and far_cfg.recipe.select.class_weights is None
 
 
+def test_a_field_near_the_even_mix_leaves_the_quota_even_and_says_why(tmp_path):
+    """A device that sees what the labels already cover (its class mix within ``FIELD_MIN_SHIFT`` of even) gets
+    the payload it would get without a sketch; a field of one class is steered."""
+    from types import SimpleNamespace
+
+    from labelcast.codec.field import FIELD_MIN_SHIFT, mix_shift
+    from labelcast.sender.recipe import Scored
+    from labelcast.sender.send import SendConfig, _with_field
+
+    assert mix_shift(np.full(4, 0.25)) == 0 and mix_shift(np.eye(4)[0]) == pytest.approx(0.75)
+    store = _store(tmp_path / "ref")
+    g = np.asarray(store.manifest.groups).astype(np.int64)
+    sharp = (6.0 * np.eye(4)[g // 8]).astype(np.float32)  # 4 classes of 8 groups each
+    scored = Scored(store, SimpleNamespace(confidence=0.95), sharp)
+    even = encode_sketch(make_sketch(_field(list(range(G)), n=3200), store))
+    even_cfg, even_info = _with_field(SendConfig(field=even), scored, store)
+    assert even_info["shift"] < FIELD_MIN_SHIFT and not even_info["steered"] and "from even" in even_info["why"]
+    assert even_cfg.recipe.select.class_weights is None
+    one_cfg, one = _with_field(SendConfig(field=encode_sketch(make_sketch(_field([0, 1]), store))), scored, store)
+    assert one["shift"] > 0.5 and one["steered"] and one_cfg.recipe.select.class_weights is not None
+
+
 def test_the_device_keeps_its_outputs_when_the_student_does_not_commit_on_its_field(tmp_path):
     import torch
 

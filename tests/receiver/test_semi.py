@@ -315,3 +315,109 @@ def test_mass_keep_drops_the_pool_items_the_labels_do_not_reach():
     assert dropped.size >= 59 and np.mean(dropped >= 120) > 0.9  # what is dropped is the unreached cluster
     with pytest.raises(ValueError):
         SemiConfig(mass_keep=0)
+
+
+def _clusters(seed: int = 3):
+    from labelcast.codec.preprocess import Preprocess
+
+    rng = np.random.default_rng(seed)
+
+    def cluster(value: int, n: int) -> np.ndarray:
+        base = np.zeros((n, 8, 8, 1), np.float64)
+        base[:, value % 8, :, 0] = 200.0
+        return np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)
+
+    x_lab = np.concatenate([cluster(1, 5), cluster(5, 5)])
+    x_pool = np.concatenate([cluster(1, 60), cluster(5, 60)])
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 2))
+    return x_lab, np.repeat([0, 1], 5), x_pool, model, Preprocess((8, 8), 1)
+
+
+def test_agree_only_keeps_just_the_items_propagation_and_the_student_agree_on():
+    x_lab, y_lab, x_pool, model, pp = _clusters()
+    cfg = SemiConfig(input_dims=16, neighbours=5)
+    pos_all, _, info = semi_mod.pseudo_labels(model, x_lab, y_lab, x_pool, pp, 2, cfg)
+    pos, lab, _ = semi_mod.pseudo_labels(model, x_lab, y_lab, x_pool, pp, 2, replace(cfg, agree_only=True))
+    agree = info["propagation_agrees_with_student"]
+    assert pos_all.size == 120 and 0 < pos.size == round(agree * 120) < 120  # an untrained student disagrees
+    student = semi_mod.embed(model, x_pool, pp)[1].argmax(1)
+    assert np.array_equal(lab, student[pos])  # every kept item: the student's class, which propagation shares
+    # propagation alone (weight 1) labels each cluster by its own labels; this untrained student gets them all wrong
+    sharp = replace(cfg, input_dims=4)
+    for w, want in ((1.0, 1.0), (0.0, 0.0)):
+        p1, lab1, _ = semi_mod.pseudo_labels(model, x_lab, y_lab, x_pool, pp, 2, replace(sharp, propagation_weight=w))
+        assert np.mean(lab1 == np.repeat([0, 1], 60)[p1]) == want
+
+
+def test_features_both_and_flip_views_change_only_what_they_say():
+    x_lab, y_lab, x_pool, model, pp = _clusters()
+    cfg = SemiConfig(input_dims=4, neighbours=5, propagation_weight=1.0)
+    for variant in (replace(cfg, features="both"), replace(cfg, flip_views=True)):
+        pos, lab, _ = semi_mod.pseudo_labels(model, x_lab, y_lab, x_pool, pp, 2, variant, flip=True)
+        assert pos.size == 120 and np.mean(lab == np.repeat([0, 1], 60)) >= 0.9
+    # flip_views averages the student's posteriors of each image and its mirror: a student that only looks at the
+    # left half then sees both halves; without the task's flip permission it is the plain student's
+    w = torch.zeros(2, 64)
+    w[0, [r * 8 + c for r in range(8) for c in range(4)]] = 1.0
+    half = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 2))
+    with torch.no_grad():
+        half[1].weight.copy_(w)
+        half[1].bias.zero_()
+    x = np.zeros((4, 8, 8, 1), np.uint8)
+    x[:, :, 6:, 0] = 255  # bright only on the right
+    plain = semi_mod.embed(half, x, pp)[1]
+    args = (half, x[:2], np.array([0, 1]), x[2:], pp, 2, replace(cfg, flip_views=True, propagation_weight=0.0))
+    _, soft_off, _ = semi_mod.pseudo_labels(*args[:6], replace(args[6], targets="soft"), flip=False)
+    _, soft_on, _ = semi_mod.pseudo_labels(*args[:6], replace(args[6], targets="soft"), flip=True)
+    sharp = plain[2:] ** 2
+    assert np.allclose(soft_off, sharp / sharp.sum(1, keepdims=True), atol=1e-6)
+    assert not np.allclose(soft_on, soft_off, atol=1e-3)  # the mirror puts the bright half under the student
+    with pytest.raises(ValueError):
+        SemiConfig(propagation_weight=1.5)
+    with pytest.raises(ValueError):
+        SemiConfig(features="pixels")
+    with pytest.raises(ValueError):
+        SemiConfig(erase=2.0)
+
+
+def test_random_erase_is_a_function_of_its_stream_and_stays_inside_the_image():
+    from labelcast.receiver.train import random_erase
+
+    xb = torch.ones(64, 1, 28, 28)
+    a = random_erase(xb, 0.5, np.random.default_rng(7))
+    b = random_erase(xb, 0.5, np.random.default_rng(7))
+    assert torch.equal(a, b)  # a resumed step erases the same pixels
+    erased = (a == 0).flatten(1).float().mean(1)
+    hit = erased > 0
+    assert 16 <= int(hit.sum()) <= 48  # about half the images
+    assert bool(((erased[hit] >= 0.01) & (erased[hit] <= 0.3)).all())  # 2–25 % of the area, rounded to pixels
+    assert torch.equal(random_erase(xb, 0.0, np.random.default_rng(7)), xb)
+
+
+def test_a_text_store_draws_the_text_pool_and_an_image_store_the_image_pool(monkeypatch):
+    from types import SimpleNamespace
+
+    from labelcast.profiles import load_device
+
+    wanted: list[int] = []
+
+    class Stop(Exception):
+        pass
+
+    def capture(want, *_a, **_k):
+        wanted.append(want)
+        raise Stop
+
+    monkeypatch.setattr(semi_mod, "fitting_pool", capture)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    cfg = SemiConfig(pool=700, text_pool=300)
+    store = SimpleNamespace(n=1000)
+    texts = np.array(["a b", "c d"], dtype=object)
+    images = np.zeros((2, 2, 2, 1), np.uint8)
+    for x in (texts, images):
+        with pytest.raises(Stop):
+            semi_mod.semi_round(model, x, np.array([0, 1]), store, np.arange(2), 2, None, load_device("cpu-small"),
+                                FAST, cfg, seed=0)  # fmt: skip
+    assert wanted == [300, 700]
+    assert SemiConfig().text_pool < SemiConfig().pool  # chosen on validation: docs/results.md "Semi-supervised"

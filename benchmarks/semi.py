@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import render_into, splice_block, table, write_json  # noqa: E402
+from _common import md_grid, render_into, splice_block, table, write_json  # noqa: E402
 
 BUDGETS = {"fashion": [270, 1024, 4096], "digits": [270, 1024], "text": [1080, 4050]}
 WORK = {"fashion": "out/bench/field", "digits": "out/bench/field-digits", "text": "out/bench/text-semi"}
@@ -204,10 +204,7 @@ def rows(result: dict) -> list[dict]:
 
 def render(result: dict) -> str:
     rs = rows(result)
-    cols = list(rs[0])
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(f"{r[c]:,}" if isinstance(r[c], int) else str(r[c]) for c in cols) + " |" for r in rs]
-    return "\n".join(lines)
+    return md_grid(rs, [(c, c) for c in rs[0]])
 
 
 def splice(doc: str, table_md: str) -> str:
@@ -271,16 +268,12 @@ def recipe_rows(result: dict) -> list[dict]:
 
 def render_recipes(result: dict) -> str:
     rs = recipe_rows(result)
-    cols = list(rs[0])
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
 
-    def cell(r: dict, c: str) -> str:
-        if c == "recipe" and "=" in r[c]:
-            return " + ".join(f"`{part}`" for part in r[c].split(" + "))
-        return str(r[c])
+    def recipe(r: dict) -> str:  # a recipe's fields as code, the two fixed rows as words
+        name = r["recipe"]
+        return " + ".join(f"`{part}`" for part in name.split(" + ")) if "=" in name else name
 
-    lines += ["| " + " | ".join(cell(r, c) for c in cols) + " |" for r in rs]
-    return "\n".join(lines)
+    return md_grid(rs, [("recipe", recipe)] + [(c, c) for c in list(rs[0])[1:]])
 
 
 def join_recipes(paths: list[str], default: str, scenario: str, budget: int) -> dict:

@@ -109,8 +109,10 @@ bench-all: bench
 		--json docs/results/field-text.json
 	$(BIN)/python benchmarks/vectors.py --json docs/results/vectors.json
 	$(BIN)/python benchmarks/semi.py --json docs/results/semi.json
-	for r in agree_only=true features=both propagation_weight=0.7 iterations=50 erase=0.5 \
-		"student.flip=true flip_views=true" fraction=0.7 pool=10000; do $(BIN)/python benchmarks/semi.py --scenarios fashion \
+	P="features=input propagation_weight=0.5"; for r in "$$P" "$$P agree_only=true" "features=both propagation_weight=0.5" \
+		"features=input propagation_weight=0.7" "$$P iterations=50" "$$P erase=0.5" "$$P student.flip=true flip_views=true" \
+		"$$P fraction=0.7" "$$P pool=10000" "features=gradients propagation_weight=0.5 mass_keep=1.0 fraction=0.5" \
+		"mass_keep=1.0 fraction=0.5" fraction=0.5; do $(BIN)/python benchmarks/semi.py --scenarios fashion \
 		--budgets 270 --recipe $$r --json out/bench/semi-recipe-$$(echo $$r | tr ' =' '__').json || exit 1; done
 	$(BIN)/python benchmarks/semi.py --scenarios fashion --budgets 270 --recipes out/bench/semi-recipe-*.json \
 		--json docs/results/semi-recipes.json

@@ -227,8 +227,11 @@ def _recipe(items: list[str]) -> dict:
             base, field, into = StudentConfig(), name.removeprefix("student."), out.setdefault("student", {})
         if not hasattr(base, field) or not value:
             raise SystemExit(f"--recipe wants FIELD=VALUE (a SemiConfig field, or student.FIELD), not {item!r}")
-        kind = int if getattr(base, field) is None else type(getattr(base, field))
-        into[field] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+        kind = type(getattr(base, field))
+        if getattr(base, field) is None:  # an optional number: a whole one, else a fraction
+            into[field] = int(value) if value.lstrip("-").isdigit() else float(value)
+        else:
+            into[field] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
     return out
 
 

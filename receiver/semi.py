@@ -7,11 +7,12 @@ trains as before (round 1), then:
    item the payload labels — so never a held-back validation item), as many as fit half the profile's
    memory (:func:`fitting_pool`, :func:`semi_memory`);
 2. links every labelled and pool item to its ``neighbours`` nearest by cosine (:func:`knn_graph`) in a
-   view of the store **independent of the student**: the items' own values, whitened PCA
-   (:func:`input_features`; a text store uses the round-1 student's penultimate features, :func:`embed`);
+   view of the store **independent of the student**: for images, histograms of their oriented gradients,
+   whitened PCA (:func:`gradient_features`); vectors: their own values, whitened PCA
+   (:func:`input_features`); a text store uses the round-1 student's penultimate features (:func:`embed`);
 3. **propagates** the labels over that graph (:func:`propagate`: Zhou et al. 2004,
    ``Z = (I - αS)⁻¹ Y`` by iteration, ``S`` the symmetrically normalised affinity; Iscen et al. 2019);
-4. gives each pool item the class of the propagated scores averaged with the round-1 student's
+4. gives each pool item the class of the propagated scores weighed with the round-1 student's
    posteriors — two views whose errors differ — keeping the most certain ``keep`` share of each class;
 5. trains **round 2** warm from round 1 on the labelled items (repeated to ``labelled_share`` of the
    set) and the pseudo-labelled pool items, for ``fraction`` of the images round 1 saw.
@@ -52,16 +53,31 @@ __all__ = [
     "semi_feature_dim",
     "fitting_pool",
     "item_bytes_of",
+    "gradient_histograms",
+    "gradient_features",
+    "GRADIENT_RECIPE",
+    "GENERAL_RECIPE",
 ]
 
 SEMI_MODES = ("auto", "on", "off")
 # validation (benchmarks/semi.py, 3 seeds, 10,000 train-split items): gains at 11 (text, +3.54 points) and 30
-# (fashion, +2.07) labels per class, losses at 42 (digits, −1.45), 329 (fashion, −0.36) and 1,108 (text, −0.58): on
-# up to 35. At 7 (digits, −3.22) the pool is far, which SemiConfig.min_agreement catches (agreement 0.30)
+# (fashion, +2.97) labels per class, losses at 42 (digits, −9.72), 329 (fashion, −0.16) and 1,108 (text, −0.58): on
+# up to 35. At 7 (digits, −9.65) the pool is far, which SemiConfig.min_agreement catches (agreement 0.42)
 AUTO_MAX_PER_CLASS = 35
 # below this many store items there is little to propagate over (the round's pool is the store less the labels);
 # not measured smaller than the built-in stores (66,797 and 133,230 items)
 AUTO_MIN_STORE = 5_000
+
+# the gradients view of an image store (gradient_histograms, gradient_features)
+GRADIENT_GRIDS = (9, 7)  # cells per side of the two histogram grids (any image size gives the same 3,600 dims)
+GRADIENT_BINS = 9  # unsigned orientations per cell
+GRADIENT_FIT = 4096  # items the PCA is fitted on (evenly spaced)
+GRADIENT_CHUNK = 1024  # items whose histograms are made at once when projecting
+GRADIENT_DIMS = 4 * GRADIENT_BINS * sum((g - 1) ** 2 for g in GRADIENT_GRIDS)  # 3,600: 2×2 blocks, each grid
+# the round's recipe over the gradients view of an image store, where SemiConfig leaves a field None (chosen on
+# validation data, docs/results.md "Semi-supervised"); every other store: GENERAL_RECIPE
+GRADIENT_RECIPE = {"propagation_weight": 0.8, "mass_keep": 0.7, "fraction": 0.75}
+GENERAL_RECIPE = {"propagation_weight": 0.5, "mass_keep": 1.0, "fraction": 0.5}
 
 
 @dataclass(frozen=True)
@@ -79,14 +95,18 @@ class SemiConfig:
         gamma: affinity = cosine ** gamma (sharper neighbourhoods)
         keep: share of each class's pseudo-labelled pool items kept, most certain first
         fraction: round 2's share of the images round 1 saw (its ``train_samples``, or fewer when its
-            ``max_epochs`` capped a small set: a few hundred labels see at most 300 passes)
+            ``max_epochs`` capped a small set: a few hundred labels see at most 300 passes); passes over round 2's
+            set are whole. None: 0.75 over the gradients view of an image store, else 0.5 (:meth:`resolved`)
         labelled_share: the labelled items' share of round 2's training set (they are repeated)
         targets: hard: a kept pool item's class; soft: its scores (propagation and student averaged, sharpened
             by squaring)
-        features: the graph's space: student (the round-1 student's penultimate features), input (the items'
-            own values, whitened PCA: a view independent of the student, whose posteriors it is averaged with) or
-            both side by side (images and vectors)
-        input_dims: PCA dimensions of ``features = "input"``
+        features: the graph's space: gradients (an image store: histograms of oriented gradients of the items,
+            whitened PCA, :func:`gradient_features`; vectors and texts: as input), input (the items' own values,
+            whitened PCA: a view independent of the student, whose posteriors it is averaged with), student (the
+            round-1 student's penultimate features) or both (input and student side by side; images and vectors).
+            Chosen on validation data (docs/results.md "Semi-supervised"): on fashion at 270 B propagation over
+            the gradients labelled the pool's Fashion-MNIST items 0.829 correctly against 0.783 over the pixels
+        input_dims: PCA dimensions of ``features = "gradients"`` and ``"input"``
         rounds: pseudo-label-and-train rounds after round 1, each from the one before
         min_agreement: under ``auto``, round 2 runs only when propagation and the round-1 student agree on at
             least this share of the pool (below it the store's structure does not carry the task: a far pool);
@@ -96,16 +116,20 @@ class SemiConfig:
             is), so round 2 learns most from what the device meets; chosen on validation data
             (``benchmarks/field.py --choose-semi``, docs/field.md)
         mass_keep: share of the pool kept by propagated mass (the unnormalised scores' sum: how strongly an item
-            is linked to the labelled ones through the graph), most first, before ``keep``; 1: every item
+            is linked to the labelled ones through the graph), most first, before ``keep``; 1: every item.
+            None: 0.7 over the gradients view of an image store, else 1 (:meth:`resolved`)
         erase: round 2's random-erasing probability per image (``StudentConfig.erase``: a noised student, as in
             Xie et al. 2020's noisy student); images only
         shift: round 2's crop padding in pixels (``StudentConfig.shift``); None: round 1's
         agree_only: keep only the pool items on which propagation and the round-1 student give the same class
         flip_views: where the task allows flips (the student's ``flip``), the student's posteriors are those of
             each image and its mirror, averaged
-        propagation_weight: the pseudo-label score is this share of propagation's and the rest the student's
-        (erase, agree_only, flip_views, propagation_weight: measured on validation, none beats the defaults:
-        docs/results.md "Semi-supervised")
+        propagation_weight: the pseudo-label score is this share of propagation's and the rest the student's;
+            None: 0.8 over the gradients view of an image store, else 0.5 (:meth:`resolved`).
+            The gradients view's three (``GRADIENT_RECIPE``) were chosen together on validation data at 270 B
+            (docs/results.md "Semi-supervised": the recipe table); the general ones are the earlier defaults
+        (erase, agree_only, flip_views: measured on validation, none beats the defaults: docs/results.md
+        "Semi-supervised")
         text_input: with ``features = "input"`` on a text store, the graph's space is the texts' own hashed words
             (log-count × idf, whitened PCA: :func:`input_features`) instead of the round-1 student's features
     """
@@ -117,35 +141,43 @@ class SemiConfig:
     iterations: int = 20
     gamma: float = 3.0
     keep: float = 1.0
-    fraction: float = 0.5
+    fraction: float | None = None
     labelled_share: float = 0.1
     targets: str = "hard"
-    features: str = "input"
+    features: str = "gradients"
     input_dims: int = 128
     rounds: int = 1
     field_pool: bool = True
     min_agreement: float = 0.6
     text_input: bool = False
-    mass_keep: float = 1.0
+    mass_keep: float | None = None
     erase: float = 0.0
     shift: int | None = None
     agree_only: bool = False
     flip_views: bool = False
-    propagation_weight: float = 0.5
+    propagation_weight: float | None = None
 
     def __post_init__(self) -> None:
         if self.pool < 1 or self.text_pool < 1 or self.neighbours < 1 or self.iterations < 1 or self.rounds < 1:
             raise ValueError("semi: pool, text_pool, neighbours and iterations must be at least 1")
         if not 0 <= self.erase <= 1 or (self.shift is not None and self.shift < 0):
             raise ValueError("semi: need 0 <= erase <= 1 and shift >= 0")
-        if not 0 < self.mass_keep <= 1:
+        if self.mass_keep is not None and not 0 < self.mass_keep <= 1:
             raise ValueError("semi: need 0 < mass_keep <= 1")
-        if not (0 < self.alpha < 1 and 0 < self.keep <= 1 and 0 < self.fraction and 0 < self.labelled_share < 1):
-            raise ValueError("semi: need 0 < alpha < 1, 0 < keep <= 1, fraction > 0, 0 < labelled_share < 1")
-        if self.targets not in ("hard", "soft") or self.features not in ("input", "student", "both"):
-            raise ValueError("semi: targets is hard or soft; features is input, student or both")
-        if not 0 <= self.propagation_weight <= 1:
+        if self.fraction is not None and not 0 < self.fraction:
+            raise ValueError("semi: need fraction > 0")
+        if not (0 < self.alpha < 1 and 0 < self.keep <= 1 and 0 < self.labelled_share < 1):
+            raise ValueError("semi: need 0 < alpha < 1, 0 < keep <= 1, 0 < labelled_share < 1")
+        if self.targets not in ("hard", "soft") or self.features not in ("gradients", "input", "student", "both"):
+            raise ValueError("semi: targets is hard or soft; features is gradients, input, student or both")
+        if self.propagation_weight is not None and not 0 <= self.propagation_weight <= 1:
             raise ValueError("semi: need 0 <= propagation_weight <= 1")
+
+    def resolved(self, image: bool) -> SemiConfig:
+        """The recipe with every None field filled: from ``GRADIENT_RECIPE`` when the graph is the gradients view
+        of an image store (``image``: the items are images), else from ``GENERAL_RECIPE``."""
+        recipe = GRADIENT_RECIPE if self.features == "gradients" and image else GENERAL_RECIPE
+        return replace(self, **{k: v for k, v in recipe.items() if getattr(self, k) is None})
 
 
 def semi_decision(
@@ -186,14 +218,18 @@ def unlabelled_pool(
     return np.sort(np.random.default_rng(s).choice(free, size, replace=False, p=p))
 
 
-def semi_memory(pool: int, labelled: int, item_bytes: int, feature_dim: int, classes: int, cfg: SemiConfig) -> int:
+def semi_memory(
+    pool: int, labelled: int, item_bytes: int, feature_dim: int, classes: int, cfg: SemiConfig, image: bool = True
+) -> int:
     """Bytes the round adds before round 2's own training: the pool's items and the round-2 set (uint8),
-    features, posteriors, the graph, propagation's arrays and one similarity block."""
+    features, posteriors, the graph, propagation's arrays and one similarity block; for the gradients view of an
+    image store (``image``), its fit sample's and one chunk's histograms."""
     n = pool + labelled
     items = 2 * pool * item_bytes + labelled * item_bytes
     graph = n * cfg.neighbours * (8 + 4 + 8)
     lp = 4 * n * classes * 8 + 2 * n * cfg.neighbours * (classes * 8 + 16)
-    return int(items + n * feature_dim * 4 + n * classes * 4 + graph + lp + _block(n) * n * 4)
+    view = (min(n, GRADIENT_FIT) + GRADIENT_CHUNK) * GRADIENT_DIMS * 4 if cfg.features == "gradients" and image else 0
+    return int(items + n * feature_dim * 4 + n * classes * 4 + graph + lp + _block(n) * n * 4 + view)
 
 
 def fitting_pool(want: int, free: int, budget: int, **kw) -> int:
@@ -306,6 +342,64 @@ def input_features(x: np.ndarray, preprocess, dims: int, fit: int = 8192) -> np.
     return (f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-8)).astype(np.float32)
 
 
+def gradient_histograms(x: np.ndarray, chunk: int = 512) -> np.ndarray:
+    """Histograms of oriented gradients (Dalal & Triggs 2005) of uint8 images N×H×W[×C] (colour averaged to
+    grey): per pixel the gradient's magnitude spread over ``GRADIENT_BINS`` unsigned orientations (linear
+    between the two nearest), pooled into each grid of ``GRADIENT_GRIDS`` cells per side, L2-normalised over
+    every 2×2 block of cells, square-rooted (the Hellinger form); float32 N × 3,600 for the default grids."""
+    import torch.nn.functional as F
+
+    out = []
+    with torch.no_grad():
+        centre = torch.arange(GRADIENT_BINS, dtype=torch.float32).view(1, GRADIENT_BINS, 1, 1)
+        for s in range(0, len(x), chunk):
+            a = torch.from_numpy(np.asarray(x[s : s + chunk], dtype=np.float32))
+            a = (a.mean(3) if a.ndim == 4 else a)[:, None] / 255.0
+            gx = F.pad(a[..., 2:] - a[..., :-2], (1, 1))
+            gy = F.pad(a[..., 2:, :] - a[..., :-2, :], (0, 0, 1, 1))
+            mag = torch.sqrt(gx * gx + gy * gy)
+            ang = torch.remainder(torch.atan2(gy, gx), np.pi) * (GRADIENT_BINS / np.pi)
+            d = torch.remainder(ang - centre + GRADIENT_BINS / 2, GRADIENT_BINS) - GRADIENT_BINS / 2
+            maps = mag * torch.clamp(1 - d.abs(), min=0)
+            parts = []
+            for g in GRADIENT_GRIDS:
+                blocks = F.unfold(F.adaptive_avg_pool2d(maps, g), 2).transpose(1, 2)
+                blocks = blocks / torch.sqrt((blocks * blocks).sum(2, keepdim=True) + 1e-6)
+                parts.append(blocks.reshape(len(a), -1))
+            out.append(torch.sqrt(torch.cat(parts, 1)).numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def gradient_features(x: np.ndarray, dims: int, whiten: float = 0.5, fit: int = GRADIENT_FIT) -> np.ndarray:
+    """A view of an image store independent of the student and of the task: :func:`gradient_histograms`,
+    PCA to ``dims`` fitted on an evenly spaced ``fit`` of the items (a seeded randomised SVD, Halko et al.
+    2011: the same features on every run), each dimension scaled by (its singular value / the first) **
+    -``whiten``, L2-normalised. Memory holds the fit sample's histograms, one chunk's and the N × ``dims``
+    result, never N × 3,600 (:func:`semi_memory` counts them)."""
+    n = len(x)
+    if n == 0:
+        return np.zeros((0, dims), np.float32)
+    pick = np.unique(np.linspace(0, n - 1, min(fit, n)).astype(np.int64))
+    a = torch.from_numpy(gradient_histograms(x[pick]))
+    mu = a.mean(0)
+    a -= mu  # in place: memory holds one fit sample
+    d = min(dims, *a.shape)
+    q = min(d + 32, *a.shape)
+    g = torch.from_numpy(np.random.default_rng(0).standard_normal((a.shape[1], q)).astype(np.float32))
+    with torch.no_grad():
+        y = a @ g
+        for _ in range(2):  # power iterations: the spectrum of image features decays slowly
+            y = a @ (a.T @ torch.linalg.qr(y)[0])
+        qm = torch.linalg.qr(y)[0]
+        _u, sv, vt = torch.linalg.svd(qm.T @ a, full_matrices=False)
+        proj = vt[:d].T / torch.clamp(sv[:d] / torch.clamp(sv[0], min=1e-12), min=1e-6) ** whiten
+        out = np.empty((n, d), np.float32)
+        for s in range(0, n, GRADIENT_CHUNK):
+            f = (torch.from_numpy(gradient_histograms(x[s : s + GRADIENT_CHUNK])) - mu) @ proj
+            out[s : s + GRADIENT_CHUNK] = (f / torch.clamp(f.norm(dim=1, keepdim=True), min=1e-8)).numpy()
+    return out
+
+
 def pseudo_labels(
     model,
     x_lab,
@@ -327,10 +421,13 @@ def pseudo_labels(
     if cfg.flip_views and flip and x_all.dtype != object and x_all.ndim >= 3:
         probs = (probs + embed(model, np.ascontiguousarray(x_all[:, :, ::-1]), preprocess)[1]) / 2
     nl = len(x_lab)
-    own_view = cfg.features == "input" and (x_all.dtype != object or cfg.text_input)
+    image = x_all.dtype != object and x_all.ndim >= 3
+    own_view = cfg.features in ("gradients", "input") and (x_all.dtype != object or cfg.text_input)
     z = cache.get("z") if own_view else None
     if z is None:
-        if own_view:
+        if own_view and cfg.features == "gradients" and image:
+            f = gradient_features(x_all, cfg.input_dims)
+        elif own_view:
             f = input_features(x_all, preprocess, cfg.input_dims)
         elif cfg.features == "both" and x_all.dtype != object:
             f = np.concatenate([input_features(x_all, preprocess, cfg.input_dims), f], 1) / np.sqrt(2)
@@ -342,6 +439,7 @@ def pseudo_labels(
         cache["mass"] = z.sum(1)
         z /= np.maximum(cache["mass"][:, None], 1e-12)
         cache["z"] = z
+    cfg = cfg.resolved(image)
     score = cfg.propagation_weight * z + (1 - cfg.propagation_weight) * probs[nl:]
     lab, conf = score.argmax(1), score.max(1)
     near = np.ones(len(z), dtype=bool)
@@ -426,8 +524,13 @@ def semi_round(
     trainer = train.pop("trainer", None) or (
         lambda x, y, c, **kw: train_student(x, y, classes, preprocess, profile, c, **kw)
     )
+    image = x_lab.dtype != object and x_lab.ndim >= 3
     shape = dict(
-        labelled=len(x_lab), item_bytes=item_bytes_of(x_lab), feature_dim=semi_feature_dim(model), classes=classes
+        labelled=len(x_lab),
+        item_bytes=item_bytes_of(x_lab),
+        feature_dim=semi_feature_dim(model),
+        classes=classes,
+        image=image,
     )
     extra = 0 if field is None else len(field)
     want = cfg.text_pool if x_lab.dtype == object else cfg.pool
@@ -441,7 +544,8 @@ def semi_round(
     ck, tag, cache = train.pop("checkpoint", None), train.pop("tag", None), {}
     guard = train.pop("guard", False)
     base = sc.train_samples if seen is None else min(sc.train_samples, max(1, int(seen)))
-    sc2 = replace(sc, train_samples=max(1, int(base * cfg.fraction)), min_epochs=1, init="")
+    fraction = cfg.resolved(image).fraction
+    sc2 = replace(sc, train_samples=max(1, int(base * fraction)), min_epochs=1, init="")
     if hasattr(sc2, "erase"):  # image and vector students (a text student has no image augmentation)
         sc2 = replace(sc2, erase=cfg.erase, shift=sc2.shift if cfg.shift is None else cfg.shift)
     info: dict = {"estimated_bytes": semi_memory(len(x_pool), cfg=cfg, **shape), "rounds": []}

@@ -306,7 +306,7 @@ def test_mass_keep_drops_the_pool_items_the_labels_do_not_reach():
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 2))
     pp = Preprocess((8, 8), 1)
-    base = SemiConfig(input_dims=16, neighbours=5)
+    base = SemiConfig(input_dims=16, neighbours=5, mass_keep=1.0)
     pos_all, _, _ = semi_mod.pseudo_labels(model, x_lab, y_lab, x_pool, pp, 2, base)
     pos, _, info = semi_mod.pseudo_labels(model, x_lab, y_lab, x_pool, pp, 2, replace(base, mass_keep=2 / 3))
     assert pos_all.size == 180 and pos.size == info["kept"] <= 121
@@ -336,7 +336,7 @@ def _clusters(seed: int = 3):
 
 def test_agree_only_keeps_just_the_items_propagation_and_the_student_agree_on():
     x_lab, y_lab, x_pool, model, pp = _clusters()
-    cfg = SemiConfig(input_dims=16, neighbours=5)
+    cfg = SemiConfig(input_dims=16, neighbours=5, features="input", mass_keep=1.0, propagation_weight=0.5)
     pos_all, _, info = semi_mod.pseudo_labels(model, x_lab, y_lab, x_pool, pp, 2, cfg)
     pos, lab, _ = semi_mod.pseudo_labels(model, x_lab, y_lab, x_pool, pp, 2, replace(cfg, agree_only=True))
     agree = info["propagation_agrees_with_student"]
@@ -352,7 +352,7 @@ def test_agree_only_keeps_just_the_items_propagation_and_the_student_agree_on():
 
 def test_features_both_and_flip_views_change_only_what_they_say():
     x_lab, y_lab, x_pool, model, pp = _clusters()
-    cfg = SemiConfig(input_dims=4, neighbours=5, propagation_weight=1.0)
+    cfg = SemiConfig(input_dims=4, neighbours=5, propagation_weight=1.0, features="input", mass_keep=1.0)
     for variant in (replace(cfg, features="both"), replace(cfg, flip_views=True)):
         pos, lab, _ = semi_mod.pseudo_labels(model, x_lab, y_lab, x_pool, pp, 2, variant, flip=True)
         assert pos.size == 120 and np.mean(lab == np.repeat([0, 1], 60)) >= 0.9
@@ -421,3 +421,34 @@ def test_a_text_store_draws_the_text_pool_and_an_image_store_the_image_pool(monk
                                 FAST, cfg, seed=0)  # fmt: skip
     assert wanted == [300, 700]
     assert SemiConfig().text_pool < SemiConfig().pool  # chosen on validation: docs/results.md "Semi-supervised"
+
+
+def test_gradient_features_are_fixed_size_deterministic_and_see_orientation_not_brightness():
+    rng = np.random.default_rng(5)
+
+    def stripes(n: int, vertical: bool, size: int = 28) -> np.ndarray:
+        period = rng.integers(4, 8, n)[:, None]
+        phase = rng.integers(0, 8, n)[:, None]
+        wave = (((np.arange(size)[None, :] + phase) // (period // 2)) % 2) * 180 + 30  # n × size
+        img = np.repeat(wave[:, None, :], size, axis=1) if vertical else np.repeat(wave[:, :, None], size, axis=2)
+        return np.clip(img + rng.normal(0, 5, img.shape), 0, 230).astype(np.uint8)
+
+    x = np.concatenate([stripes(40, True), stripes(40, False)])
+    h = semi_mod.gradient_histograms(x)
+    assert h.shape == (80, 3600) and h.dtype == np.float32
+    colour = np.repeat(stripes(3, True, 32)[..., None], 3, axis=3)
+    assert semi_mod.gradient_histograms(colour).shape == (3, 3600)  # any image size, grey or colour: same dims
+    brighter = np.clip(x.astype(np.int64) + 20, 0, 255).astype(np.uint8)
+    assert np.allclose(semi_mod.gradient_histograms(brighter), h, atol=0.05)  # an offset moves no gradient
+    f = semi_mod.gradient_features(x, 16)
+    assert f.shape == (80, 16) and np.allclose(np.linalg.norm(f, axis=1), 1, atol=1e-4)
+    assert np.array_equal(f, semi_mod.gradient_features(x, 16))  # a seeded randomised PCA: the same every run
+    idx, _ = knn_graph(f, 5)
+    same = (idx < 40) == (np.arange(80) < 40)[:, None]
+    assert same.mean() > 0.95  # stripes find stripes of their own orientation, whatever their phase and period
+    assert semi_mod.gradient_features(x[:0], 16).shape == (0, 16)
+    # on an image store the round's default view is the gradients; the same call with features="input" differs
+    x_lab, y_lab, x_pool, model, pp = _clusters()
+    cfg = SemiConfig(input_dims=4, neighbours=5, propagation_weight=1.0, mass_keep=1.0)
+    pos, lab, _ = semi_mod.pseudo_labels(model, x_lab, y_lab, x_pool, pp, 2, cfg)
+    assert pos.size == 120 and np.mean(lab == np.repeat([0, 1], 60)) >= 0.9

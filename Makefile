@@ -109,6 +109,7 @@ bench-all: bench
 		--json docs/results/field-text.json
 	$(BIN)/python benchmarks/vectors.py --json docs/results/vectors.json
 	$(BIN)/python benchmarks/semi.py --json docs/results/semi.json
+	$(BIN)/python benchmarks/semi.py --scenarios fashion --budgets 270 --seeds 5 --json docs/results/semi-fashion-5seeds.json
 	P="features=input propagation_weight=0.5"; for r in "$$P" "$$P agree_only=true" "features=both propagation_weight=0.5" \
 		"features=input propagation_weight=0.7" "$$P iterations=50" "$$P erase=0.5" "$$P student.flip=true flip_views=true" \
 		"$$P fraction=0.7" "$$P pool=10000" "features=gradients propagation_weight=0.5 mass_keep=1.0 fraction=0.5" \
@@ -119,6 +120,10 @@ bench-all: bench
 	$(BIN)/python benchmarks/semi.py --scenarios text --budgets 270 --recipe pool=20000 --json out/bench/semi-text-pool.json
 	$(BIN)/python benchmarks/semi.py --scenarios text --budgets 270 --recipes out/bench/semi-text-pool.json \
 		--json docs/results/semi-recipes-text.json
+	$(BIN)/python benchmarks/semi.py --scenarios text --budgets 4050 --recipe keep=0.5 --json out/bench/semi-text-keep.json
+	$(BIN)/python benchmarks/semi.py --scenarios text --budgets 4050 --recipes out/bench/semi-text-keep.json \
+		--json docs/results/semi-recipes-text-4050.json
+	$(BIN)/python benchmarks/semi_text_views.py
 	$(BIN)/python benchmarks/choices.py --json out/bench/choices.json
 	$(BIN)/python benchmarks/choices.py --scenarios clipart --only labels --json out/bench/choices-clipart.json
 	$(BIN)/python benchmarks/choices.py --merge out/bench/choices.json out/bench/choices-clipart.json \

@@ -86,6 +86,16 @@ BLOCKS: tuple[Block, ...] = (
         "docs/results.md",
         _simple("semi", "render_recipes", "splice_recipes", tag="semi:recipes-text"),
     ),
+    Block(
+        "docs/results/semi-recipes-text-4050.json",
+        "docs/results.md",
+        _simple("semi", "render_recipes", "splice_recipes", tag="semi:recipes-text-4050"),
+    ),
+    Block(
+        "docs/results/semi-fashion-5seeds.json",
+        "docs/results.md",
+        _simple("semi", "render", "splice_recipes", tag="semi:five-seeds"),
+    ),
     Block("docs/results/choices.json", "docs/results.md", _simple("choices")),
     Block("docs/results/equitable-fashion.json", "docs/results.md", _equitable("bench-fashion")),
     Block("docs/results/equitable-digits.json", "docs/results.md", _equitable("bench-digits")),

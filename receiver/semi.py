@@ -18,9 +18,9 @@ trains as before (round 1), then:
    set) and the pseudo-labelled pool items, for ``fraction`` of the images round 1 saw.
 
 Round 2 checkpoints to its own file, so a power cut in either round resumes where it stopped and ends
-with the weights of an uninterrupted run. The receive report's ``semi`` says what ran, how many store
-items were used, the pseudo-labels' class counts, the held-back slice's accuracy after each round and the
-seconds it took.
+with the weights of an uninterrupted run. The receive report's ``semi`` says what ran (``recipe``: the
+graph's view and the fields :meth:`SemiConfig.resolved` filled), how many store items were used, the
+pseudo-labels' class counts, the held-back slice's accuracy after each round and the seconds it took.
 
 When it runs (:func:`semi_decision`): ``on`` / ``off`` force it; ``auto`` follows the payload's hint
 ``semi`` when the sender set one, else runs when the payload labels at most ``AUTO_MAX_PER_CLASS``
@@ -57,6 +57,7 @@ __all__ = [
     "gradient_features",
     "GRADIENT_RECIPE",
     "GENERAL_RECIPE",
+    "graph_view",
 ]
 
 SEMI_MODES = ("auto", "on", "off")
@@ -422,14 +423,15 @@ def pseudo_labels(
         probs = (probs + embed(model, np.ascontiguousarray(x_all[:, :, ::-1]), preprocess)[1]) / 2
     nl = len(x_lab)
     image = x_all.dtype != object and x_all.ndim >= 3
-    own_view = cfg.features in ("gradients", "input") and (x_all.dtype != object or cfg.text_input)
+    view = graph_view(cfg, x_all)
+    own_view = view in ("gradients", "input")
     z = cache.get("z") if own_view else None
     if z is None:
-        if own_view and cfg.features == "gradients" and image:
+        if view == "gradients":
             f = gradient_features(x_all, cfg.input_dims)
-        elif own_view:
+        elif view == "input":
             f = input_features(x_all, preprocess, cfg.input_dims)
-        elif cfg.features == "both" and x_all.dtype != object:
+        elif view == "both":
             f = np.concatenate([input_features(x_all, preprocess, cfg.input_dims), f], 1) / np.sqrt(2)
         hard = y_lab.argmax(1) if y_lab.ndim == 2 else y_lab
         seeds = np.zeros((len(f), classes))
@@ -466,6 +468,18 @@ def pseudo_labels(
         sharp = score[pos] ** 2
         return pos, (sharp / sharp.sum(1, keepdims=True)).astype(np.float32), info
     return pos, lab[pos], info
+
+
+RESOLVED = ("propagation_weight", "mass_keep", "fraction")  # the fields SemiConfig.resolved fills
+
+
+def graph_view(cfg: SemiConfig, x: np.ndarray) -> str:
+    """The space the round's graph is built in for items like ``x``: gradients, input, both or student."""
+    if x.dtype == object:  # texts: their hashed words with text_input, else the student's features
+        return "input" if cfg.features in ("gradients", "input") and cfg.text_input else "student"
+    if cfg.features == "gradients":
+        return "gradients" if x.ndim >= 3 else "input"
+    return cfg.features
 
 
 def _round2_set(x_lab, y_lab, x_kept, t_kept, classes: int, share: float):
@@ -550,6 +564,8 @@ def semi_round(
         sc2 = replace(sc2, erase=cfg.erase, shift=sc2.shift if cfg.shift is None else cfg.shift)
     info: dict = {"estimated_bytes": semi_memory(len(x_pool), cfg=cfg, **shape), "rounds": []}
     info["field_items"] = 0 if x_field is None else len(x_field)
+    ran = cfg.resolved(image)
+    info["recipe"] = {"view": graph_view(cfg, x_lab), **{k: getattr(ran, k) for k in RESOLVED}}
     for r in range(cfg.rounds):
         t1 = time.time()
         flip = bool(getattr(sc, "flip", False))

@@ -105,6 +105,17 @@ def test_pool_never_holds_payload_items_nor_held_back_ones(tmp_path, monkeypatch
     assert seen["pool"].size == store.n - idx.size and not set(seen["pool"]) & set(idx)
     assert rep["semi"]["pool_items"] == seen["pool"].size and 0 < rep["semi"]["kept"] <= seen["pool"].size
     assert rep["semi"]["held_back_round2"] is not None and rep["semi"]["round2"]["items"] > 32
+    # the report says what ran: an image store's gradients view, its recipe filled where the config left None
+    assert rep["semi"]["recipe"] == {"view": "gradients", "propagation_weight": 0.8, "mass_keep": 0.7, "fraction": 0.5}
+
+
+def test_graph_view_per_store_kind():
+    img, vec, txt = np.zeros((2, 8, 8), np.uint8), np.zeros((2, 4), np.float32), np.array(["a b", "c"], dtype=object)
+    assert [semi_mod.graph_view(SemiConfig(), x) for x in (img, vec, txt)] == ["gradients", "input", "student"]
+    assert semi_mod.graph_view(SemiConfig(text_input=True), txt) == "input"
+    assert semi_mod.graph_view(SemiConfig(features="both"), img) == "both"
+    assert SemiConfig().resolved(False) == SemiConfig(propagation_weight=0.5, mass_keep=1.0, fraction=0.5)
+    assert SemiConfig(features="input").resolved(True).mass_keep == 1.0  # the gradients recipe needs its view
 
 
 def test_semi_off_is_todays_student_bit_for_bit(tmp_path, monkeypatch):

@@ -425,7 +425,15 @@ def _would_train(p: Payload, x, step, store: ReferenceStore, cfg: ReceiveConfig,
 def _semi_plan(ts, p: Payload, step, store: ReferenceStore, cfg: ReceiveConfig, profile, arch: str) -> dict:
     """Whether the semi-supervised round would run, its pool and the memory it adds before round 2."""
     from ..codec.preprocess import VectorPreprocess
-    from .semi import SemiConfig, fitting_pool, item_bytes_of, semi_decision, semi_feature_dim, semi_memory
+    from .semi import (
+        SemiConfig,
+        fitting_pool,
+        graph_view,
+        item_bytes_of,
+        semi_decision,
+        semi_feature_dim,
+        semi_memory,
+    )
     from .students import build_student
 
     run, why = semi_decision(cfg.semi, p.hints, len(ts.x), p.header.classes, store.kind, store.n)
@@ -441,10 +449,10 @@ def _semi_plan(ts, p: Payload, step, store: ReferenceStore, cfg: ReceiveConfig, 
     else:
         pp = VectorPreprocess(x.shape[1]) if x.ndim == 2 else Preprocess(size=x.shape[1:3], channels=x.shape[3])
         dim = semi_feature_dim(build_student(arch, pp.channels, p.header.classes, pp.hw))
-    image = store.kind != "text" and x.ndim >= 3
-    shape = dict(labelled=len(x), item_bytes=item_bytes_of(x), feature_dim=dim, classes=p.header.classes, image=image)
-    want = rc.text_pool if store.kind == "text" else rc.pool
-    pool = fitting_pool(want, store.n - step.labelled.k, profile.budget_bytes, cfg=rc, **shape)
+    shape = dict(
+        labelled=len(x), item_bytes=item_bytes_of(x), feature_dim=dim, classes=p.header.classes, view=graph_view(rc, x)
+    )
+    pool = fitting_pool(rc.pool_size(x), store.n - step.labelled.k, profile.budget_bytes, cfg=rc, **shape)
     out = {"runs": True, "why": why, "pool_items": pool, "estimated_bytes": semi_memory(pool, cfg=rc, **shape)}
     if why.startswith("auto:"):
         out["then"] = f"round 2 when propagation and the student agree on at least {rc.min_agreement:.0%} of the pool"

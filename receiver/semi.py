@@ -174,11 +174,15 @@ class SemiConfig:
         if self.propagation_weight is not None and not 0 <= self.propagation_weight <= 1:
             raise ValueError("semi: need 0 <= propagation_weight <= 1")
 
-    def resolved(self, image: bool) -> SemiConfig:
-        """The recipe with every None field filled: from ``GRADIENT_RECIPE`` when the graph is the gradients view
-        of an image store (``image``: the items are images), else from ``GENERAL_RECIPE``."""
-        recipe = GRADIENT_RECIPE if self.features == "gradients" and image else GENERAL_RECIPE
+    def resolved(self, x: np.ndarray) -> SemiConfig:
+        """The recipe for items like ``x`` with every None field filled: from ``GRADIENT_RECIPE`` when the graph is
+        built in the gradients view (:func:`graph_view`: an image store's default), else from ``GENERAL_RECIPE``."""
+        recipe = GRADIENT_RECIPE if graph_view(self, x) == "gradients" else GENERAL_RECIPE
         return replace(self, **{k: v for k, v in recipe.items() if getattr(self, k) is None})
+
+    def pool_size(self, x: np.ndarray) -> int:
+        """The pool this recipe draws for items like ``x``: ``text_pool`` for texts, else ``pool``."""
+        return self.text_pool if x.dtype == object else self.pool
 
 
 def semi_decision(
@@ -220,17 +224,23 @@ def unlabelled_pool(
 
 
 def semi_memory(
-    pool: int, labelled: int, item_bytes: int, feature_dim: int, classes: int, cfg: SemiConfig, image: bool = True
+    pool: int,
+    labelled: int,
+    item_bytes: int,
+    feature_dim: int,
+    classes: int,
+    cfg: SemiConfig,
+    view: str | None = None,
 ) -> int:
     """Bytes the round adds before round 2's own training: the pool's items and the round-2 set (uint8),
-    features, posteriors, the graph, propagation's arrays and one similarity block; for the gradients view of an
-    image store (``image``), its fit sample's and one chunk's histograms."""
+    features, posteriors, the graph, propagation's arrays and one similarity block; in the gradients view, its fit
+    sample's and one chunk's histograms. ``view``: the graph's (:func:`graph_view`; None: ``cfg.features``)."""
     n = pool + labelled
     items = 2 * pool * item_bytes + labelled * item_bytes
     graph = n * cfg.neighbours * (8 + 4 + 8)
     lp = 4 * n * classes * 8 + 2 * n * cfg.neighbours * (classes * 8 + 16)
-    view = (min(n, GRADIENT_FIT) + GRADIENT_CHUNK) * GRADIENT_DIMS * 4 if cfg.features == "gradients" and image else 0
-    return int(items + n * feature_dim * 4 + n * classes * 4 + graph + lp + _block(n) * n * 4 + view)
+    hist = (min(n, GRADIENT_FIT) + GRADIENT_CHUNK) * GRADIENT_DIMS * 4 if (view or cfg.features) == "gradients" else 0
+    return int(items + n * feature_dim * 4 + n * classes * 4 + graph + lp + _block(n) * n * 4 + hist)
 
 
 def fitting_pool(want: int, free: int, budget: int, **kw) -> int:
@@ -395,10 +405,16 @@ def gradient_features(x: np.ndarray, dims: int, whiten: float = 0.5, fit: int = 
         _u, sv, vt = torch.linalg.svd(qm.T @ a, full_matrices=False)
         proj = vt[:d].T / torch.clamp(sv[:d] / torch.clamp(sv[0], min=1e-12), min=1e-6) ** whiten
         out = np.empty((n, d), np.float32)
-        for s in range(0, n, GRADIENT_CHUNK):
-            f = (torch.from_numpy(gradient_histograms(x[s : s + GRADIENT_CHUNK])) - mu) @ proj
-            out[s : s + GRADIENT_CHUNK] = (f / torch.clamp(f.norm(dim=1, keepdim=True), min=1e-8)).numpy()
+        out[pick] = _unit(a @ proj)  # the fit sample's histograms, already centred: not made twice
+        rest = np.setdiff1d(np.arange(n), pick)
+        for s in range(0, rest.size, GRADIENT_CHUNK):
+            part = rest[s : s + GRADIENT_CHUNK]
+            out[part] = _unit((torch.from_numpy(gradient_histograms(x[part])) - mu) @ proj)
     return out
+
+
+def _unit(f: torch.Tensor) -> np.ndarray:
+    return (f / torch.clamp(f.norm(dim=1, keepdim=True), min=1e-8)).numpy()
 
 
 def pseudo_labels(
@@ -422,7 +438,6 @@ def pseudo_labels(
     if cfg.flip_views and flip and x_all.dtype != object and x_all.ndim >= 3:
         probs = (probs + embed(model, np.ascontiguousarray(x_all[:, :, ::-1]), preprocess)[1]) / 2
     nl = len(x_lab)
-    image = x_all.dtype != object and x_all.ndim >= 3
     view = graph_view(cfg, x_all)
     own_view = view in ("gradients", "input")
     z = cache.get("z") if own_view else None
@@ -441,7 +456,7 @@ def pseudo_labels(
         cache["mass"] = z.sum(1)
         z /= np.maximum(cache["mass"][:, None], 1e-12)
         cache["z"] = z
-    cfg = cfg.resolved(image)
+    cfg = cfg.resolved(x_all)
     score = cfg.propagation_weight * z + (1 - cfg.propagation_weight) * probs[nl:]
     lab, conf = score.argmax(1), score.max(1)
     near = np.ones(len(z), dtype=bool)
@@ -538,37 +553,27 @@ def semi_round(
     trainer = train.pop("trainer", None) or (
         lambda x, y, c, **kw: train_student(x, y, classes, preprocess, profile, c, **kw)
     )
-    image = x_lab.dtype != object and x_lab.ndim >= 3
+    ran = cfg.resolved(x_lab)
+    view = graph_view(cfg, x_lab)
     shape = dict(
         labelled=len(x_lab),
         item_bytes=item_bytes_of(x_lab),
         feature_dim=semi_feature_dim(model),
         classes=classes,
-        image=image,
+        view=view,
     )
     extra = 0 if field is None else len(field)
-    want = cfg.text_pool if x_lab.dtype == object else cfg.pool
-    size = fitting_pool(want, store.n - len(exclude) + extra, profile.budget_bytes, cfg=cfg, **shape)
-    x_field = field[np.unique(np.linspace(0, extra - 1, min(extra, size)).astype(np.int64))] if extra else None
-    weights = train.pop("pool_weights", None)
-    pool = unlabelled_pool(store.n, exclude, size - (0 if x_field is None else len(x_field)), seed, weights)
-    x_pool = store.read(pool) if pool.size or x_field is None else None  # a store with no free item: empty
-    if x_field is not None:
-        x_pool = x_field if x_pool is None else np.concatenate([x_field.astype(x_pool.dtype), x_pool])
+    size = fitting_pool(cfg.pool_size(x_lab), store.n - len(exclude) + extra, profile.budget_bytes, cfg=cfg, **shape)
+    x_pool, n_field = _draw_pool(store, exclude, field, size, seed, train.pop("pool_weights", None))
     ck, tag, cache = train.pop("checkpoint", None), train.pop("tag", None), {}
     guard = train.pop("guard", False)
-    base = sc.train_samples if seen is None else min(sc.train_samples, max(1, int(seen)))
-    fraction = cfg.resolved(image).fraction
-    sc2 = replace(sc, train_samples=max(1, int(base * fraction)), min_epochs=1, init="")
-    if hasattr(sc2, "erase"):  # image and vector students (a text student has no image augmentation)
-        sc2 = replace(sc2, erase=cfg.erase, shift=sc2.shift if cfg.shift is None else cfg.shift)
+    sc2 = _round2_config(sc, ran, seen)
     info: dict = {"estimated_bytes": semi_memory(len(x_pool), cfg=cfg, **shape), "rounds": []}
-    info["field_items"] = 0 if x_field is None else len(x_field)
-    ran = cfg.resolved(image)
-    info["recipe"] = {"view": graph_view(cfg, x_lab), **{k: getattr(ran, k) for k in RESOLVED}}
+    info["field_items"] = n_field
+    info["recipe"] = {"view": view, **{k: getattr(ran, k) for k in RESOLVED}}
+    flip = bool(getattr(sc, "flip", False))
     for r in range(cfg.rounds):
         t1 = time.time()
-        flip = bool(getattr(sc, "flip", False))
         pos, t_kept, found = pseudo_labels(model, x_lab, y_lab, x_pool, preprocess, classes, cfg, cache, flip)
         found["label_seconds"] = round(time.time() - t1, 3)
         if not len(pos):
@@ -591,3 +596,25 @@ def semi_round(
     info.update(info["rounds"][-1], seconds=round(time.time() - t, 3), ran=True)
     info["round2"] = info.pop("training")
     return model, info
+
+
+def _draw_pool(store, exclude, field, size: int, seed, weights) -> tuple[np.ndarray, int]:
+    """The round's ``size`` unlabelled items and how many of them are field captures: the captures first (evenly
+    spaced, up to ``size``), then store items drawn by :func:`unlabelled_pool` (by ``weights`` when given)."""
+    extra = 0 if field is None else len(field)
+    x_field = field[np.unique(np.linspace(0, extra - 1, min(extra, size)).astype(np.int64))] if extra else None
+    pool = unlabelled_pool(store.n, exclude, size - (0 if x_field is None else len(x_field)), seed, weights)
+    x_pool = store.read(pool) if pool.size or x_field is None else None  # a store with no free item: empty
+    if x_field is None:
+        return x_pool, 0
+    return (x_field if x_pool is None else np.concatenate([x_field.astype(x_pool.dtype), x_pool])), len(x_field)
+
+
+def _round2_config(sc, cfg: SemiConfig, seen: int | None):
+    """Round 2's student config: ``cfg.fraction`` (resolved) of the images round 1 saw (``seen``, at most its
+    ``train_samples``), warm (no backbone init), and the round's own augmentation for image/vector students."""
+    base = sc.train_samples if seen is None else min(sc.train_samples, max(1, int(seen)))
+    sc2 = replace(sc, train_samples=max(1, int(base * cfg.fraction)), min_epochs=1, init="")
+    if hasattr(sc2, "erase"):  # image and vector students (a text student has no image augmentation)
+        sc2 = replace(sc2, erase=cfg.erase, shift=sc2.shift if cfg.shift is None else cfg.shift)
+    return sc2

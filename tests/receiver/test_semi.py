@@ -114,8 +114,10 @@ def test_graph_view_per_store_kind():
     assert [semi_mod.graph_view(SemiConfig(), x) for x in (img, vec, txt)] == ["gradients", "input", "student"]
     assert semi_mod.graph_view(SemiConfig(text_input=True), txt) == "input"
     assert semi_mod.graph_view(SemiConfig(features="both"), img) == "both"
-    assert SemiConfig().resolved(False) == SemiConfig(propagation_weight=0.5, mass_keep=1.0, fraction=0.5)
-    assert SemiConfig(features="input").resolved(True).mass_keep == 1.0  # the gradients recipe needs its view
+    assert SemiConfig().resolved(vec) == SemiConfig(propagation_weight=0.5, mass_keep=1.0, fraction=0.5)
+    assert SemiConfig(features="input").resolved(img).mass_keep == 1.0  # the gradients recipe needs its view
+    assert SemiConfig().resolved(img).mass_keep == 0.7
+    assert (SemiConfig().pool_size(img), SemiConfig().pool_size(txt)) == (20_000, 10_000)
 
 
 def test_semi_off_is_todays_student_bit_for_bit(tmp_path, monkeypatch):
